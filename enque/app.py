@@ -1,0 +1,221 @@
+"""The ASGI application: middleware, routers, error handlers and the process lifespan."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.middleware.cors import CORSMiddleware
+from fastapi.responses import PlainTextResponse
+from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from enque import domains
+from enque.config import Settings, get_settings
+from enque.core.api import ErrorEnvelope, JSONResponse, error_response, ok
+from enque.core.errors import ApiError
+from enque.core.logging import configure_logging
+from enque.core.middleware import RequestContextMiddleware
+from enque.core.ratelimit import RateLimiter
+from enque.core.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+STATUS_CODES = {
+    400: "BAD_REQUEST",
+    401: "UNAUTHORIZED",
+    403: "FORBIDDEN",
+    404: "NOT_FOUND",
+    405: "METHOD_NOT_ALLOWED",
+    409: "CONFLICT",
+    413: "PAYLOAD_TOO_LARGE",
+    415: "UNSUPPORTED_MEDIA_TYPE",
+    422: "VALIDATION_ERROR",
+    429: "RATE_LIMIT_EXCEEDED",
+    503: "SERVICE_UNAVAILABLE",
+}
+
+
+def _validation_details(exc: RequestValidationError) -> tuple[str, list[dict[str, str]]]:
+    details = []
+    code = "VALIDATION_ERROR"
+    for error in exc.errors():
+        if error.get("type") in ("json_invalid", "json_type"):
+            code = "BAD_REQUEST"
+        loc = [str(part) for part in error.get("loc", ()) if part not in ("body",)]
+        details.append({"path": ".".join(loc), "message": str(error.get("msg", "invalid"))})
+    return code, details
+
+
+def _install_error_handlers(app: FastAPI) -> None:
+    @app.exception_handler(ApiError)
+    async def api_error(_: Request, exc: ApiError) -> JSONResponse:
+        return error_response(exc)
+
+    @app.exception_handler(RequestValidationError)
+    async def validation(_: Request, exc: RequestValidationError) -> JSONResponse:
+        code, details = _validation_details(exc)
+        message = "Malformed JSON body" if code == "BAD_REQUEST" else "Validation failed"
+        return error_response(ApiError(code, message, details))
+
+    @app.exception_handler(StarletteHTTPException)
+    async def http_error(_: Request, exc: StarletteHTTPException) -> JSONResponse:
+        code = STATUS_CODES.get(exc.status_code, "BAD_REQUEST")
+        if exc.status_code >= 500:
+            code = "INTERNAL_ERROR"
+        message = exc.detail if isinstance(exc.detail, str) and exc.status_code < 500 else None
+        err = ApiError(code, message, headers=dict(exc.headers or {}))
+        response = error_response(err)
+        response.status_code = exc.status_code
+        return response
+
+    @app.exception_handler(OperationalError)
+    @app.exception_handler(PoolTimeout)
+    async def database_down(request: Request, exc: Exception) -> JSONResponse:
+        log.warning("database unavailable: %s", exc.__class__.__name__)
+        return error_response(ApiError("SERVICE_UNAVAILABLE", "The database is unavailable"))
+
+    @app.exception_handler(DBAPIError)
+    async def database_error(request: Request, exc: DBAPIError) -> JSONResponse:
+        if exc.connection_invalidated:
+            return error_response(ApiError("SERVICE_UNAVAILABLE", "The database is unavailable"))
+        log.exception("database error", extra={"request_id": request.state.request_id})
+        return error_response(ApiError("INTERNAL_ERROR"))
+
+    @app.exception_handler(ConnectionError)
+    async def dependency_down(_: Request, exc: Exception) -> JSONResponse:
+        log.warning("dependency unavailable: %s", exc)
+        return error_response(ApiError("SERVICE_UNAVAILABLE", "A dependency is unavailable"))
+
+
+def _install_health(app: FastAPI) -> None:
+    @app.get("/health", include_in_schema=False)
+    async def health() -> PlainTextResponse:
+        return PlainTextResponse("ok")
+
+    @app.get("/health/ready", include_in_schema=False)
+    async def ready(request: Request) -> JSONResponse:
+        runtime: Runtime = request.app.state.runtime
+        checks: dict[str, str] = {}
+        for name, probe in runtime_probes(runtime).items():
+            try:
+                await probe()
+                checks[name] = "ok"
+            except Exception as exc:
+                checks[name] = f"failed: {exc.__class__.__name__}"
+        failing = [name for name, state in checks.items() if state != "ok"]
+        if failing:
+            err = ApiError(
+                "SERVICE_UNAVAILABLE", f"Not ready: {', '.join(failing)}", {"checks": checks}
+            )
+            return error_response(err)
+        return ok({"status": "ready", "checks": checks})
+
+
+def runtime_probes(runtime: Runtime) -> dict[str, Any]:
+    """Named async checks of every dependency (database, cache, storage…)."""
+
+    async def database() -> None:
+        async with runtime.db.session(write=False) as session:
+            await session.execute(text("SELECT 1"))
+
+    probes: dict[str, Any] = {"database": database, "cache": runtime.cache.ping}
+    storage = runtime.services.get("storage")
+    if storage is not None and hasattr(storage, "ping"):
+        probes["storage"] = storage.ping
+    return probes
+
+
+def create_app(settings: Settings | None = None, runtime: Runtime | None = None) -> FastAPI:
+    settings = settings or (runtime.settings if runtime else get_settings())
+    configure_logging(settings)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI) -> AsyncIterator[None]:
+        rt = app.state.runtime
+        if not app.state.runtime_owned:
+            yield
+            return
+        await rt.start()
+        for module in domains.hook_modules():
+            startup = getattr(module, "on_startup", None)
+            if startup is not None:
+                await startup(rt)
+        try:
+            yield
+        finally:
+            for module in reversed(domains.hook_modules()):
+                shutdown = getattr(module, "on_shutdown", None)
+                if shutdown is not None:
+                    try:
+                        await shutdown(rt)
+                    except Exception:
+                        log.exception("shutdown of %s failed", module.__name__)
+            await rt.close()
+
+    app = FastAPI(
+        title="Enque API",
+        version="1.0.0",
+        description="Enque help desk API. Every response is wrapped in the envelope "
+        '`{"success": true, "data": …, "meta": …}` or `{"success": false, "error": …}`.',
+        openapi_url="/v1/openapi.json",
+        docs_url="/docs",
+        redoc_url=None,
+        lifespan=lifespan,
+        default_response_class=JSONResponse,
+        responses={
+            "4XX": {"model": ErrorEnvelope, "description": "Error in the envelope"},
+            "5XX": {"model": ErrorEnvelope, "description": "Error in the envelope"},
+        },
+    )
+    app.state.runtime_owned = runtime is None
+    rt = runtime or Runtime.build(settings)
+    if rt.limiter is None:
+        rt.limiter = RateLimiter(settings)
+    app.state.runtime = rt
+    app.state.settings = settings
+
+    for module in domains.hook_modules():
+        setup = getattr(module, "setup", None)
+        if setup is not None:
+            setup(rt)
+
+    _install_error_handlers(app)
+    _install_health(app)
+    for module in domains.route_modules():
+        app.include_router(module.router)
+
+    app.add_middleware(
+        CORSMiddleware,
+        allow_origins=[o for o in settings.allowed_origins if "*" not in o],
+        allow_origin_regex=_wildcard_origins(settings.allowed_origins),
+        allow_credentials=True,
+        allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"],
+        allow_headers=["Authorization", "Content-Type", "If-Match", "X-Request-ID"],
+        expose_headers=[
+            "X-Request-ID", "X-RateLimit-Limit", "X-RateLimit-Remaining",
+            "X-RateLimit-Reset", "Retry-After",
+        ],
+    )
+    app.add_middleware(
+        RequestContextMiddleware,
+        json_limit=settings.max_json_body_kb * 1024,
+        upload_limit=settings.max_upload_bytes + 1024 * 1024,
+    )
+    return app
+
+
+def _wildcard_origins(origins: list[str]) -> str | None:
+    """`https://*.example.com` → a regex for subdomain origins."""
+    import re
+
+    patterns = [
+        re.escape(o).replace(r"\*", "[a-z0-9-]+") for o in origins if "*" in o and o != "*"
+    ]
+    return "^(" + "|".join(patterns) + ")$" if patterns else None

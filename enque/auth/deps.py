@@ -1,0 +1,135 @@
+"""Who is calling: the bearer token checked against the database on every request."""
+
+from __future__ import annotations
+
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from enque.agents.models import Agent, AgentWorkspace
+from enque.core.deps import READ_METHODS, get_session
+from enque.core.errors import ApiError, forbidden, unauthorized
+from enque.core.runtime import Runtime
+from enque.core.security import InvalidToken, decode_token
+from enque.workspaces.models import Workspace
+
+bearer = HTTPBearer(auto_error=False, description="JWT from /v1/auth/login")
+
+# Extra token kinds (API tokens) plug in here: prefix → resolver.
+TokenResolver = Callable[[Request, AsyncSession, str], Awaitable["Principal"]]
+TOKEN_RESOLVERS: dict[str, TokenResolver] = {}
+
+
+@dataclass(frozen=True)
+class Principal:
+    agent_id: str
+    workspace_id: str
+    role: str
+    jti: str
+    expires_at: int
+    kind: str = "agent"  # or "api_token"
+    scopes: frozenset[str] = frozenset()
+
+    @property
+    def is_admin(self) -> bool:
+        return self.role == "admin"
+
+    @property
+    def is_manager(self) -> bool:
+        return self.role in ("admin", "manager")
+
+
+def revoked_key(jti: str) -> str:
+    return f"revoked:{jti}"
+
+
+async def principal_from_jwt(runtime: Runtime, session: AsyncSession, token: str) -> Principal:
+    """Decode and check a JWT: signature, expiry, revocation, agent and workspace still live."""
+    settings = runtime.settings
+    try:
+        claims = decode_token(
+            token, secret=settings.resolved_secret_key(), algorithm=settings.jwt_algorithm
+        )
+    except InvalidToken as exc:
+        raise unauthorized("Invalid or expired token") from exc
+    if await runtime.cache.exists(revoked_key(claims.jti)):
+        raise unauthorized("Token has been revoked")
+    row = (
+        await session.execute(
+            select(Agent.is_active, Agent.token_version, AgentWorkspace.role,
+                   AgentWorkspace.is_active, Workspace.is_active, Workspace.deleted_at)
+            .join(AgentWorkspace, AgentWorkspace.agent_id == Agent.id)
+            .join(Workspace, Workspace.id == AgentWorkspace.workspace_id)
+            .where(Agent.id == claims.agent_id, Workspace.id == claims.workspace_id)
+        )
+    ).first()
+    if row is None:
+        raise unauthorized("Invalid token")
+    agent_active, token_version, role, member_active, ws_active, ws_deleted = row
+    if not agent_active or not member_active:
+        raise unauthorized("Agent is deactivated")
+    if token_version != claims.token_version:
+        raise unauthorized("Token has been revoked")
+    if not ws_active or ws_deleted is not None:
+        raise unauthorized("Workspace no longer exists")
+    return Principal(claims.agent_id, claims.workspace_id, role, claims.jti, claims.expires_at)
+
+
+async def current_principal(
+    request: Request,
+    credentials: HTTPAuthorizationCredentials | None = Depends(bearer),
+    session: AsyncSession = Depends(get_session),
+) -> Principal:
+    """The authenticated caller, rate-limited per agent (reads and writes apart)."""
+    if credentials is None or credentials.scheme.lower() != "bearer" or not credentials.credentials:
+        raise unauthorized("Missing bearer token")
+    runtime: Runtime = request.app.state.runtime
+    token = credentials.credentials
+    resolver = next((r for p, r in TOKEN_RESOLVERS.items() if token.startswith(p)), None)
+    if resolver is not None:
+        principal = await resolver(request, session, token)
+    else:
+        principal = await principal_from_jwt(runtime, session, token)
+    request.state.agent_id = principal.agent_id
+    request.state.workspace_id = principal.workspace_id
+    if runtime.limiter is not None:
+        kind = "read" if request.method in READ_METHODS else "write"
+        key = f"{principal.kind}:{principal.agent_id}"
+        state = await runtime.limiter.hit(kind, key)
+        if state is not None:
+            request.state.rate_limit_headers = state.headers()
+    return principal
+
+
+def require_role(*roles: str) -> Callable[..., Awaitable[Principal]]:
+    """A dependency that admits only the given roles (403 otherwise)."""
+
+    async def dependency(principal: Principal = Depends(current_principal)) -> Principal:
+        if principal.role not in roles:
+            raise forbidden(f"This action needs the role {' or '.join(roles)}")
+        return principal
+
+    return dependency
+
+
+CurrentAgent = Depends(current_principal)
+Manager = Depends(require_role("admin", "manager"))
+Admin = Depends(require_role("admin"))
+
+
+async def limit_public(request: Request, key: str) -> None:
+    """Rate-limit a public auth route by client IP and the identity it names."""
+    runtime: Runtime = request.app.state.runtime
+    if runtime.limiter is None:
+        return
+    ip = request.client.host if request.client else "unknown"
+    state = await runtime.limiter.hit("auth", f"{ip}|{key.lower()}")
+    if state is not None:
+        request.state.rate_limit_headers = state.headers()
+
+
+__all__ = ["Admin", "ApiError", "CurrentAgent", "Manager", "Principal", "require_role"]

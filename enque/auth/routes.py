@@ -1,0 +1,75 @@
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends, Request, Response
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from enque.agents.schemas import AgentOut
+from enque.auth import service
+from enque.auth.deps import CurrentAgent, Principal, limit_public
+from enque.auth.schemas import AuthOut, LoginIn, MeOut, RegisterIn, SwitchWorkspaceIn
+from enque.core.api import Envelope, JSONResponse, created, no_content, ok
+from enque.core.deps import get_session
+from enque.workspaces.schemas import WorkspaceOut
+
+router = APIRouter(prefix="/v1/auth", tags=["auth"])
+
+
+def auth_out(result: service.SignedIn) -> AuthOut:
+    agent = AgentOut.model_validate(result.agent).model_copy(update={"role": result.role})
+    return AuthOut(
+        token=result.token,
+        expires_at=result.expires_at,
+        agent=agent,
+        workspace=WorkspaceOut.model_validate(result.workspace),
+    )
+
+
+@router.post("/register", response_model=Envelope[AuthOut], status_code=201)
+async def register(
+    body: RegisterIn, request: Request, session: AsyncSession = Depends(get_session)
+) -> JSONResponse:
+    await limit_public(request, body.email)
+    result = await service.register(session, **body.model_dump())
+    return created(auth_out(result))
+
+
+@router.post("/login", response_model=Envelope[AuthOut])
+async def login(
+    body: LoginIn, request: Request, session: AsyncSession = Depends(get_session)
+) -> JSONResponse:
+    await limit_public(request, body.email)
+    result = await service.login(
+        session, email=body.email, password=body.password, workspace_id=body.workspace_id
+    )
+    return ok(auth_out(result))
+
+
+@router.post("/logout", status_code=204, response_class=Response)
+async def logout(
+    principal: Principal = CurrentAgent, session: AsyncSession = Depends(get_session)
+) -> Response:
+    await service.logout(session, principal)
+    return no_content()
+
+
+@router.get("/me", response_model=Envelope[MeOut])
+async def me(
+    principal: Principal = CurrentAgent, session: AsyncSession = Depends(get_session)
+) -> JSONResponse:
+    agent, workspace, role = await service.me(session, principal)
+    out = MeOut(
+        agent=AgentOut.model_validate(agent).model_copy(update={"role": role}),
+        workspace=WorkspaceOut.model_validate(workspace),
+        role=role,
+    )
+    return ok(out)
+
+
+@router.post("/switch-workspace", response_model=Envelope[AuthOut])
+async def switch_workspace(
+    body: SwitchWorkspaceIn,
+    principal: Principal = CurrentAgent,
+    session: AsyncSession = Depends(get_session),
+) -> JSONResponse:
+    result = await service.switch_workspace(session, principal, body.workspace_id)
+    return ok(auth_out(result))

@@ -1,0 +1,155 @@
+"""The `enque` command line. Each command calls service functions, never routes."""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import sys
+from typing import Any
+
+import click
+
+from enque.config import Settings, get_settings
+
+
+def _settings() -> Settings:
+    try:
+        return get_settings()
+    except Exception as exc:  # pydantic's ValidationError names each bad variable
+        raise click.ClickException(f"invalid configuration:\n{exc}") from exc
+
+
+def _refuse_insecure(settings: Settings, workers: int = 1) -> None:
+    problems = settings.production_problems() if settings.is_production else []
+    if settings.is_production and settings.is_sqlite and workers > 1:
+        problems.append("several workers need PostgreSQL: set DATABASE_URL=postgresql://…")
+    if settings.is_production and workers > 1 and not settings.redis_url:
+        problems.append("several workers need Redis: set REDIS_URL=redis://…")
+    if problems:
+        raise click.ClickException(
+            "refusing to start with ENV=production:\n  - " + "\n  - ".join(problems)
+        )
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+def main() -> None:
+    """Enque help desk. Configuration comes from the environment (see docs/configuration)."""
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True, type=int)
+@click.option("--workers", default=1, show_default=True, type=int)
+@click.option("--no-demo", is_flag=True, help="Do not create the demo workspace on first run.")
+def serve(host: str, port: int, workers: int, no_demo: bool) -> None:
+    """Run the HTTP server (migrations are applied first).
+
+    Example: enque serve --host 0.0.0.0 --port 8000 --workers 4
+    """
+    import uvicorn
+
+    from enque.core.migrate import upgrade_sync
+
+    settings = _settings()
+    _refuse_insecure(settings, workers)
+    if settings.is_sqlite and workers > 1:
+        click.echo("warning: SQLite with several workers; use PostgreSQL to scale out", err=True)
+    upgrade_sync(settings)
+    if not no_demo and not settings.is_production:
+        from enque.demo import ensure_demo_workspace
+
+        login = asyncio.run(ensure_demo_workspace(settings))
+        if login is not None:
+            click.echo(
+                f"\nDemo workspace created. Sign in at {settings.public_url} with\n"
+                f"  email:    {login[0]}\n  password: {login[1]}\n"
+            )
+    uvicorn.run(
+        "enque.app:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        proxy_headers=True,
+        forwarded_allow_ips=os.environ.get("FORWARDED_ALLOW_IPS", "127.0.0.1"),
+        log_level=settings.log_level.lower(),
+        access_log=False,
+        timeout_graceful_shutdown=20,
+        ws_ping_interval=None,
+    )
+
+
+@main.group()
+def db() -> None:
+    """Database schema commands."""
+
+
+@db.command("upgrade")
+@click.argument("revision", default="head")
+def db_upgrade(revision: str) -> None:
+    """Apply migrations up to REVISION (default: head)."""
+    from enque.core.migrate import upgrade_sync
+
+    upgrade_sync(_settings(), revision)
+    click.echo(f"database at {revision}")
+
+
+@db.command("downgrade")
+@click.argument("revision")
+def db_downgrade(revision: str) -> None:
+    """Revert migrations down to REVISION (e.g. `base`)."""
+    from enque.core.migrate import downgrade_sync
+
+    downgrade_sync(_settings(), revision)
+    click.echo(f"database at {revision}")
+
+
+@main.command()
+def check() -> None:
+    """Report the configuration and whether every dependency answers."""
+    from enque.app import runtime_probes
+    from enque.core.runtime import Runtime
+
+    settings = _settings()
+    problems = settings.production_problems() if settings.is_production else []
+
+    async def probe() -> dict[str, str]:
+        runtime = Runtime.build(settings)
+        results: dict[str, str] = {}
+        try:
+            for name, fn in runtime_probes(runtime).items():
+                try:
+                    await asyncio.wait_for(fn(), 10)
+                    results[name] = "ok"
+                except Exception as exc:
+                    results[name] = f"FAILED ({exc.__class__.__name__}: {exc})"
+        finally:
+            await runtime.close()
+        return results
+
+    results = asyncio.run(probe())
+    click.echo(f"env:      {settings.env}")
+    click.echo(f"database: {_redact(settings.database_url)}")
+    click.echo(f"redis:    {_redact(settings.redis_url) if settings.redis_url else 'in-process'}")
+    click.echo(f"storage:  {_redact(settings.storage_url)}")
+    for name, state in results.items():
+        click.echo(f"{name + ':':<10}{state}")
+    for problem in problems:
+        click.echo(f"config:   {problem}")
+    if problems or any(state != "ok" for state in results.values()):
+        sys.exit(1)
+
+
+def _redact(url: Any) -> str:
+    """Hide the password part of a URL."""
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(str(url))
+    if parts.password:
+        netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
+        return urlunsplit(parts._replace(netloc=netloc))
+    return str(url)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,180 @@
+"""The response envelope, API schema base, pagination cursors."""
+
+from __future__ import annotations
+
+import base64
+import re
+from collections.abc import Sequence
+from typing import Annotated, Any, Generic, Literal, TypeVar
+
+import orjson
+from fastapi import Query
+from fastapi.responses import Response
+from pydantic import AfterValidator, BaseModel, ConfigDict
+from pydantic.alias_generators import to_camel
+
+from enque.core.errors import ApiError
+
+T = TypeVar("T")
+
+
+class ApiModel(BaseModel):
+    """Base of every API shape: camelCase on the wire, snake_case in Python."""
+
+    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, from_attributes=True)
+
+
+class ApiInput(ApiModel):
+    """Base of request bodies: unknown fields are refused, strings are stripped."""
+
+    model_config = ConfigDict(
+        alias_generator=to_camel,
+        populate_by_name=True,
+        extra="forbid",
+        str_strip_whitespace=True,
+    )
+
+
+class PageMeta(ApiModel):
+    limit: int
+    next_cursor: str | None = None
+    total: int | None = None
+
+
+class Envelope(BaseModel, Generic[T]):
+    """`{"success": true, "data": …, "meta": …}` — for the OpenAPI document."""
+
+    success: Literal[True] = True
+    data: T
+    meta: dict[str, Any] | None = None
+
+
+class ErrorBody(BaseModel):
+    code: str
+    message: str
+    details: Any = None
+
+
+class ErrorEnvelope(BaseModel):
+    success: Literal[False] = False
+    error: ErrorBody
+
+
+def _default(value: Any) -> Any:
+    if isinstance(value, BaseModel):
+        return value.model_dump(by_alias=True, mode="json")
+    raise TypeError(f"cannot serialise {type(value).__name__}")
+
+
+def dump(data: Any) -> Any:
+    """Turn API models (or lists of them) into plain JSON-ready values with camelCase keys."""
+    if isinstance(data, BaseModel):
+        return data.model_dump(by_alias=True, mode="json")
+    if isinstance(data, list | tuple):
+        return [dump(item) for item in data]
+    return data
+
+
+class JSONResponse(Response):
+    media_type = "application/json"
+
+    def render(self, content: Any) -> bytes:
+        return orjson.dumps(content, default=_default, option=orjson.OPT_NON_STR_KEYS)
+
+
+def ok(
+    data: Any = None,
+    meta: dict[str, Any] | None = None,
+    status: int = 200,
+    headers: dict[str, str] | None = None,
+) -> JSONResponse:
+    """The success envelope."""
+    body: dict[str, Any] = {"success": True, "data": dump(data)}
+    if meta is not None:
+        body["meta"] = dump(meta)
+    return JSONResponse(body, status_code=status, headers=headers)
+
+
+def created(data: Any, meta: dict[str, Any] | None = None) -> JSONResponse:
+    return ok(data, meta, status=201)
+
+
+def no_content() -> Response:
+    return Response(status_code=204)
+
+
+def error_response(err: ApiError) -> JSONResponse:
+    body = {
+        "success": False,
+        "error": {"code": err.code, "message": err.message, "details": err.details},
+    }
+    return JSONResponse(body, status_code=err.status, headers=err.headers)
+
+
+# ---------------------------------------------------------------- pagination
+
+
+def encode_cursor(values: Sequence[Any]) -> str:
+    """An opaque cursor for keyset pagination (the last row's sort key)."""
+    return base64.urlsafe_b64encode(orjson.dumps(list(values))).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str, arity: int) -> list[Any]:
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        values = orjson.loads(base64.urlsafe_b64decode(padded.encode()))
+    except (ValueError, orjson.JSONDecodeError) as exc:
+        raise ApiError(
+            "VALIDATION_ERROR", details=[{"path": "cursor", "message": "invalid cursor"}]
+        ) from exc
+    if not isinstance(values, list) or len(values) != arity:
+        raise ApiError("VALIDATION_ERROR", details=[{"path": "cursor", "message": "invalid cursor"}])
+    return values
+
+
+class PageParams:
+    """`limit` (1–200, default 50), `cursor` and `includeTotal` query parameters."""
+
+    def __init__(
+        self,
+        limit: int = Query(50, ge=1, le=200),
+        cursor: str | None = Query(None, max_length=512),
+        include_total: bool = Query(False, alias="includeTotal"),
+    ) -> None:
+        self.limit = limit
+        self.cursor = cursor
+        self.include_total = include_total
+
+
+def page_meta(limit: int, next_cursor: str | None, total: int | None = None) -> dict[str, Any]:
+    meta: dict[str, Any] = {"limit": limit, "nextCursor": next_cursor}
+    if total is not None:
+        meta["total"] = total
+    return meta
+
+
+# ---------------------------------------------------------------- common field types
+
+_EMAIL = re.compile(r"^[^@\s<>(),;:\"\[\]\\]+@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)+$")
+
+
+def normalize_email(value: str) -> str:
+    """Trim, check the shape, lowercase the domain (the local part is kept as written)."""
+    value = value.strip()
+    if len(value) > 320 or not _EMAIL.match(value):
+        raise ValueError("not a valid email address")
+    local, _, domain = value.rpartition("@")
+    return f"{local}@{domain.lower()}"
+
+
+def _password_bytes(value: str) -> str:
+    size = len(value.encode())
+    if size < 8:
+        raise ValueError("password must be at least 8 characters")
+    if size > 1024:
+        raise ValueError("password must be at most 1024 bytes")
+    return value
+
+
+Email = Annotated[str, AfterValidator(normalize_email)]
+Password = Annotated[str, AfterValidator(_password_bytes)]

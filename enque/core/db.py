@@ -1,0 +1,181 @@
+"""Engines, sessions and column conventions shared by SQLite and PostgreSQL."""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import uuid_utils
+from sqlalchemy import JSON, BigInteger, ForeignKey, MetaData, String, event
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.orm import DeclarativeBase, Mapped, declared_attr, mapped_column
+
+from enque.config import Settings
+
+log = logging.getLogger(__name__)
+
+JSONType = JSON().with_variant(JSONB(), "postgresql")
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+
+def new_id() -> str:
+    """A UUIDv7 (time-ordered) as a lowercase hyphenated string."""
+    return str(uuid_utils.uuid7())
+
+
+def now() -> int:
+    """The current time in Unix seconds."""
+    return int(time.time())
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    type_annotation_map = {int: BigInteger, dict[str, Any]: JSONType, list[Any]: JSONType}
+
+
+class IdMixin:
+    id: Mapped[str] = mapped_column(String(36), primary_key=True, default=new_id)
+
+
+class TimestampMixin:
+    created_at: Mapped[int] = mapped_column(BigInteger, default=now, nullable=False)
+    updated_at: Mapped[int] = mapped_column(BigInteger, default=now, onupdate=now, nullable=False)
+
+
+class TenantMixin:
+    """Every tenant row carries its workspace; queries always filter on it."""
+
+    @declared_attr
+    def workspace_id(cls) -> Mapped[str]:
+        return mapped_column(
+            String(36), ForeignKey("workspaces.id", ondelete="CASCADE"), nullable=False, index=True
+        )
+
+
+# ---------------------------------------------------------------- engines
+
+
+def _sqlite_engine(url: str, *, immediate: bool, pool_size: int) -> AsyncEngine:
+    """SQLite: WAL, foreign keys, busy timeout; writers start with BEGIN IMMEDIATE."""
+    engine = create_async_engine(
+        url, pool_size=pool_size, max_overflow=0, pool_timeout=60, pool_pre_ping=False
+    )
+
+    @event.listens_for(engine.sync_engine, "connect")
+    def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+        dbapi_connection.isolation_level = None  # we emit BEGIN ourselves
+        cursor = dbapi_connection.cursor()
+        cursor.execute("PRAGMA journal_mode=WAL")
+        cursor.execute("PRAGMA foreign_keys=ON")
+        cursor.execute("PRAGMA busy_timeout=30000")
+        cursor.execute("PRAGMA synchronous=NORMAL")
+        cursor.execute("PRAGMA temp_store=MEMORY")
+        cursor.execute("PRAGMA cache_size=-65536")
+        cursor.close()
+
+    @event.listens_for(engine.sync_engine, "begin")
+    def _on_begin(conn: Any) -> None:
+        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+
+    return engine
+
+
+def _ensure_sqlite_dir(url: str) -> None:
+    path = url.split(":///", 1)[-1].split("?", 1)[0]
+    if path and path != ":memory:":
+        Path(path).parent.mkdir(parents=True, exist_ok=True)
+
+
+class Database:
+    """The engines of one process. On SQLite writes go through one connection."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        url = settings.async_database_url
+        self.is_sqlite = url.startswith("sqlite")
+        if self.is_sqlite:
+            _ensure_sqlite_dir(url)
+            self.engine = _sqlite_engine(url, immediate=False, pool_size=settings.db_pool_size)
+            self.write_engine = _sqlite_engine(url, immediate=True, pool_size=1)
+        else:
+            self.engine = create_async_engine(
+                url,
+                pool_size=settings.db_pool_size,
+                max_overflow=settings.db_pool_size,
+                pool_pre_ping=True,
+                pool_recycle=1800,
+            )
+            self.write_engine = self.engine
+        self._read = async_sessionmaker(self.engine, expire_on_commit=False, autoflush=False)
+        self._write = async_sessionmaker(self.write_engine, expire_on_commit=False, autoflush=False)
+
+    def attach(self, runtime: Any) -> None:
+        """Sessions opened from now on carry `runtime` in `session.info`."""
+        self._read.configure(info={"runtime": runtime})
+        self._write.configure(info={"runtime": runtime})
+
+    def session(self, *, write: bool = True) -> AsyncSession:
+        """A new session; `write=False` may read concurrently with writers on SQLite."""
+        return (self._write if write else self._read)()
+
+    @asynccontextmanager
+    async def transaction(self) -> AsyncIterator[AsyncSession]:
+        """A write session whose work commits (and runs after-commit hooks) on exit."""
+        async with self.session(write=True) as session, unit(session):
+            yield session
+
+    async def dispose(self) -> None:
+        await self.engine.dispose()
+        if self.write_engine is not self.engine:
+            await self.write_engine.dispose()
+
+
+# ---------------------------------------------------------------- unit of work
+
+AfterCommit = Callable[[], Awaitable[None]]
+
+
+def on_commit(session: AsyncSession, hook: AfterCommit) -> None:
+    """Run `hook` once the outermost unit of work on this session has committed."""
+    session.info.setdefault("after_commit", []).append(hook)
+
+
+@asynccontextmanager
+async def unit(session: AsyncSession) -> AsyncIterator[AsyncSession]:
+    """One transaction: nested units join the outer one; the outermost commits, then runs hooks.
+
+    Service functions wrap their work in `unit(session)`, so a route, an email ingest or an
+    automation can call them alone (they commit) or together (one transaction).
+    """
+    depth = session.info.get("unit_depth", 0)
+    session.info["unit_depth"] = depth + 1
+    try:
+        yield session
+        if depth == 0:
+            await session.commit()
+    except BaseException:
+        if depth == 0:
+            session.info.pop("after_commit", None)
+            await session.rollback()
+        raise
+    finally:
+        session.info["unit_depth"] = depth
+    if depth == 0:
+        hooks: list[AfterCommit] = session.info.pop("after_commit", [])
+        for hook in hooks:
+            try:
+                await hook()
+            except Exception:
+                log.exception("after-commit hook failed")

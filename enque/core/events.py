@@ -1,0 +1,153 @@
+"""Events raised by service functions: published after commit to the broker and to reactions.
+
+A service function calls `emit(session, event)`. Once the transaction commits, the event goes
+to the broker (real-time fan-out, in-process or Redis pub/sub) and then to every reaction
+registered on the runtime (automations, notifications, webhooks), in that order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+import orjson
+import redis.asyncio as aioredis
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from enque.core.db import new_id, now, on_commit
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Event:
+    """One change, as the real-time protocol names it (`ticket.updated`, …)."""
+
+    type: str
+    workspace_id: str
+    payload: dict[str, Any]
+    channels: list[str] = field(default_factory=list)
+    agent_id: str | None = None  # only this agent receives it (notifications)
+    actor: dict[str, Any] | None = None  # who made the change: {"type": "agent"|..., "id": …}
+    id: str = field(default_factory=new_id)
+    ts: int = field(default_factory=now)
+
+    def wire(self) -> dict[str, Any]:
+        """The message a WebSocket client receives."""
+        return {"type": self.type, "payload": self.payload, "ts": self.ts, "id": self.id}
+
+    def to_json(self) -> bytes:
+        return orjson.dumps(self.__dict__)
+
+    @classmethod
+    def from_json(cls, raw: bytes | str) -> Event:
+        return cls(**orjson.loads(raw))
+
+
+Handler = Callable[[Event], None]
+Reaction = Callable[[Event], Awaitable[None]]
+
+
+class Broker(Protocol):
+    async def publish(self, event: Event) -> None: ...
+    def listen(self, handler: Handler) -> Callable[[], None]: ...
+    async def start(self) -> None: ...
+    async def stop(self) -> None: ...
+
+
+class MemoryBroker:
+    """Fan-out inside one process. Handlers must not block (they enqueue)."""
+
+    def __init__(self) -> None:
+        self._handlers: list[Handler] = []
+
+    def listen(self, handler: Handler) -> Callable[[], None]:
+        self._handlers.append(handler)
+        return lambda: self._handlers.remove(handler) if handler in self._handlers else None
+
+    def dispatch(self, event: Event) -> None:
+        for handler in list(self._handlers):
+            try:
+                handler(event)
+            except Exception:
+                log.exception("event handler failed")
+
+    async def publish(self, event: Event) -> None:
+        self.dispatch(event)
+
+    async def start(self) -> None:
+        return None
+
+    async def stop(self) -> None:
+        self._handlers.clear()
+
+
+class RedisBroker(MemoryBroker):
+    """Redis pub/sub, one channel per workspace: an event raised on any worker reaches all."""
+
+    def __init__(self, url: str, prefix: str = "enque:") -> None:
+        super().__init__()
+        self.url = url
+        self.prefix = prefix
+        self.client = aioredis.from_url(url, socket_connect_timeout=5)
+        self._task: asyncio.Task[None] | None = None
+
+    def channel(self, workspace_id: str) -> str:
+        return f"{self.prefix}events:{workspace_id}"
+
+    async def publish(self, event: Event) -> None:
+        await self.client.publish(self.channel(event.workspace_id), event.to_json())
+
+    async def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="redis-broker")
+
+    async def _run(self) -> None:
+        pattern = f"{self.prefix}events:*"
+        while True:
+            try:
+                pubsub = self.client.pubsub(ignore_subscribe_messages=True)
+                await pubsub.psubscribe(pattern)
+                async for message in pubsub.listen():
+                    if message and message.get("type") == "pmessage":
+                        self.dispatch(Event.from_json(message["data"]))
+            except asyncio.CancelledError:
+                raise
+            except Exception:
+                log.warning("redis broker connection lost; reconnecting", exc_info=True)
+                await asyncio.sleep(1)
+
+    async def stop(self) -> None:
+        if self._task:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await self._task
+        await super().stop()
+        await self.client.aclose()
+
+
+def make_broker(redis_url: str | None, prefix: str = "enque:") -> Broker:
+    return RedisBroker(redis_url, prefix) if redis_url else MemoryBroker()
+
+
+def emit(session: AsyncSession, event: Event) -> None:
+    """Publish `event` and run reactions once the session's unit of work commits."""
+    from enque.core.runtime import runtime_of
+
+    runtime = runtime_of(session)
+
+    async def deliver() -> None:
+        try:
+            await runtime.broker.publish(event)
+        except Exception:
+            log.exception("publishing %s failed", event.type)
+        for reaction in list(runtime.reactions):
+            try:
+                await reaction(event)
+            except Exception:
+                log.exception("reaction to %s failed", event.type)
+
+    on_commit(session, deliver)

@@ -1,0 +1,137 @@
+"""ASGI middleware: request id, body size limits, security headers, errors in the envelope."""
+
+from __future__ import annotations
+
+import logging
+import re
+import time
+from typing import Any
+
+import orjson
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from enque.core.db import new_id
+from enque.core.errors import ApiError
+
+log = logging.getLogger("enque.http")
+
+_REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+SECURITY_HEADERS = [
+    (b"x-content-type-options", b"nosniff"),
+    (b"x-frame-options", b"DENY"),
+    (b"referrer-policy", b"strict-origin-when-cross-origin"),
+    (b"cross-origin-opener-policy", b"same-origin"),
+]
+
+
+def _envelope(code: str, message: str) -> bytes:
+    body = {"success": False, "error": {"code": code, "message": message, "details": None}}
+    return orjson.dumps(body)
+
+
+class BodyTooLarge(ApiError):
+    def __init__(self, limit: int) -> None:
+        super().__init__("PAYLOAD_TOO_LARGE", f"Request body exceeds {limit} bytes")
+
+
+class RequestContextMiddleware:
+    """Outermost layer: every response gets `X-Request-ID` and security headers, every
+    request body is bounded, and an unhandled exception becomes a 500 in the envelope."""
+
+    def __init__(self, app: ASGIApp, *, json_limit: int, upload_limit: int) -> None:
+        self.app = app
+        self.json_limit = json_limit
+        self.upload_limit = upload_limit
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+        headers = dict(scope["headers"])
+        incoming = headers.get(b"x-request-id", b"").decode("latin-1")
+        request_id = incoming if _REQUEST_ID.match(incoming) else new_id()
+        state = scope.setdefault("state", {})
+        state["request_id"] = request_id
+        started = time.perf_counter()
+        response_started = False
+        status_code = 500
+
+        content_type = headers.get(b"content-type", b"").decode("latin-1").lower()
+        limit = self.upload_limit if content_type.startswith("multipart/") else self.json_limit
+        declared = headers.get(b"content-length")
+        if declared is not None and declared.isdigit() and int(declared) > limit:
+            await self._reply(send, 413, "PAYLOAD_TOO_LARGE", f"Request body exceeds {limit} bytes",
+                              request_id)
+            return
+
+        received = 0
+
+        async def bounded_receive() -> Message:
+            nonlocal received
+            message = await receive()
+            if message["type"] == "http.request":
+                received += len(message.get("body", b""))
+                if received > limit:
+                    raise BodyTooLarge(limit)
+            return message
+
+        async def send_with_headers(message: Message) -> None:
+            nonlocal response_started, status_code
+            if message["type"] == "http.response.start":
+                response_started = True
+                status_code = message["status"]
+                extra: list[tuple[bytes, bytes]] = [(b"x-request-id", request_id.encode())]
+                extra.extend(SECURITY_HEADERS)
+                for name, value in (state.get("rate_limit_headers") or {}).items():
+                    extra.append((name.lower().encode(), value.encode()))
+                existing = {k.lower() for k, _ in message.get("headers", [])}
+                message["headers"] = list(message.get("headers", [])) + [
+                    (k, v) for k, v in extra if k not in existing
+                ]
+            await send(message)
+
+        try:
+            await self.app(scope, bounded_receive, send_with_headers)
+        except BodyTooLarge as exc:
+            if not response_started:
+                await self._reply(send, 413, exc.code, exc.message, request_id)
+        except Exception:
+            log.exception("unhandled error", extra={"request_id": request_id})
+            if not response_started:
+                await self._reply(send, 500, "INTERNAL_ERROR", "Internal server error", request_id)
+        finally:
+            self._log(scope, state, status_code, started)
+
+    def _log(self, scope: Scope, state: dict[str, Any], status: int, started: float) -> None:
+        if log.isEnabledFor(logging.INFO):
+            route = scope.get("route")
+            log.info(
+                "%s %s %s",
+                scope.get("method"),
+                scope.get("path"),
+                status,
+                extra={
+                    "request_id": state.get("request_id"),
+                    "workspace_id": state.get("workspace_id"),
+                    "agent_id": state.get("agent_id"),
+                    "route": getattr(route, "path", None),
+                    "status": status,
+                    "latency_ms": round((time.perf_counter() - started) * 1000, 2),
+                },
+            )
+
+    async def _reply(self, send: Send, status: int, code: str, message: str, rid: str) -> None:
+        body = _envelope(code, message)
+        await send(
+            {
+                "type": "http.response.start",
+                "status": status,
+                "headers": [
+                    (b"content-type", b"application/json"),
+                    (b"content-length", str(len(body)).encode()),
+                    (b"x-request-id", rid.encode()),
+                    *SECURITY_HEADERS,
+                ],
+            }
+        )
+        await send({"type": "http.response.body", "body": body})

@@ -1,0 +1,162 @@
+"""Password hashing (argon2id, legacy bcrypt) and JWT access tokens."""
+
+from __future__ import annotations
+
+import hashlib
+import hmac
+import secrets
+from dataclasses import dataclass
+from typing import Any
+
+import bcrypt
+import jwt
+from argon2 import PasswordHasher
+from argon2.exceptions import InvalidHashError, VerificationError, VerifyMismatchError
+
+from enque.core.db import new_id, now
+
+# RFC 9106 "second recommended option" lowered in memory: 19 MiB, t=2, p=1 is OWASP's argon2id
+# baseline; it costs ~20 ms per hash on one core here, which bounds login throughput on purpose.
+_hasher = PasswordHasher(time_cost=2, memory_cost=19 * 1024, parallelism=1)
+_BCRYPT_PREFIXES = ("$2a$", "$2b$", "$2y$")
+# A valid hash of a random password, verified when the email is unknown so both paths cost alike.
+_DUMMY_HASH = _hasher.hash(secrets.token_hex(16))
+
+
+def hash_password(password: str) -> str:
+    return _hasher.hash(password)
+
+
+def _legacy_bcrypt_input(password: str) -> bytes:
+    """The old system replaced passwords over 72 bytes by their SHA-256 hex digest."""
+    raw = password.encode()
+    if len(raw) > 72:
+        return hashlib.sha256(raw).hexdigest().encode()
+    return raw
+
+
+def verify_password(password: str, stored: str | None) -> bool:
+    """True when `password` matches `stored` (argon2id or legacy bcrypt)."""
+    if not stored:
+        _burn(password)
+        return False
+    if stored.startswith(_BCRYPT_PREFIXES):
+        candidate = stored.replace("$2y$", "$2b$", 1).encode()
+        try:
+            return bcrypt.checkpw(_legacy_bcrypt_input(password), candidate)
+        except ValueError:
+            return False
+    try:
+        return _hasher.verify(stored, password)
+    except (VerifyMismatchError, VerificationError, InvalidHashError):
+        return False
+
+
+def _burn(password: str) -> None:
+    """Spend the time of one verification, for unknown accounts."""
+    try:
+        _hasher.verify(_DUMMY_HASH, password)
+    except VerificationError:
+        pass
+
+
+def burn_password_time(password: str) -> None:
+    _burn(password)
+
+
+def needs_rehash(stored: str) -> bool:
+    if stored.startswith(_BCRYPT_PREFIXES):
+        return True
+    try:
+        return _hasher.check_needs_rehash(stored)
+    except InvalidHashError:
+        return True
+
+
+# ---------------------------------------------------------------- opaque tokens
+
+
+def new_token() -> str:
+    """A random URL-safe token (invitations, password resets)."""
+    return secrets.token_urlsafe(32)
+
+
+def token_hash(token: str) -> str:
+    """Tokens are stored only as their SHA-256; lookups hash the presented one."""
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+def constant_time_equal(a: str, b: str) -> bool:
+    return hmac.compare_digest(a.encode(), b.encode())
+
+
+# ---------------------------------------------------------------- JWT
+
+
+@dataclass(frozen=True)
+class TokenClaims:
+    agent_id: str
+    workspace_id: str
+    role: str
+    jti: str
+    issued_at: int
+    expires_at: int
+    token_version: int
+
+
+class InvalidToken(Exception):
+    pass
+
+
+def issue_token(
+    *,
+    secret: str,
+    agent_id: str,
+    workspace_id: str,
+    role: str,
+    token_version: int,
+    lifetime: int,
+    algorithm: str = "HS256",
+) -> tuple[str, TokenClaims]:
+    issued = now()
+    claims = TokenClaims(
+        agent_id=agent_id,
+        workspace_id=workspace_id,
+        role=role,
+        jti=new_id(),
+        issued_at=issued,
+        expires_at=issued + lifetime,
+        token_version=token_version,
+    )
+    payload: dict[str, Any] = {
+        "sub": agent_id,
+        "wid": workspace_id,
+        "role": role,
+        "jti": claims.jti,
+        "iat": issued,
+        "exp": claims.expires_at,
+        "tv": token_version,
+    }
+    return jwt.encode(payload, secret, algorithm=algorithm), claims
+
+
+def decode_token(token: str, *, secret: str, algorithm: str = "HS256") -> TokenClaims:
+    """Verify signature, algorithm and expiry; anything off raises InvalidToken."""
+    try:
+        payload = jwt.decode(
+            token,
+            secret,
+            algorithms=[algorithm],
+            options={"require": ["sub", "wid", "role", "jti", "iat", "exp"]},
+        )
+        return TokenClaims(
+            agent_id=str(payload["sub"]),
+            workspace_id=str(payload["wid"]),
+            role=str(payload["role"]),
+            jti=str(payload["jti"]),
+            issued_at=int(payload["iat"]),
+            expires_at=int(payload["exp"]),
+            token_version=int(payload.get("tv", 0)),
+        )
+    except (jwt.PyJWTError, ValueError, TypeError) as exc:
+        raise InvalidToken(str(exc)) from exc
