@@ -177,7 +177,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     app.state.runtime_owned = runtime is None
     rt = runtime or Runtime.build(settings)
     if rt.limiter is None:
-        rt.limiter = RateLimiter(settings)
+        rt.limiter = RateLimiter(settings, prefix=settings.redis_prefix)
     app.state.runtime = rt
     app.state.settings = settings
 

@@ -22,6 +22,7 @@ class Settings(BaseSettings):
     data_dir: Path = Path("./data")
     database_url: str = DEFAULT_DATABASE_URL
     redis_url: str | None = None
+    redis_prefix: str = "enque:"
     storage_url: str = DEFAULT_STORAGE_URL
     secret_key: str | None = None
     encryption_key: str | None = None

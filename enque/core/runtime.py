@@ -38,8 +38,8 @@ class Runtime:
         runtime = cls(
             settings=settings,
             db=db,
-            cache=make_cache(settings.redis_url),
-            broker=make_broker(settings.redis_url),
+            cache=make_cache(settings.redis_url, settings.redis_prefix),
+            broker=make_broker(settings.redis_url, settings.redis_prefix),
             cipher=cipher,
         )
         db.attach(runtime)
