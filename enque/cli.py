@@ -147,19 +147,38 @@ def migrate() -> None:
 
 
 @migrate.command("legacy")
-@click.option("--from", "source", required=True, metavar="URL",
-              help="The old database: mysql://user:password@host:3306/database")
-@click.option("--storage-from", metavar="URL",
-              help="The old files: s3://bucket?region=…&endpoint=… or file:///copy")
+@click.option(
+    "--from",
+    "source",
+    required=True,
+    metavar="URL",
+    help="The old database: mysql://user:password@host:3306/database",
+)
+@click.option(
+    "--storage-from",
+    metavar="URL",
+    help="The old files: s3://bucket?region=…&endpoint=… or file:///copy",
+)
 @click.option("--to", "target", metavar="URL", help="Target database (default: DATABASE_URL).")
 @click.option("--storage-to", metavar="URL", help="Target storage (default: STORAGE_URL).")
-@click.option("--legacy-encryption-key", envvar="LEGACY_ENCRYPTION_KEY", metavar="SECRET",
-              help="The old system's ENCRYPTION_KEY (or env LEGACY_ENCRYPTION_KEY).")
+@click.option(
+    "--legacy-encryption-key",
+    envvar="LEGACY_ENCRYPTION_KEY",
+    metavar="SECRET",
+    help="The old system's ENCRYPTION_KEY (or env LEGACY_ENCRYPTION_KEY).",
+)
 @click.option("--dry-run", is_flag=True, help="Write nothing to the target.")
-@click.option("--since", metavar="WHEN",
-              help="Only rows changed at or after WHEN (Unix seconds or ISO date/time).")
-@click.option("--report", "report_path", type=click.Path(dir_okay=False, path_type=Path),
-              help="Write the full report as JSON to this file.")
+@click.option(
+    "--since",
+    metavar="WHEN",
+    help="Only rows changed at or after WHEN (Unix seconds or ISO date/time).",
+)
+@click.option(
+    "--report",
+    "report_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write the full report as JSON to this file.",
+)
 def migrate_legacy(
     source: str,
     storage_from: str | None,

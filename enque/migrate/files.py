@@ -9,10 +9,14 @@ from __future__ import annotations
 
 import urllib.parse
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, cast
 
+import obstore
 from obstore.exceptions import NotFoundError
 from obstore.store import LocalStore, S3Store
+
+if TYPE_CHECKING:
+    from obstore.store import ClientConfig, S3Config
 
 _S3_OPTIONS = {"region", "endpoint", "access_key_id", "secret_access_key", "session_token"}
 
@@ -35,13 +39,15 @@ def open_store(url: str) -> Any:
     client: dict[str, Any] = {}
     if config.get("endpoint", "").startswith("http://"):
         client["allow_http"] = True
-    return S3Store(parts.netloc, config=config, client_options=client)
+    return S3Store(
+        parts.netloc,
+        config=cast("S3Config", config),
+        client_options=cast("ClientConfig", client),
+    )
 
 
 async def fetch(store: Any, key: str) -> bytes | None:
     """The object's bytes, or None when it does not exist."""
-    import obstore
-
     try:
         result = await obstore.get_async(store, key)
     except (NotFoundError, FileNotFoundError):
@@ -51,8 +57,6 @@ async def fetch(store: Any, key: str) -> bytes | None:
 
 async def reachable(store: Any) -> None:
     """Raise when the store cannot be listed (wrong bucket, endpoint or credentials)."""
-    import obstore
-
     stream = obstore.list(store, chunk_size=1)
     async for _ in stream:
         break

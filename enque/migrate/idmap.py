@@ -90,11 +90,7 @@ class IdSpace:
         else:
             rand_b = int.from_bytes(mac[:8], "big") & _MASK_62
         value = (
-            (self.epoch_ms & ((1 << 48) - 1)) << 80
-            | 0x7 << 76
-            | code << 64
-            | 0b10 << 62
-            | rand_b
+            (self.epoch_ms & ((1 << 48) - 1)) << 80 | 0x7 << 76 | code << 64 | 0b10 << 62 | rand_b
         )
         return str(uuid.UUID(int=value))
 

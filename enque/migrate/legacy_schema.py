@@ -58,14 +58,20 @@ TABLES: dict[str, dict[str, Column]] = {
     "automation_actions": {
         "id": Column("int", False),
         "automation_id": Column("int", False),
-        "action_type": Column("enum('SET_AGENT','SET_PRIORITY','SET_STATUS','SET_TEAM','SET_CATEGORY','ALSO_NOTIFY')", False),
+        "action_type": Column(
+            "enum('SET_AGENT','SET_PRIORITY','SET_STATUS','SET_TEAM','SET_CATEGORY','ALSO_NOTIFY')",
+            False,
+        ),
         "action_value": Column("varchar(500)", True),
         "created_at": Column("datetime", True),
     },
     "automation_conditions": {
         "id": Column("int", False),
         "automation_id": Column("int", False),
-        "condition_type": Column("enum('DESCRIPTION','TICKET_BODY','USER','USER_DOMAIN','INBOX','AGENT','COMPANY','PRIORITY','CATEGORY')", False),
+        "condition_type": Column(
+            "enum('DESCRIPTION','TICKET_BODY','USER','USER_DOMAIN','INBOX','AGENT','COMPANY','PRIORITY','CATEGORY')",
+            False,
+        ),
         "condition_operator": Column("enum('EQL','NEQL','CON','NCON')", True),
         "condition_value": Column("varchar(500)", True),
         "logical_operator": Column("enum('AND','OR')", True),

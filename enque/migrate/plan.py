@@ -75,7 +75,9 @@ def _same_type(known: str, found: str) -> bool:
 def record_diff(diff: SchemaDiff, report: Report) -> None:
     """One report line per difference, with the level the module docstring gives."""
     for table in diff.unknown_tables:
-        report.add(Issue("unknown_table", "not part of the legacy schema: not migrated", table=table))
+        report.add(
+            Issue("unknown_table", "not part of the legacy schema: not migrated", table=table)
+        )
     for table in diff.missing_tables:
         report.add(Issue("missing_table", "absent from the source: migrated as empty", table=table))
     for table, columns in diff.unknown_columns.items():

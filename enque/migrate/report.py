@@ -111,7 +111,9 @@ class Report:
         lines = [f"source: {self.source}"]
         if self.target:
             lines.append(f"target: {self.target}")
-        lines.append(f"steps: {', '.join(self.steps) or 'none'}" + (" (dry run)" if self.dry_run else ""))
+        lines.append(
+            f"steps: {', '.join(self.steps) or 'none'}" + (" (dry run)" if self.dry_run else "")
+        )
         if self.tables:
             lines.append("")
             lines.append(f"{'table':<28}{'rows':>12}" + (f"{'changed':>12}" if self.since else ""))

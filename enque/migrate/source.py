@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import asyncmy
-from asyncmy.cursors import SSDictCursor
+from asyncmy.cursors import Cursor, SSDictCursor
 from asyncmy.errors import OperationalError, ProgrammingError
 
 from enque.migrate.legacy_schema import change_column, normalize_type
@@ -108,7 +108,7 @@ class TableStream:
         self.where = where
         self.batch_size = batch_size
         self.chunk_rows = max(chunk_rows, batch_size)
-        self.cursor: SSDictCursor | None = None
+        self.cursor: Cursor | None = None
         self.rows_read = 0
 
     def _query(self) -> tuple[str, tuple[Any, ...]]:
@@ -192,7 +192,9 @@ class LegacySource:
         found: dict[str, dict[str, ColumnInfo]] = {}
         for table, column, column_type, nullable, key in rows:
             table, column = str(table), str(column)
-            normalized = normalize_type(str(column_type), json_check=(table, column) in json_checked)
+            normalized = normalize_type(
+                str(column_type), json_check=(table, column) in json_checked
+            )
             found.setdefault(table, {})[column] = ColumnInfo(
                 column, normalized, nullable == "YES", key == "PRI"
             )

@@ -52,9 +52,9 @@ def to_unix(value: Any) -> int | None:
     if isinstance(value, str):
         match = _DATETIME.match(value.strip())
         if match:
-            parts = [int(p) if p else 0 for p in match.groups()[:6]]
+            y, mo, d, h, mi, sec = (int(p) if p else 0 for p in match.groups()[:6])
             try:
-                moment = datetime(*parts, tzinfo=UTC)  # type: ignore[misc]
+                moment = datetime(y, mo, d, h, mi, sec, tzinfo=UTC)
             except ValueError as exc:
                 raise InvalidValue(f"invalid date {value!r}") from exc
             return int(moment.timestamp())
@@ -261,7 +261,9 @@ def workflow_rule(row: dict[str, Any], ctx: RowContext) -> dict[str, Any] | None
     `body matches` condition); what has no equivalent is reported and left out."""
     trigger = WORKFLOW_TRIGGERS.get(str(row.get("trigger") or "").strip().lower())
     if trigger is None:
-        ctx.issue("trigger", "unsupported_workflow", f"trigger {row.get('trigger')!r}: not migrated")
+        ctx.issue(
+            "trigger", "unsupported_workflow", f"trigger {row.get('trigger')!r}: not migrated"
+        )
         return None
     conditions: list[dict[str, Any]] = []
     rules = json_value(row.get("message_analysis_rules"), ctx, "message_analysis_rules")
@@ -284,17 +286,24 @@ def workflow_rule(row: dict[str, Any], ctx: RowContext) -> dict[str, Any] | None
             "contains",
             "not_contains",
         }:
-            conditions.append({"field": field_name, "operator": mapped_op, "value": item.get("value")})
+            conditions.append(
+                {"field": field_name, "operator": mapped_op, "value": item.get("value")}
+            )
         else:
             ctx.issue("conditions", "unsupported_workflow", f"condition {item!r}: not migrated")
     actions: list[dict[str, Any]] = []
     for item in _json_list(row.get("actions"), ctx, "actions"):
         kind = str(item.get("type", "")).lower()
-        config = item.get("config") if isinstance(item.get("config"), dict) else {}
+        raw_config = item.get("config")
+        config: dict[str, Any] = raw_config if isinstance(raw_config, dict) else {}
         if kind in ("change_priority", "set_priority"):
-            actions.append({"type": "set_priority", "value": ticket_priority(config.get("priority"), ctx)})
+            actions.append(
+                {"type": "set_priority", "value": ticket_priority(config.get("priority"), ctx)}
+            )
         elif kind in ("change_status", "set_status"):
-            actions.append({"type": "set_status", "value": ticket_status(config.get("status"), ctx)})
+            actions.append(
+                {"type": "set_status", "value": ticket_status(config.get("status"), ctx)}
+            )
         else:
             ctx.issue("actions", "unsupported_workflow", f"action {item!r}: not migrated")
     if not actions:
@@ -357,9 +366,7 @@ class OriginalSender:
     email: str | None
 
 
-def split_original_sender(
-    content: str, ctx: RowContext
-) -> tuple[OriginalSender | None, str]:
+def split_original_sender(content: str, ctx: RowContext) -> tuple[OriginalSender | None, str]:
     """The marker's sender (if any) and the HTML without the marker.
 
     A marker whose email cannot be read is removed all the same and reported; its sender is
@@ -370,10 +377,10 @@ def split_original_sender(
         return None, content
     rest = content[match.end() :]
     inner = html.unescape(match.group(1)).strip()
-    name, sep, address = inner.rpartition("|")
+    label, sep, address = inner.rpartition("|")
     if not sep:
-        name, address = "", inner
-    name = name.strip() or None
+        label, address = "", inner
+    name = label.strip() or None
     try:
         email = normalize_email(address)
     except ValueError:
@@ -479,7 +486,9 @@ class InlineImage:
 
 
 _IMG_SRC = re.compile(r"""(<img\b[^>]*?\bsrc\s*=\s*)(["'])(.*?)\2""", re.I | re.S)
-_DATA_URI = re.compile(r"^data:([\w.+-]+/[\w.+-]+)?((?:;[\w.+-]+=[^;,]*)*)(;base64)?,(.*)$", re.S | re.I)
+_DATA_URI = re.compile(
+    r"^data:([\w.+-]+/[\w.+-]+)?((?:;[\w.+-]+=[^;,]*)*)(;base64)?,(.*)$", re.S | re.I
+)
 _EXTENSIONS = {
     "image/png": "png",
     "image/jpeg": "jpg",
@@ -535,7 +544,9 @@ def _data_image(src: str, ctx: RowContext) -> InlineImage | None:
     payload = match.group(4)
     try:
         if match.group(3):
-            data = base64.b64decode(re.sub(r"\s+", "", urllib.parse.unquote(payload)), validate=True)
+            data = base64.b64decode(
+                re.sub(r"\s+", "", urllib.parse.unquote(payload)), validate=True
+            )
         else:
             data = urllib.parse.unquote_to_bytes(payload)
     except (binascii.Error, ValueError):
@@ -595,7 +606,9 @@ LEGACY_ITERATIONS = 100_000
 
 def legacy_fernet_key(secret: str) -> bytes:
     """The old system's Fernet key: PBKDF2-SHA256 of its secret, fixed salt, 100,000 rounds."""
-    kdf = PBKDF2HMAC(algorithm=hashes.SHA256(), length=32, salt=LEGACY_SALT, iterations=LEGACY_ITERATIONS)
+    kdf = PBKDF2HMAC(
+        algorithm=hashes.SHA256(), length=32, salt=LEGACY_SALT, iterations=LEGACY_ITERATIONS
+    )
     return base64.urlsafe_b64encode(kdf.derive(secret.encode()))
 
 
@@ -622,12 +635,16 @@ class LegacySecrets:
         if not looks_fernet(value):
             return value
         if self._fernet is None:
-            ctx.issue(column, "encrypted_secret", "encrypted; pass --legacy-encryption-key", "error")
+            ctx.issue(
+                column, "encrypted_secret", "encrypted; pass --legacy-encryption-key", "error"
+            )
             return None
         try:
             return self._fernet.decrypt(value.encode()).decode()
         except InvalidToken:
-            ctx.issue(column, "undecryptable_secret", "does not decrypt with the legacy key", "error")
+            ctx.issue(
+                column, "undecryptable_secret", "does not decrypt with the legacy key", "error"
+            )
             return None
 
 

@@ -50,14 +50,51 @@ LEGACY_KEY = "old-enque-encryption-key"
 EMOJI_TITLE = "🚀 Launch blocked 😀 — עזרה דחופה / مساعدة عاجلة"
 RTL_TEXT = "שלום, יש לי בעיה עם החשבון. مرحبا، لدي مشكلة في الحساب"
 NAMES = [
-    "Ana García", "Bob Smith", "Zoë Lefèvre 🌟", "דנה כהן", "محمد علي", "Li Wei",
-    "Olga Ivanova", "Kwame Mensah", "Sean O'Brien", "Priya Nair",
-]  # fmt: skip
-WORDS = (
-    "invoice order account password login error printer network vpn laptop refund "
-    "delivery contract renewal license update outage email calendar access request "
-    "urgent please thanks hello issue again broken slow screen report team"
-).split()
+    "Ana García",
+    "Bob Smith",
+    "Zoë Lefèvre 🌟",
+    "דנה כהן",
+    "محمد علي",
+    "Li Wei",
+    "Olga Ivanova",
+    "Kwame Mensah",
+    "Sean O'Brien",
+    "Priya Nair",
+]
+WORDS = [
+    "invoice",
+    "order",
+    "account",
+    "password",
+    "login",
+    "error",
+    "printer",
+    "network",
+    "vpn",
+    "laptop",
+    "refund",
+    "delivery",
+    "contract",
+    "renewal",
+    "license",
+    "update",
+    "outage",
+    "email",
+    "calendar",
+    "access",
+    "request",
+    "urgent",
+    "please",
+    "thanks",
+    "hello",
+    "issue",
+    "again",
+    "broken",
+    "slow",
+    "screen",
+    "report",
+    "team",
+]
 
 
 @dataclass(frozen=True)
@@ -292,7 +329,9 @@ class Builder:
             ids = []
             system = self.new_id("agents")
             self.ws_system[w] = system
-            yield self._agent(system, w, "Enque System", f"system@legacy{w}.enque.test", None, "agent")
+            yield self._agent(
+                system, w, "Enque System", f"system@legacy{w}.enque.test", None, "agent"
+            )
             admin = self.new_id("agents")
             email = f"admin@legacy{w}.test"
             self.m.passwords[email] = PASSWORD_2B
@@ -311,11 +350,15 @@ class Builder:
         y = self.new_id("agents")
         self.m.edge["agent_2y"] = y
         self.m.passwords["y-hash@legacy1.test"] = PASSWORD_2Y
-        yield self._agent(y, 1, "Yara 2y", "y-hash@legacy1.test", legacy_bcrypt(PASSWORD_2Y, "$2y$"), "agent")
+        yield self._agent(
+            y, 1, "Yara 2y", "y-hash@legacy1.test", legacy_bcrypt(PASSWORD_2Y, "$2y$"), "agent"
+        )
         long = self.new_id("agents")
         self.m.edge["agent_long_password"] = long
         self.m.passwords["long-pass@legacy1.test"] = PASSWORD_LONG
-        yield self._agent(long, 1, "Long Pass", "long-pass@legacy1.test", legacy_bcrypt(PASSWORD_LONG), "agent")
+        yield self._agent(
+            long, 1, "Long Pass", "long-pass@legacy1.test", legacy_bcrypt(PASSWORD_LONG), "agent"
+        )
         ms = self.new_id("agents")
         self.m.edge["agent_microsoft"] = ms
         row = self._agent(ms, 1, "Mia Microsoft", "mia@legacy1.test", None, "agent")
@@ -331,7 +374,9 @@ class Builder:
         yield row
         self.ws_agents[1] += [y, long, ms]
 
-    def _agent(self, agent_id: int, w: int, name: str, email: str, password: str | None, role: str) -> dict[str, Any]:
+    def _agent(
+        self, agent_id: int, w: int, name: str, email: str, password: str | None, role: str
+    ) -> dict[str, Any]:
         self.agent_email[agent_id] = email
         return {
             "id": agent_id,
@@ -354,14 +399,21 @@ class Builder:
             self.ws_teams[w] = []
             for n in range(self.scale.teams):
                 team = self.new_id("teams")
-                name = ["Tier 1", "Tier 2", "Billing", "Field", "VIP"][n % 5] + (f" {n}" if n >= 5 else "")
+                name = ["Tier 1", "Tier 2", "Billing", "Field", "VIP"][n % 5] + (
+                    f" {n}" if n >= 5 else ""
+                )
                 self.ws_teams[w].append(team)
                 self.team_name[team] = name
                 yield {
-                    "id": team, "name": name, "description": f"{name} team", "icon_name": "users",
-                    "workspace_id": w, "manager_id": self.ws_agents[w][0],
-                    "created_at": when(team), "updated_at": when(team),
-                }  # fmt: skip
+                    "id": team,
+                    "name": name,
+                    "description": f"{name} team",
+                    "icon_name": "users",
+                    "workspace_id": w,
+                    "manager_id": self.ws_agents[w][0],
+                    "created_at": when(team),
+                    "updated_at": when(team),
+                }
 
     def team_members(self) -> Iterator[dict[str, Any]]:
         for w, agents in self.ws_agents.items():
@@ -376,16 +428,20 @@ class Builder:
     def companies(self) -> Iterator[dict[str, Any]]:
         for w in range(1, self.scale.workspaces + 1):
             self.ws_companies[w] = []
-            for n in range(self.scale.companies):
+            for _ in range(self.scale.companies):
                 company = self.new_id("companies")
                 self.ws_companies[w].append(company)
                 yield {
-                    "id": company, "name": f"Company {company}", "workspace_id": w,
+                    "id": company,
+                    "name": f"Company {company}",
+                    "workspace_id": w,
                     "email_domain": f"company{company}.example",
                     # primary contact: the company's first customer (users ↔ companies cycle)
-                    "primary_contact_id": None, "account_manager_id": self.ws_agents[w][0],
-                    "created_at": when(company), "updated_at": when(company),
-                }  # fmt: skip
+                    "primary_contact_id": None,
+                    "account_manager_id": self.ws_agents[w][0],
+                    "created_at": when(company),
+                    "updated_at": when(company),
+                }
 
     def users(self) -> Iterator[dict[str, Any]]:
         for w in range(1, self.scale.workspaces + 1):
@@ -398,36 +454,63 @@ class Builder:
                 name = self.rng.choice(NAMES)
                 self.ws_users[w].append((user, name, email, company))
                 yield {
-                    "id": user, "name": name, "email": email, "company_id": company,
-                    "workspace_id": w, "phone": "+1 555 0100" if n % 3 == 0 else None,
-                    "created_at": when(user), "updated_at": when(user),
-                }  # fmt: skip
+                    "id": user,
+                    "name": name,
+                    "email": email,
+                    "company_id": company,
+                    "workspace_id": w,
+                    "phone": "+1 555 0100" if n % 3 == 0 else None,
+                    "created_at": when(user),
+                    "updated_at": when(user),
+                }
         # the same address in two workspaces: a user in 1, an unassigned user in 2
         dup = self.new_id("users")
         self.m.edge["user_duplicated_email"] = dup
         self.ws_users[1].append((dup, "Dup Licate", "dup@shared.example", None))
-        yield {"id": dup, "name": "Dup Licate", "email": "dup@shared.example", "workspace_id": 1,
-               "created_at": when(dup), "updated_at": when(dup)}  # fmt: skip
+        yield {
+            "id": dup,
+            "name": "Dup Licate",
+            "email": "dup@shared.example",
+            "workspace_id": 1,
+            "created_at": when(dup),
+            "updated_at": when(dup),
+        }
         rtl = self.new_id("users")
         self.m.edge["user_rtl"] = rtl
         self.ws_users[1].append((rtl, "دانا כהן", "rtl@mail.example", None))
-        yield {"id": rtl, "name": "دانا כהן", "email": "rtl@mail.example", "workspace_id": 1,
-               "created_at": ZERO_DATE, "updated_at": PARTIAL_DATE}  # fmt: skip
+        yield {
+            "id": rtl,
+            "name": "دانا כהן",
+            "email": "rtl@mail.example",
+            "workspace_id": 1,
+            "created_at": ZERO_DATE,
+            "updated_at": PARTIAL_DATE,
+        }
 
     def unassigned_users(self) -> Iterator[dict[str, Any]]:
         row = self.new_id("unassigned_users")
         self.m.edge["unassigned_duplicated_email"] = row
-        yield {"id": row, "name": "Dup Licate (ws 2)", "email": "dup@shared.example",
-               "workspace_id": min(2, self.scale.workspaces), "created_at": when(5)}  # fmt: skip
+        yield {
+            "id": row,
+            "name": "Dup Licate (ws 2)",
+            "email": "dup@shared.example",
+            "workspace_id": min(2, self.scale.workspaces),
+            "created_at": when(5),
+        }
         for w in range(1, self.scale.workspaces + 1):
             row = self.new_id("unassigned_users")
-            yield {"id": row, "name": "Walk In", "email": f"walkin{w}@mail.example",
-                   "workspace_id": w, "created_at": when(row)}  # fmt: skip
+            yield {
+                "id": row,
+                "name": "Walk In",
+                "email": f"walkin{w}@mail.example",
+                "workspace_id": w,
+                "created_at": when(row),
+            }
 
     def company_contacts(self) -> list[tuple[int, int]]:
         """(company, user) pairs for the primary contacts, set after both tables exist."""
         pairs = []
-        for w, users in self.ws_users.items():
+        for users in self.ws_users.values():
             for user, _, _, company in users:
                 if company is not None and company not in {c for c, _ in pairs}:
                     pairs.append((company, user))
@@ -439,31 +522,52 @@ class Builder:
             for name in ("Billing", "Technical", "Sales"):
                 category = self.new_id("categories")
                 self.ws_categories[w].append(category)
-                yield {"id": category, "name": name, "workspace_id": w,
-                       "created_at": when(category), "updated_at": when(category)}  # fmt: skip
+                yield {
+                    "id": category,
+                    "name": name,
+                    "workspace_id": w,
+                    "created_at": when(category),
+                    "updated_at": when(category),
+                }
 
     def microsoft_integration(self) -> Iterator[dict[str, Any]]:
         self.m.edge["integration"] = self.new_id("microsoft_integration")
         yield {
-            "id": self.m.edge["integration"], "tenant_id": "tenant-legacy-1",
-            "client_id": "legacy-client-id", "client_secret": self.encrypted("legacy-client-secret"),
+            "id": self.m.edge["integration"],
+            "tenant_id": "tenant-legacy-1",
+            "client_id": "legacy-client-id",
+            "client_secret": self.encrypted("legacy-client-secret"),
             "redirect_uri": "https://app.old-enque.example/auth/callback",
-            "scope": "offline_access Mail.ReadWrite Mail.Send", "is_active": 1,
-            "created_at": when(1), "updated_at": when(2),
-        }  # fmt: skip
+            "scope": "offline_access Mail.ReadWrite Mail.Send",
+            "is_active": 1,
+            "created_at": when(1),
+            "updated_at": when(2),
+        }
 
     def mailbox_connections(self) -> Iterator[dict[str, Any]]:
         for w in range(1, self.scale.workspaces + 1):
             mailbox = self.new_id("mailbox_connections")
             self.ws_mailbox[w] = mailbox
-            yield {"id": mailbox, "email": f"support@legacy{w}.test", "display_name": f"Support {w}",
-                   "workspace_id": w, "created_by_agent_id": self.ws_agents[w][0], "is_global": 0,
-                   "is_active": 1, "created_at": when(mailbox), "updated_at": when(mailbox)}  # fmt: skip
+            yield {
+                "id": mailbox,
+                "email": f"support@legacy{w}.test",
+                "display_name": f"Support {w}",
+                "workspace_id": w,
+                "created_by_agent_id": self.ws_agents[w][0],
+                "is_global": 0,
+                "is_active": 1,
+                "created_at": when(mailbox),
+                "updated_at": when(mailbox),
+            }
 
     def mailbox_team_assignments(self) -> Iterator[dict[str, Any]]:
         for w, mailbox in self.ws_mailbox.items():
-            yield {"id": self.new_id("mailbox_team_assignments"), "mailbox_connection_id": mailbox,
-                   "team_id": self.ws_teams[w][0], "created_at": when(w)}  # fmt: skip
+            yield {
+                "id": self.new_id("mailbox_team_assignments"),
+                "mailbox_connection_id": mailbox,
+                "team_id": self.ws_teams[w][0],
+                "created_at": when(w),
+            }
 
     def microsoft_tokens(self) -> Iterator[dict[str, Any]]:
         for w, mailbox in self.ws_mailbox.items():
@@ -474,23 +578,48 @@ class Builder:
                 self.m.edge["token_encrypted"] = token
             else:
                 self.m.edge["token_plaintext"] = token
-            yield {"id": token, "integration_id": self.m.edge["integration"], "agent_id": None,
-                   "mailbox_connection_id": mailbox, "access_token": access, "refresh_token": refresh,
-                   "token_type": "Bearer", "expires_at": when(86_400 * 400),
-                   "created_at": when(token), "updated_at": when(token)}  # fmt: skip
+            yield {
+                "id": token,
+                "integration_id": self.m.edge["integration"],
+                "agent_id": None,
+                "mailbox_connection_id": mailbox,
+                "access_token": access,
+                "refresh_token": refresh,
+                "token_type": "Bearer",
+                "expires_at": when(86_400 * 400),
+                "created_at": when(token),
+                "updated_at": when(token),
+            }
         token = self.new_id("microsoft_tokens")
-        yield {"id": token, "integration_id": self.m.edge["integration"],
-               "agent_id": self.m.edge["agent_microsoft"], "mailbox_connection_id": None,
-               "access_token": self.encrypted("access-token-mia"),
-               "refresh_token": self.encrypted("refresh-token-mia"), "token_type": "Bearer",
-               "expires_at": ZERO_DATE, "created_at": when(token), "updated_at": when(token)}  # fmt: skip
+        yield {
+            "id": token,
+            "integration_id": self.m.edge["integration"],
+            "agent_id": self.m.edge["agent_microsoft"],
+            "mailbox_connection_id": None,
+            "access_token": self.encrypted("access-token-mia"),
+            "refresh_token": self.encrypted("refresh-token-mia"),
+            "token_type": "Bearer",
+            "expires_at": ZERO_DATE,
+            "created_at": when(token),
+            "updated_at": when(token),
+        }
 
     def email_sync_config(self) -> Iterator[dict[str, Any]]:
         for w, mailbox in self.ws_mailbox.items():
-            yield {"id": self.new_id("email_sync_config"), "integration_id": self.m.edge["integration"],
-                   "mailbox_connection_id": mailbox, "folder_name": "Inbox", "sync_interval": 3,
-                   "last_sync_time": when(9_000_000), "default_priority": "Medium", "auto_assign": 0,
-                   "workspace_id": w, "is_active": 1, "created_at": when(w), "updated_at": when(w)}  # fmt: skip
+            yield {
+                "id": self.new_id("email_sync_config"),
+                "integration_id": self.m.edge["integration"],
+                "mailbox_connection_id": mailbox,
+                "folder_name": "Inbox",
+                "sync_interval": 3,
+                "last_sync_time": when(9_000_000),
+                "default_priority": "Medium",
+                "auto_assign": 0,
+                "workspace_id": w,
+                "is_active": 1,
+                "created_at": when(w),
+                "updated_at": when(w),
+            }
 
     # -- tickets and their conversation
 
@@ -544,14 +673,24 @@ class Builder:
             row.update(changes)
             return row
 
-        yield edge("ticket_zero_dates", created_at=ZERO_DATE, updated_at=PARTIAL_DATE,
-                   due_date=ZERO_DATE, last_update=ZERO_DATE)  # fmt: skip
+        yield edge(
+            "ticket_zero_dates",
+            created_at=ZERO_DATE,
+            updated_at=PARTIAL_DATE,
+            due_date=ZERO_DATE,
+            last_update=ZERO_DATE,
+        )
         yield edge("ticket_emoji_rtl", title=EMOJI_TITLE, description=RTL_TEXT)
         yield edge("ticket_big_body")
         yield edge("ticket_missing_agent", assignee_id=MISSING_ID, sent_from_id=MISSING_ID)
         yield edge("ticket_bad_status", status="Pending", priority="Urgent")  # stored as ''
-        yield edge("ticket_merged", is_merged=1, merged_to_ticket_id=self.m.edge["ticket_emoji_rtl"],
-                   merged_at=when(86_400 * 711), merged_by_agent_id=self.ws_agents[1][0])  # fmt: skip
+        yield edge(
+            "ticket_merged",
+            is_merged=1,
+            merged_to_ticket_id=self.m.edge["ticket_emoji_rtl"],
+            merged_at=when(86_400 * 711),
+            merged_by_agent_id=self.ws_agents[1][0],
+        )
         yield edge("ticket_deleted", is_deleted=1, deleted_at=when(86_400 * 712))
         yield edge(
             "ticket_recipients",
@@ -559,34 +698,52 @@ class Builder:
             cc_recipients='<span style="color:red">boss@customer.example</span>; Ops Team '
             '<ops@customer.example>, not an address, <a href="mailto:x@y.example">x@y.example</a>',
             bcc_recipients="&lt;audit@customer.example&gt;",
-            email_sender='<b>Jane Doe</b> <jane@customer.example>',
+            email_sender="<b>Jane Doe</b> <jane@customer.example>",
         )
         yield edge("ticket_legacy_body")  # its first message only in ticket_bodies
 
     def ticket_bodies(self) -> Iterator[dict[str, Any]]:
         for ticket in range(1, self.scale.tickets + 1, 2):
-            yield {"id": self.new_id("ticket_bodies"), "ticket_id": ticket,
-                   "email_body": self.html(self.rng.randint(1, 4))}  # fmt: skip
-        big = "<html><body>" + "".join(
-            f"<p>{i} {self.paragraphs[i % 64]} 😀 {RTL_TEXT}</p>" for i in range(6000)
-        ) + "</body></html>"
+            yield {
+                "id": self.new_id("ticket_bodies"),
+                "ticket_id": ticket,
+                "email_body": self.html(self.rng.randint(1, 4)),
+            }
+        big = (
+            "<html><body>"
+            + "".join(f"<p>{i} {self.paragraphs[i % 64]} 😀 {RTL_TEXT}</p>" for i in range(6000))
+            + "</body></html>"
+        )
         assert len(big.encode()) > 3_000_000
-        yield {"id": self.new_id("ticket_bodies"), "ticket_id": self.m.edge["ticket_big_body"],
-               "email_body": big}  # fmt: skip
-        yield {"id": self.new_id("ticket_bodies"), "ticket_id": self.m.edge["ticket_legacy_body"],
-               "email_body": "<p>The original request, kept only in the ticket body.</p>"}  # fmt: skip
-        yield {"id": self.new_id("ticket_bodies"), "ticket_id": self.m.edge["ticket_emoji_rtl"],
-               "email_body": f"<p>{EMOJI_TITLE}</p><p dir='rtl'>{RTL_TEXT}</p>"}  # fmt: skip
+        yield {
+            "id": self.new_id("ticket_bodies"),
+            "ticket_id": self.m.edge["ticket_big_body"],
+            "email_body": big,
+        }
+        yield {
+            "id": self.new_id("ticket_bodies"),
+            "ticket_id": self.m.edge["ticket_legacy_body"],
+            "email_body": "<p>The original request, kept only in the ticket body.</p>",
+        }
+        yield {
+            "id": self.new_id("ticket_bodies"),
+            "ticket_id": self.m.edge["ticket_emoji_rtl"],
+            "email_body": f"<p>{EMOJI_TITLE}</p><p dir='rtl'>{RTL_TEXT}</p>",
+        }
 
     def _customer(self, w: int) -> tuple[int, str, str, int | None]:
         return self.rng.choice(self.ws_users[w])
 
     def comments(self) -> Iterator[dict[str, Any]]:
-        s3_every = max(1, (self.scale.tickets * self.scale.comments_per_ticket) // max(self.scale.s3_html_comments, 1))
+        s3_every = max(
+            1,
+            (self.scale.tickets * self.scale.comments_per_ticket)
+            // max(self.scale.s3_html_comments, 1),
+        )
         per_ticket = 86_400 * 700 / max(self.scale.tickets, 1)
         for ticket in range(1, self.scale.tickets + 1):
             w = self.ticket_ws[ticket]
-            user, name, email, _ = self._customer(w)
+            _, name, email, _ = self._customer(w)
             for n in range(self.scale.comments_per_ticket):
                 comment = self.new_id("comments")
                 self.comment_ids.append(comment)
@@ -595,15 +752,20 @@ class Builder:
                 if customer:
                     content = f"<original-sender>{name}|{email}</original-sender>{content}"
                 row = {
-                    "id": comment, "ticket_id": ticket, "workspace_id": w,
-                    "agent_id": self.ws_system[w] if customer else self.rng.choice(self.ws_agents[w]),
+                    "id": comment,
+                    "ticket_id": ticket,
+                    "workspace_id": w,
+                    "agent_id": self.ws_system[w]
+                    if customer
+                    else self.rng.choice(self.ws_agents[w]),
                     "to_recipients": None if customer else email,
                     "other_destinaries": "cc@customer.example" if n == 1 else None,
-                    "bcc_recipients": None, "content": content,
+                    "bcc_recipients": None,
+                    "content": content,
                     "is_private": 0 if customer else int(n % 4 == 2),
                     "created_at": when((ticket - 1) * per_ticket + 600 * (n + 1)),
                     "updated_at": when((ticket - 1) * per_ticket + 600 * (n + 1)),
-                }  # fmt: skip
+                }
                 if comment % s3_every == 0 and self.m.bucket:
                     key = f"comments/comment-{comment}.html"
                     url = self.upload(key, content.encode())
@@ -616,54 +778,87 @@ class Builder:
         ticket = self.m.edge["ticket_emoji_rtl"]
         system = self.ws_system[1]
         agent = self.ws_agents[1][0]
-        user, name, email, _ = self.ws_users[1][0]
+        _, name, email, _ = self.ws_users[1][0]
 
         def edge(label: str, **values: Any) -> dict[str, Any]:
             comment = self.new_id("comments")
             self.m.edge[label] = comment
-            row = {"id": comment, "ticket_id": ticket, "workspace_id": 1, "agent_id": agent,
-                   "is_private": 0, "created_at": when(86_400 * 710 + comment),
-                   "updated_at": when(86_400 * 710 + comment)}  # fmt: skip
+            row = {
+                "id": comment,
+                "ticket_id": ticket,
+                "workspace_id": 1,
+                "agent_id": agent,
+                "is_private": 0,
+                "created_at": when(86_400 * 710 + comment),
+                "updated_at": when(86_400 * 710 + comment),
+            }
             row.update(values)
             return row
 
         yield edge("comment_orphan", ticket_id=MISSING_ID, content="<p>My ticket is gone</p>")
-        yield edge("comment_emoji_rtl", agent_id=system,
-                   content=f"<original-sender>{name}|{email}</original-sender>"
-                   f"<p>{EMOJI_TITLE}</p><p dir='rtl'>{RTL_TEXT}</p>")  # fmt: skip
+        yield edge(
+            "comment_emoji_rtl",
+            agent_id=system,
+            content=f"<original-sender>{name}|{email}</original-sender>"
+            f"<p>{EMOJI_TITLE}</p><p dir='rtl'>{RTL_TEXT}</p>",
+        )
         if self.m.bucket:
             big = f"<original-sender>{name}|{email}</original-sender>" + "".join(
                 f"<p>{self.paragraphs[i % 64]} 🚀</p>" for i in range(4000)
             )
             key = "comments/temp-comment-big.html"
             url = self.upload(key, big.encode())
-            yield edge("comment_s3_big", agent_id=system, s3_html_url=url,
-                       content=f"[MIGRATED_TO_S3] Content moved to S3: {url}")  # fmt: skip
+            yield edge(
+                "comment_s3_big",
+                agent_id=system,
+                s3_html_url=url,
+                content=f"[MIGRATED_TO_S3] Content moved to S3: {url}",
+            )
             image_key = f"email_images/{uuid.UUID(int=self.rng.getrandbits(128))}.png"
             image_url = self.upload(image_key, PNG_1PX)
             self.m.inline_image_key = image_key
-            yield edge("comment_s3_image",
-                       content=f'<p>See:</p><img src="{image_url}" alt="screenshot"><img src="{image_url}">')  # fmt: skip
+            yield edge(
+                "comment_s3_image",
+                content=f'<p>See:</p><img src="{image_url}" alt="shot"><img src="{image_url}">',
+            )
         yield edge("comment_placeholder", content=PLACEHOLDER, is_private=1, ticket_id=1)
         data_uri = "data:image/png;base64," + base64.b64encode(PNG_1PX).decode()
-        yield edge("comment_data_image",
-                   content=f'<p>inline</p><img src="{data_uri}"><img alt="again" src="{data_uri}">'
-                   '<img src="data:image/png;base64,@@not-base64@@">')  # fmt: skip
-        yield edge("comment_marker_entities", agent_id=system,
-                   content="<original-sender>Sean O&#39;Brien|sean@customer.example</original-sender><p>hi</p>")  # fmt: skip
-        yield edge("comment_marker_bad_email", agent_id=system,
-                   content="<original-sender>No Address|not-an-email</original-sender><p>hello</p>")  # fmt: skip
+        yield edge(
+            "comment_data_image",
+            content=f'<p>inline</p><img src="{data_uri}"><img alt="again" src="{data_uri}">'
+            '<img src="data:image/png;base64,@@not-base64@@">',
+        )
+        yield edge(
+            "comment_marker_entities",
+            agent_id=system,
+            content="<original-sender>Sean O&#39;Brien|sean@customer.example</original-sender>"
+            "<p>hi</p>",
+        )
+        yield edge(
+            "comment_marker_bad_email",
+            agent_id=system,
+            content="<original-sender>No Address|not-an-email</original-sender><p>hello</p>",
+        )
         dup_ws = min(2, self.scale.workspaces)
         dup_ticket = next(t for t, w in self.ticket_ws.items() if w == dup_ws)
-        yield edge("comment_sender_other_workspace", ticket_id=dup_ticket, workspace_id=dup_ws,
-                   agent_id=self.ws_system[dup_ws],
-                   content=f"<original-sender>{name}|{email}</original-sender><p>same person, other desk</p>")  # fmt: skip
-        yield edge("comment_zero_date", content="<p>when?</p>", created_at=ZERO_DATE, updated_at=ZERO_DATE)
+        yield edge(
+            "comment_sender_other_workspace",
+            ticket_id=dup_ticket,
+            workspace_id=dup_ws,
+            agent_id=self.ws_system[dup_ws],
+            content=f"<original-sender>{name}|{email}</original-sender><p>other desk</p>",
+        )
+        yield edge(
+            "comment_zero_date", content="<p>when?</p>", created_at=ZERO_DATE, updated_at=ZERO_DATE
+        )
         yield edge("comment_null_private", content="<p>visibility unknown</p>", is_private=None)
-        yield edge("comment_recipients", content="<p>reply</p>",
-                   to_recipients=f'{email}, "Doe, Jane" <jane@customer.example>',
-                   other_destinaries="<div>boss@customer.example</div>; broken@@example",
-                   bcc_recipients="Audit &lt;audit@customer.example&gt;")  # fmt: skip
+        yield edge(
+            "comment_recipients",
+            content="<p>reply</p>",
+            to_recipients=f'{email}, "Doe, Jane" <jane@customer.example>',
+            other_destinaries="<div>boss@customer.example</div>; broken@@example",
+            bcc_recipients="Audit &lt;audit@customer.example&gt;",
+        )
 
     def ticket_attachments(self) -> Iterator[dict[str, Any]]:
         ids = self.comment_ids
@@ -675,12 +870,19 @@ class Builder:
             data = self.rng.randbytes(size)
             is_image = n % 3 == 0
             name = f"file-{attachment}.{'png' if is_image else 'pdf'}"
-            row = {"id": attachment, "comment_id": comment, "file_name": name,
-                   "content_type": "image/png" if is_image else "application/pdf",
-                   "file_size": size, "created_at": when(attachment)}  # fmt: skip
+            row = {
+                "id": attachment,
+                "comment_id": comment,
+                "file_name": name,
+                "content_type": "image/png" if is_image else "application/pdf",
+                "file_size": size,
+                "created_at": when(attachment),
+            }
             if in_s3:
                 folder = "images" if is_image else "documents"
-                row["s3_url"] = self.upload(f"{folder}/{uuid.UUID(int=self.rng.getrandbits(128))}.{name[-3:]}", data)
+                row["s3_url"] = self.upload(
+                    f"{folder}/{uuid.UUID(int=self.rng.getrandbits(128))}.{name[-3:]}", data
+                )
             else:
                 row["content_bytes"] = data
             yield row
@@ -690,132 +892,305 @@ class Builder:
         def edge(label: str, comment: int, **values: Any) -> dict[str, Any]:
             attachment = self.new_id("ticket_attachments")
             self.m.edge[label] = attachment
-            row = {"id": attachment, "comment_id": comment, "file_name": f"{label}.bin",
-                   "content_type": "application/octet-stream", "file_size": 0,
-                   "created_at": ZERO_DATE if label == "attachment_zero_date" else when(attachment)}  # fmt: skip
+            row = {
+                "id": attachment,
+                "comment_id": comment,
+                "file_name": f"{label}.bin",
+                "content_type": "application/octet-stream",
+                "file_size": 0,
+                "created_at": ZERO_DATE if label == "attachment_zero_date" else when(attachment),
+            }
             row.update(values)
             return row
 
         blob = ("Ünïcödé résumé 😀 " * 200).encode()
-        yield edge("attachment_blob", self.m.edge["comment_emoji_rtl"], file_name="résumé 😀.txt",
-                   content_type="text/plain", file_size=len(blob), content_bytes=blob)  # fmt: skip
+        yield edge(
+            "attachment_blob",
+            self.m.edge["comment_emoji_rtl"],
+            file_name="résumé 😀.txt",
+            content_type="text/plain",
+            file_size=len(blob),
+            content_bytes=blob,
+        )
         placeholder = self.m.edge["comment_placeholder"]
         yield edge("attachment_placeholder_1", placeholder, content_bytes=b"draft one", file_size=9)
         yield edge("attachment_placeholder_2", placeholder, content_bytes=b"draft two", file_size=9)
         yield edge("attachment_orphan", MISSING_ID, content_bytes=b"lost", file_size=4)
-        yield edge("attachment_zero_date", self.m.edge["comment_emoji_rtl"], content_bytes=b"z", file_size=1)
+        yield edge(
+            "attachment_zero_date",
+            self.m.edge["comment_emoji_rtl"],
+            content_bytes=b"z",
+            file_size=1,
+        )
         if self.m.bucket:
             data = PNG_1PX * 3
             url = self.upload("documents/present.png", data)
-            yield edge("attachment_s3", self.m.edge["comment_emoji_rtl"], file_name="present.png",
-                       content_type="image/png", file_size=len(data), s3_url=url)  # fmt: skip
+            yield edge(
+                "attachment_s3",
+                self.m.edge["comment_emoji_rtl"],
+                file_name="present.png",
+                content_type="image/png",
+                file_size=len(data),
+                s3_url=url,
+            )
             key = f"documents/{uuid.UUID(int=self.rng.getrandbits(128))}.pdf"
             self.m.missing_s3_key = key
-            yield edge("attachment_s3_missing", self.m.edge["comment_emoji_rtl"], file_name="gone.pdf",
-                       content_type="application/pdf", file_size=1234, s3_url=s3_url(self.m.bucket, key))  # fmt: skip
+            yield edge(
+                "attachment_s3_missing",
+                self.m.edge["comment_emoji_rtl"],
+                file_name="gone.pdf",
+                content_type="application/pdf",
+                file_size=1234,
+                s3_url=s3_url(self.m.bucket, key),
+            )
 
     def email_ticket_mapping(self) -> Iterator[dict[str, Any]]:
         for ticket, w in self.ticket_ws.items():
             if ticket > self.scale.tickets:
                 continue
-            user, name, email, _ = self._customer(w)
-            yield {"id": self.new_id("email_ticket_mapping"), "email_id": f"AAMkAD{ticket:010d}",
-                   "email_conversation_id": f"AAQkAD{ticket:010d}", "ticket_id": ticket,
-                   "email_subject": f"Ticket {ticket}", "email_sender": f"{name} <{email}>",
-                   "email_received_at": when(ticket), "is_processed": 1,
-                   "created_at": when(ticket), "updated_at": when(ticket)}  # fmt: skip
+            _, name, email, _ = self._customer(w)
+            yield {
+                "id": self.new_id("email_ticket_mapping"),
+                "email_id": f"AAMkAD{ticket:010d}",
+                "email_conversation_id": f"AAQkAD{ticket:010d}",
+                "ticket_id": ticket,
+                "email_subject": f"Ticket {ticket}",
+                "email_sender": f"{name} <{email}>",
+                "email_received_at": when(ticket),
+                "is_processed": 1,
+                "created_at": when(ticket),
+                "updated_at": when(ticket),
+            }
         row = self.new_id("email_ticket_mapping")
         self.m.edge["mapping_zero_date"] = row
-        yield {"id": row, "email_id": "AAMkAD-edge-zero", "ticket_id": self.m.edge["ticket_emoji_rtl"],
-               "email_subject": f"Re: {EMOJI_TITLE} [ID:{self.m.edge['ticket_emoji_rtl']}]",
-               "email_sender": "<b>Jane</b> <jane@customer.example>", "email_received_at": ZERO_DATE,
-               "is_processed": 0, "created_at": when(1), "updated_at": when(1)}  # fmt: skip
+        yield {
+            "id": row,
+            "email_id": "AAMkAD-edge-zero",
+            "ticket_id": self.m.edge["ticket_emoji_rtl"],
+            "email_subject": f"Re: {EMOJI_TITLE} [ID:{self.m.edge['ticket_emoji_rtl']}]",
+            "email_sender": "<b>Jane</b> <jane@customer.example>",
+            "email_received_at": ZERO_DATE,
+            "is_processed": 0,
+            "created_at": when(1),
+            "updated_at": when(1),
+        }
 
     def scheduled_comments(self) -> Iterator[dict[str, Any]]:
         for status in ("pending", "sent", "mystery"):
             row = self.new_id("scheduled_comments")
-            yield {"id": row, "ticket_id": 1, "agent_id": self.ws_agents[1][0], "workspace_id": 1,
-                   "content": "<p>Later</p>", "is_private": 0, "other_destinaries": "a@b.example",
-                   "attachment_ids": "[1, 2]", "scheduled_send_at": when(86_400 * 800),
-                   "status": status, "retry_count": 0, "sent_at": when(86_400 * 801) if status == "sent" else None,
-                   "created_at": when(row), "updated_at": when(row)}  # fmt: skip
+            yield {
+                "id": row,
+                "ticket_id": 1,
+                "agent_id": self.ws_agents[1][0],
+                "workspace_id": 1,
+                "content": "<p>Later</p>",
+                "is_private": 0,
+                "other_destinaries": "a@b.example",
+                "attachment_ids": "[1, 2]",
+                "scheduled_send_at": when(86_400 * 800),
+                "status": status,
+                "retry_count": 0,
+                "sent_at": when(86_400 * 801) if status == "sent" else None,
+                "created_at": when(row),
+                "updated_at": when(row),
+            }
 
     def workspace_extras(self) -> dict[str, list[dict[str, Any]]]:
-        """Canned replies, signatures, notification settings, schedules: small per-workspace rows."""
-        out: dict[str, list[dict[str, Any]]] = {t: [] for t in (
-            "canned_replies", "global_signatures", "notification_templates",
-            "notification_settings", "schedule")}  # fmt: skip
+        """Canned replies, signatures, notification settings, schedules of each workspace."""
+        out: dict[str, list[dict[str, Any]]] = {
+            t: []
+            for t in (
+                "canned_replies",
+                "global_signatures",
+                "notification_templates",
+                "notification_settings",
+                "schedule",
+            )
+        }
         for w in range(1, self.scale.workspaces + 1):
             admin = self.ws_agents[w][0]
-            out["canned_replies"].append({"id": self.new_id("canned_replies"), "name": "Thanks",
-                "content": "<p>Thanks {{user_name}}!</p>", "workspace_id": w, "created_by_agent_id": admin,
-                "is_enabled": 1, "usage_count": 3, "created_at": when(w), "updated_at": when(w)})  # fmt: skip
-            out["global_signatures"].append({"id": self.new_id("global_signatures"), "workspace_id": w,
-                "content": "<p>— Support 🚀</p>", "is_enabled": 1, "created_at": when(w), "updated_at": when(w)})  # fmt: skip
+            out["canned_replies"].append(
+                {
+                    "id": self.new_id("canned_replies"),
+                    "name": "Thanks",
+                    "content": "<p>Thanks {{user_name}}!</p>",
+                    "workspace_id": w,
+                    "created_by_agent_id": admin,
+                    "is_enabled": 1,
+                    "usage_count": 3,
+                    "created_at": when(w),
+                    "updated_at": when(w),
+                }
+            )
+            out["global_signatures"].append(
+                {
+                    "id": self.new_id("global_signatures"),
+                    "workspace_id": w,
+                    "content": "<p>— Support 🚀</p>",
+                    "is_enabled": 1,
+                    "created_at": when(w),
+                    "updated_at": when(w),
+                }
+            )
             template = self.new_id("notification_templates")
-            out["notification_templates"].append({"id": template, "workspace_id": w, "type": "new_ticket",
-                "name": "New ticket", "subject": "New ticket #{{ticket_id}}", "template": "<p>{{ticket_title}}</p>",
-                "is_enabled": 1, "created_at": when(w), "updated_at": when(w)})  # fmt: skip
-            out["notification_settings"].append({"id": self.new_id("notification_settings"), "workspace_id": w,
-                "category": "agents", "type": "new_ticket_created", "is_enabled": 1,
-                "channels": '["email", "enque"]', "template_id": template,
-                "created_at": when(w), "updated_at": when(w)})  # fmt: skip
-            out["schedule"].append({"id": self.new_id("schedule"), "name": "Follow-up", "workspace_id": w,
-                "created_by_agent_id": admin, "created_at": when(w), "updated_at": when(w),
-                "scheduled_for": when(86_400 * 900)})  # fmt: skip
+            out["notification_templates"].append(
+                {
+                    "id": template,
+                    "workspace_id": w,
+                    "type": "new_ticket",
+                    "name": "New ticket",
+                    "subject": "New ticket #{{ticket_id}}",
+                    "template": "<p>{{ticket_title}}</p>",
+                    "is_enabled": 1,
+                    "created_at": when(w),
+                    "updated_at": when(w),
+                }
+            )
+            out["notification_settings"].append(
+                {
+                    "id": self.new_id("notification_settings"),
+                    "workspace_id": w,
+                    "category": "agents",
+                    "type": "new_ticket_created",
+                    "is_enabled": 1,
+                    "channels": '["email", "enque"]',
+                    "template_id": template,
+                    "created_at": when(w),
+                    "updated_at": when(w),
+                }
+            )
+            out["schedule"].append(
+                {
+                    "id": self.new_id("schedule"),
+                    "name": "Follow-up",
+                    "workspace_id": w,
+                    "created_by_agent_id": admin,
+                    "created_at": when(w),
+                    "updated_at": when(w),
+                    "scheduled_for": when(86_400 * 900),
+                }
+            )
         return out
 
-    def automations(self) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
+    def automations(
+        self,
+    ) -> tuple[list[dict[str, Any]], list[dict[str, Any]], list[dict[str, Any]]]:
         automations, conditions, actions = [], [], []
         for w in range(1, self.scale.workspaces + 1):
             for n in range(self.scale.automations):
                 auto = self.new_id("automations")
-                automations.append({"id": auto, "name": f"Rule {n} 🔔", "workspace_id": w, "is_active": int(n % 2 == 0),
-                    "conditions_operator": ["AND", "OR", None][n % 3], "actions_operator": "AND",
-                    "created_at": when(auto), "updated_at": when(auto), "created_by": self.ws_agents[w][0]})  # fmt: skip
-                for kind, op, value in (("DESCRIPTION", "CON", "urgent"), ("USER_DOMAIN", "EQL", "initech.test"),
-                                        ("PRIORITY", "eql", "high"), ("AGENT", None, self.agent_email[self.ws_agents[w][0]])):
-                    conditions.append({"id": self.new_id("automation_conditions"), "automation_id": auto,
-                        "condition_type": kind, "condition_operator": op, "condition_value": value,
-                        "logical_operator": "AND", "created_at": when(auto)})  # fmt: skip
+                automations.append(
+                    {
+                        "id": auto,
+                        "name": f"Rule {n} 🔔",
+                        "workspace_id": w,
+                        "is_active": int(n % 2 == 0),
+                        "conditions_operator": ["AND", "OR", None][n % 3],
+                        "actions_operator": "AND",
+                        "created_at": when(auto),
+                        "updated_at": when(auto),
+                        "created_by": self.ws_agents[w][0],
+                    }
+                )
+                for kind, op, value in (
+                    ("DESCRIPTION", "CON", "urgent"),
+                    ("USER_DOMAIN", "EQL", "initech.test"),
+                    ("PRIORITY", "eql", "high"),
+                    ("AGENT", None, self.agent_email[self.ws_agents[w][0]]),
+                ):
+                    conditions.append(
+                        {
+                            "id": self.new_id("automation_conditions"),
+                            "automation_id": auto,
+                            "condition_type": kind,
+                            "condition_operator": op,
+                            "condition_value": value,
+                            "logical_operator": "AND",
+                            "created_at": when(auto),
+                        }
+                    )
                 team = self.ws_teams[w][0]
-                for kind, value in (("SET_PRIORITY", "Critical"), ("SET_TEAM", self.team_name[team]),
-                                    ("SET_AGENT", self.agent_email[self.ws_agents[w][-1]]),
-                                    ("ALSO_NOTIFY", self.agent_email[self.ws_agents[w][0]]),
-                                    ("SET_STATUS", "With User"), ("SET_CATEGORY", "Billing")):
-                    actions.append({"id": self.new_id("automation_actions"), "automation_id": auto,
-                        "action_type": kind, "action_value": value, "created_at": when(auto)})  # fmt: skip
+                for kind, value in (
+                    ("SET_PRIORITY", "Critical"),
+                    ("SET_TEAM", self.team_name[team]),
+                    ("SET_AGENT", self.agent_email[self.ws_agents[w][-1]]),
+                    ("ALSO_NOTIFY", self.agent_email[self.ws_agents[w][0]]),
+                    ("SET_STATUS", "With User"),
+                    ("SET_CATEGORY", "Billing"),
+                ):
+                    actions.append(
+                        {
+                            "id": self.new_id("automation_actions"),
+                            "automation_id": auto,
+                            "action_type": kind,
+                            "action_value": value,
+                            "created_at": when(auto),
+                        }
+                    )
         return automations, conditions, actions
 
     def workflows(self) -> Iterator[dict[str, Any]]:
-        rules = {"keywords": [], "language": "en", "min_confidence": 0.7,
-                 "urgency_keywords": {"high": ["urgent", "asap", "down"], "medium": ["soon"], "low": []}}  # fmt: skip
+        rules = {
+            "keywords": [],
+            "language": "en",
+            "min_confidence": 0.7,
+            "urgency_keywords": {"high": ["urgent", "asap", "down"], "medium": ["soon"], "low": []},
+        }
         for w in range(1, self.scale.workspaces + 1):
-            yield {"id": self.new_id("workflows"), "name": "Escalate urgent", "description": "urgency",
-                   "is_enabled": 1, "trigger": "message.urgency_high",
-                   "message_analysis_rules": orjson.dumps(rules).decode(), "conditions": "[]",
-                   "actions": '[{"type": "change_priority", "config": {"priority": "High"}}]',
-                   "workspace_id": w, "created_at": when(w), "updated_at": when(w)}  # fmt: skip
-            yield {"id": self.new_id("workflows"), "name": "Webhook", "description": None,
-                   "is_enabled": 0, "trigger": "ticket.created", "message_analysis_rules": None,
-                   "conditions": '[{"field": "subject", "operator": "contains", "value": "vip"}]',
-                   "actions": '[{"type": "send_webhook", "config": {"url": "https://hooks.example"}}]',
-                   "workspace_id": w, "created_at": when(w), "updated_at": when(w)}  # fmt: skip
+            yield {
+                "id": self.new_id("workflows"),
+                "name": "Escalate urgent",
+                "description": "urgency",
+                "is_enabled": 1,
+                "trigger": "message.urgency_high",
+                "message_analysis_rules": orjson.dumps(rules).decode(),
+                "conditions": "[]",
+                "actions": '[{"type": "change_priority", "config": {"priority": "High"}}]',
+                "workspace_id": w,
+                "created_at": when(w),
+                "updated_at": when(w),
+            }
+            yield {
+                "id": self.new_id("workflows"),
+                "name": "Webhook",
+                "description": None,
+                "is_enabled": 0,
+                "trigger": "ticket.created",
+                "message_analysis_rules": None,
+                "conditions": '[{"field": "subject", "operator": "contains", "value": "vip"}]',
+                "actions": '[{"type": "send_webhook", "config": {"url": "https://hooks.example"}}]',
+                "workspace_id": w,
+                "created_at": when(w),
+                "updated_at": when(w),
+            }
 
     def activities(self) -> Iterator[dict[str, Any]]:
         for ticket, w in self.ticket_ws.items():
-            yield {"id": self.new_id("activities"), "agent_id": None if ticket % 3 else self.ws_agents[w][0],
-                   "action": f"created ticket #{ticket}", "source_type": "Ticket", "source_id": ticket,
-                   "workspace_id": w, "created_at": when(ticket), "updated_at": when(ticket)}  # fmt: skip
+            yield {
+                "id": self.new_id("activities"),
+                "agent_id": None if ticket % 3 else self.ws_agents[w][0],
+                "action": f"created ticket #{ticket}",
+                "source_type": "Ticket",
+                "source_id": ticket,
+                "workspace_id": w,
+                "created_at": when(ticket),
+                "updated_at": when(ticket),
+            }
 
     # -- the all-NULL rows
 
     _PARENTS = {
-        "workspace_id": "workspaces", "agent_id": "agents", "created_by_agent_id": "agents",
-        "ticket_id": "tickets", "comment_id": "comments", "automation_id": "automations",
-        "integration_id": "microsoft_integration", "mailbox_connection_id": "mailbox_connections",
-        "team_id": "teams", "user_id": "users",
-    }  # fmt: skip
+        "workspace_id": "workspaces",
+        "agent_id": "agents",
+        "created_by_agent_id": "agents",
+        "ticket_id": "tickets",
+        "comment_id": "comments",
+        "automation_id": "automations",
+        "integration_id": "microsoft_integration",
+        "mailbox_connection_id": "mailbox_connections",
+        "team_id": "teams",
+        "user_id": "users",
+    }
 
     def null_row(self, table: str) -> dict[str, Any] | None:
         """A row with every nullable column NULL (None when the table has none)."""
@@ -899,8 +1274,13 @@ async def build(
         await table("ticket_attachments", b.ticket_attachments())
         await table("email_ticket_mapping", b.email_ticket_mapping())
         await table("scheduled_comments", b.scheduled_comments())
-        for name in ("canned_replies", "global_signatures", "notification_templates",
-                     "notification_settings", "schedule"):  # fmt: skip
+        for name in (
+            "canned_replies",
+            "global_signatures",
+            "notification_templates",
+            "notification_settings",
+            "schedule",
+        ):
             await table(name, extras[name])
         automations, conditions, actions = b.automations()
         await table("automations", automations)
