@@ -208,6 +208,7 @@ async def create_database(server: Server, name: str) -> None:
     conn = await server.connect()
     try:
         async with conn.cursor() as cur:
+            await cur.execute("SET SESSION sql_notes = 0")
             await cur.execute(f"DROP DATABASE IF EXISTS `{name}`")
             await cur.execute(
                 f"CREATE DATABASE `{name}` CHARACTER SET utf8mb4 COLLATE utf8mb4_general_ci"
@@ -224,6 +225,7 @@ async def drop_database(server: Server, name: str) -> None:
     conn = await server.connect()
     try:
         async with conn.cursor() as cur:
+            await cur.execute("SET SESSION sql_notes = 0")
             await cur.execute(f"DROP DATABASE IF EXISTS `{name}`")
     finally:
         conn.close()
