@@ -10,9 +10,9 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from enque.migrate.legacy_schema import LOAD_ORDER, TABLES
+from enque.migrate.legacy_schema import FOREIGN_KEYS, LOAD_ORDER, TABLES
 from enque.migrate.report import Issue, Report, RowContext
-from enque.migrate.source import ColumnInfo, LegacySource
+from enque.migrate.source import ColumnInfo, LegacySource, quote
 from enque.migrate.transform import LegacySecrets, looks_fernet
 
 # A known type → types the source may report instead without any loss.
@@ -116,11 +116,13 @@ def record_diff(diff: SchemaDiff, report: Report) -> None:
 
 
 async def run_plan(source: LegacySource, report: Report, *, since: int | None = None) -> SchemaDiff:
-    """Compare schemas and count the rows of every table that will be migrated."""
+    """Compare schemas, count the rows of every table that will be migrated, find orphans."""
     report.steps.append("plan")
     report.facts["server"] = await source.server_version()
-    diff = compare(await source.columns())
+    columns = await source.columns()
+    diff = compare(columns)
     record_diff(diff, report)
+    await check_orphans(source, columns, report)
     for table in LOAD_ORDER:
         if table in diff.missing_tables:
             continue
@@ -129,6 +131,33 @@ async def run_plan(source: LegacySource, report: Report, *, since: int | None = 
         if since is not None:
             stats.changed_rows = await source.count(table, since=since)
     return diff
+
+
+async def check_orphans(
+    source: LegacySource, columns: dict[str, dict[str, ColumnInfo]], report: Report
+) -> None:
+    """One finding per foreign key whose values point at rows that no longer exist.
+
+    The old schema did not always cascade (a comment can outlive its ticket, a ticket its
+    agent): the load sets such references to NULL where the target allows it.
+    """
+    for table, column, parent in FOREIGN_KEYS:
+        if column not in columns.get(table, {}) or "id" not in columns.get(parent, {}):
+            continue
+        sql = (
+            f"SELECT COUNT(*) FROM {quote(table)} c LEFT JOIN {quote(parent)} p "
+            f"ON p.id = c.{quote(column)} WHERE c.{quote(column)} IS NOT NULL AND p.id IS NULL"
+        )
+        orphans = (await source.fetch(sql))[0][0]
+        if orphans:
+            report.add(
+                Issue(
+                    "orphan_reference",
+                    f"{orphans} row(s) point to a missing {parent} row",
+                    table=table,
+                    column=column,
+                )
+            )
 
 
 # Columns where the old system may have stored a Fernet token (or, before it encrypted

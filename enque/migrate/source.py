@@ -168,20 +168,20 @@ class LegacySource:
             self._conn.close()
             self._conn = None
 
-    async def _fetch(self, sql: str, args: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    async def fetch(self, sql: str, args: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
         assert self._conn is not None, "use `async with LegacySource(...)`"
         async with self._conn.cursor() as cur:
             await cur.execute(sql, args)
             return list(await cur.fetchall())
 
     async def server_version(self) -> str:
-        rows = await self._fetch("SELECT VERSION()")
+        rows = await self.fetch("SELECT VERSION()")
         return str(rows[0][0])
 
     async def columns(self) -> dict[str, dict[str, ColumnInfo]]:
         """Every base table's columns, as information_schema reports them."""
         json_checked = await self._json_checked_columns()
-        rows = await self._fetch(
+        rows = await self.fetch(
             "SELECT c.TABLE_NAME, c.COLUMN_NAME, c.COLUMN_TYPE, c.IS_NULLABLE, c.COLUMN_KEY "
             "FROM information_schema.COLUMNS c JOIN information_schema.TABLES t "
             "ON t.TABLE_SCHEMA = c.TABLE_SCHEMA AND t.TABLE_NAME = c.TABLE_NAME "
@@ -206,7 +206,7 @@ class LegacySource:
         (MySQL 8 has a real `json` type and no TABLE_NAME in this view: nothing to find.)
         """
         try:
-            rows = await self._fetch(
+            rows = await self.fetch(
                 "SELECT TABLE_NAME, CONSTRAINT_NAME FROM information_schema.CHECK_CONSTRAINTS "
                 "WHERE CONSTRAINT_SCHEMA = %s AND CHECK_CLAUSE LIKE 'json_valid(%%'",
                 (self.url.database,),
@@ -219,7 +219,7 @@ class LegacySource:
         """Rows in `table`; with `since` (Unix s), only those changed at or after it."""
         where, args = self.since_filter(table, since)
         sql = f"SELECT COUNT(*) FROM {quote(table)}" + (f" WHERE {where}" if where else "")
-        rows = await self._fetch(sql, args)
+        rows = await self.fetch(sql, args)
         return int(rows[0][0])
 
     @staticmethod

@@ -9,7 +9,13 @@ from pathlib import Path
 
 import pytest
 
-from enque.migrate.legacy_schema import LOAD_ORDER, TABLES, enum_values, normalize_type
+from enque.migrate.legacy_schema import (
+    FOREIGN_KEYS,
+    LOAD_ORDER,
+    TABLES,
+    enum_values,
+    normalize_type,
+)
 from enque.migrate.plan import check_secrets, compare, run_plan
 from enque.migrate.report import Report
 from enque.migrate.source import ColumnInfo, LegacySource, SourceUrl
@@ -32,6 +38,23 @@ def test_embedded_schema_is_the_shipped_dump() -> None:
             assert known.type == normalize_type(column_type, json_check="json_valid" in rest), (
                 f"{table}.{name}"
             )
+
+
+def test_embedded_foreign_keys_are_the_shipped_ones() -> None:
+    found = re.findall(
+        r"CREATE TABLE `(\w+)`|FOREIGN KEY \(`(\w+)`\) REFERENCES `(\w+)` \(`id`\)",
+        SCHEMA.read_text(),
+    )
+    keys, table = [], ""
+    for created, column, parent in found:
+        if created:
+            table = created
+        else:
+            keys.append((table, column, parent))
+    assert tuple(keys) == FOREIGN_KEYS
+    order = {name: n for n, name in enumerate(LOAD_ORDER)}
+    late = {(t, c) for t, c, p in FOREIGN_KEYS if order[p] >= order[t]}
+    assert late == {("companies", "primary_contact_id"), ("tickets", "merged_to_ticket_id")}
 
 
 def test_type_normalisation() -> None:
@@ -71,7 +94,13 @@ async def test_plan_of_the_generated_database_is_clean(legacy: Manifest) -> None
         diff = await run_plan(source, report)
         await check_secrets(source, LegacySecrets(LEGACY_KEY), report)
     assert diff.clean, diff
-    assert report.exit_code == 0 and report.issues == []
+    assert report.exit_code == 0
+    assert {(i.code, i.table, i.column) for i in report.issues} == {
+        ("orphan_reference", "comments", "ticket_id"),
+        ("orphan_reference", "tickets", "assignee_id"),
+        ("orphan_reference", "tickets", "sent_from_id"),
+        ("orphan_reference", "ticket_attachments", "comment_id"),
+    }
     assert {t: s.source_rows for t, s in report.tables.items()} == legacy.counts
     assert report.facts["secrets"]["encrypted"] == report.facts["secrets"]["decrypted"] > 0
     assert report.facts["secrets"]["plaintext"] > 0
