@@ -192,7 +192,8 @@ def migrate_legacy(
     """Migrate a live old-Enque database and its files.
 
     Runs the plan step: compares the source schema with the known legacy schema, counts the
-    rows of every table (and, with --since, those changed since then), checks that the
+    rows of every table (and, with --since, those changed since then) and the references to
+    rows that no longer exist, checks that the
     legacy secrets decrypt with --legacy-encryption-key and that --storage-from answers.
     Prints a summary; exits non-zero when anything needed is missing.
 
