@@ -193,8 +193,8 @@ def migrate_legacy(
 
     Runs the plan step: compares the source schema with the known legacy schema, counts the
     rows of every table (and, with --since, those changed since then) and the references to
-    rows that no longer exist, checks that the
-    legacy secrets decrypt with --legacy-encryption-key and that --storage-from answers.
+    rows that no longer exist, checks that the legacy secrets decrypt with
+    --legacy-encryption-key and that --storage-from answers.
     Prints a summary; exits non-zero when anything needed is missing.
 
     Example: enque migrate legacy --from mysql://enque:pw@10.0.0.5/enque --report plan.json
