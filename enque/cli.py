@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import os
 import sys
+from pathlib import Path
 from typing import Any
 
 import click
@@ -138,6 +139,88 @@ def check() -> None:
         click.echo(f"config:   {problem}")
     if problems or any(state != "ok" for state in results.values()):
         sys.exit(1)
+
+
+@main.group()
+def migrate() -> None:
+    """Move data in from other systems."""
+
+
+@migrate.command("legacy")
+@click.option(
+    "--from",
+    "source",
+    required=True,
+    metavar="URL",
+    help="The old database: mysql://user:password@host:3306/database",
+)
+@click.option(
+    "--storage-from",
+    metavar="URL",
+    help="The old files: s3://bucket?region=…&endpoint=… or file:///copy",
+)
+@click.option("--to", "target", metavar="URL", help="Target database (default: DATABASE_URL).")
+@click.option("--storage-to", metavar="URL", help="Target storage (default: STORAGE_URL).")
+@click.option(
+    "--legacy-encryption-key",
+    envvar="LEGACY_ENCRYPTION_KEY",
+    metavar="SECRET",
+    help="The old system's ENCRYPTION_KEY (or env LEGACY_ENCRYPTION_KEY).",
+)
+@click.option("--dry-run", is_flag=True, help="Write nothing to the target.")
+@click.option(
+    "--since",
+    metavar="WHEN",
+    help="Only rows changed at or after WHEN (Unix seconds or ISO date/time).",
+)
+@click.option(
+    "--report",
+    "report_path",
+    type=click.Path(dir_okay=False, path_type=Path),
+    help="Write the full report as JSON to this file.",
+)
+def migrate_legacy(
+    source: str,
+    storage_from: str | None,
+    target: str | None,
+    storage_to: str | None,
+    legacy_encryption_key: str | None,
+    dry_run: bool,
+    since: str | None,
+    report_path: Path | None,
+) -> None:
+    """Migrate a live old-Enque database and its files.
+
+    Runs the plan step: compares the source schema with the known legacy schema, counts the
+    rows of every table (and, with --since, those changed since then) and the references to
+    rows that no longer exist, checks that the legacy secrets decrypt with
+    --legacy-encryption-key and that --storage-from answers.
+    Prints a summary; exits non-zero when anything needed is missing.
+
+    Example: enque migrate legacy --from mysql://enque:pw@10.0.0.5/enque --report plan.json
+    """
+    from asyncmy.errors import OperationalError
+
+    from enque.migrate.command import LegacyOptions, parse_since, run_legacy
+
+    try:
+        options = LegacyOptions(
+            source_url=source,
+            storage_from=storage_from,
+            target=_redact(target or _settings().database_url),
+            storage_to=_redact(storage_to or _settings().storage_url),
+            legacy_key=legacy_encryption_key,
+            dry_run=dry_run,
+            since=parse_since(since) if since else None,
+            report_path=report_path,
+        )
+        report = asyncio.run(run_legacy(options))
+    except ValueError as exc:
+        raise click.ClickException(str(exc)) from exc
+    except (OSError, OperationalError) as exc:
+        raise click.ClickException(f"cannot read the source: {exc}") from exc
+    click.echo(report.summary())
+    sys.exit(report.exit_code)
 
 
 def _redact(url: Any) -> str:

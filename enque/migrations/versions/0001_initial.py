@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-28 23:59:59.375986
+Create Date: 2026-11-29 00:24:19.503226
 """
 
 from __future__ import annotations
@@ -43,6 +43,19 @@ def upgrade() -> None:
     )
     op.create_index(
         "uq_agents_email_lower", "agents", [sa.literal_column("lower(email)")], unique=True
+    )
+    op.create_table(
+        "legacy_migrations",
+        sa.Column("source", sa.String(length=255), nullable=False),
+        sa.Column("namespace", sa.String(length=36), nullable=False),
+        sa.Column("epoch_ms", sa.BigInteger(), nullable=False),
+        sa.Column("last_completed_at", sa.BigInteger(), nullable=True),
+        sa.Column("last_since", sa.BigInteger(), nullable=True),
+        sa.Column("id", sa.String(length=36), nullable=False),
+        sa.Column("created_at", sa.BigInteger(), nullable=False),
+        sa.Column("updated_at", sa.BigInteger(), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_legacy_migrations")),
+        sa.UniqueConstraint("source", name=op.f("uq_legacy_migrations_source")),
     )
     op.create_table(
         "workspaces",
@@ -168,6 +181,23 @@ def upgrade() -> None:
         op.f("ix_agent_workspaces_agent_id"), "agent_workspaces", ["agent_id"], unique=False
     )
     op.create_table(
+        "legacy_id_map",
+        sa.Column("migration_id", sa.String(length=36), nullable=False),
+        sa.Column("source_table", sa.String(length=64), nullable=False),
+        sa.Column("old_id", sa.String(length=400), nullable=False),
+        sa.Column("new_id", sa.String(length=36), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["migration_id"],
+            ["legacy_migrations.id"],
+            name=op.f("fk_legacy_id_map_migration_id_legacy_migrations"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint(
+            "migration_id", "source_table", "old_id", name=op.f("pk_legacy_id_map")
+        ),
+    )
+    op.create_index("ix_legacy_id_map_new_id", "legacy_id_map", ["new_id"], unique=False)
+    op.create_table(
         "password_resets",
         sa.Column("agent_id", sa.String(length=36), nullable=False),
         sa.Column("token_hash", sa.String(length=64), nullable=False),
@@ -260,6 +290,8 @@ def downgrade() -> None:
     op.drop_table("teams")
     op.drop_index(op.f("ix_password_resets_agent_id"), table_name="password_resets")
     op.drop_table("password_resets")
+    op.drop_index("ix_legacy_id_map_new_id", table_name="legacy_id_map")
+    op.drop_table("legacy_id_map")
     op.drop_index(op.f("ix_agent_workspaces_agent_id"), table_name="agent_workspaces")
     op.drop_table("agent_workspaces")
     op.drop_index(op.f("ix_agent_invitations_workspace_id"), table_name="agent_invitations")
@@ -268,6 +300,7 @@ def downgrade() -> None:
     op.drop_index("ix_activities_subject", table_name="activities")
     op.drop_table("activities")
     op.drop_table("workspaces")
+    op.drop_table("legacy_migrations")
     op.drop_index("uq_agents_email_lower", table_name="agents")
     op.drop_table("agents")
     # ### end Alembic commands ###

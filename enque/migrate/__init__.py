@@ -1,0 +1,1 @@
+"""Migration from the old Enque (`enque migrate legacy`)."""
