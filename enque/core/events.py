@@ -10,7 +10,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable, Iterator
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -33,6 +34,8 @@ class Event:
     channels: list[str] = field(default_factory=list)
     agent_id: str | None = None  # only this agent receives it (notifications)
     actor: dict[str, Any] | None = None  # who made the change: {"type": "agent"|..., "id": …}
+    depth: int = 0  # 0: made by a person, mail or the system; n: n reaction steps after that
+    chain: list[str] = field(default_factory=list)  # the automation rules that led to it
     id: str = field(default_factory=new_id)
     ts: int = field(default_factory=now)
 
@@ -133,11 +136,29 @@ def make_broker(redis_url: str | None, prefix: str = "enque:") -> Broker:
     return RedisBroker(redis_url, prefix) if redis_url else MemoryBroker()
 
 
+_CAUSE: ContextVar[tuple[int, tuple[str, ...]]] = ContextVar("enque_event_cause", default=(0, ()))
+
+
+@contextlib.contextmanager
+def caused_by(depth: int, chain: Iterable[str]) -> Iterator[None]:
+    """Events emitted inside this block carry `depth` and `chain` (loop guards read them)."""
+    token = _CAUSE.set((depth, tuple(chain)))
+    try:
+        yield
+    finally:
+        _CAUSE.reset(token)
+
+
 def emit(session: AsyncSession, event: Event) -> None:
     """Publish `event` and run reactions once the session's unit of work commits."""
     from enque.core.runtime import runtime_of
 
     runtime = runtime_of(session)
+    depth, chain = _CAUSE.get()
+    if depth > event.depth:
+        event.depth = depth
+    if chain:
+        event.chain = list(dict.fromkeys([*event.chain, *chain]))
 
     async def deliver() -> None:
         try:

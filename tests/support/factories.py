@@ -28,3 +28,16 @@ def factory(*segments: str) -> Callable[[Factory], Factory]:
 @factory("workspaces")
 async def workspace_id(tenant: Tenant) -> str:
     return tenant.workspace_id
+
+
+@factory("automations")
+async def automation_id(tenant: Tenant) -> str:
+    body = {
+        "name": "Tag urgent tickets",
+        "trigger": "ticket.created",
+        "conditions": [{"field": "subject", "operator": "contains", "value": "urgent"}],
+        "actions": [{"type": "add_tag", "value": "urgent"}],
+    }
+    response = await tenant.post("/v1/automations", json=body)
+    assert response.status_code == 201, response.text
+    return str(response.json()["data"]["id"])

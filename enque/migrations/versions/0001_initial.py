@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-29 00:24:19.503226
+Create Date: 2026-11-29 00:31:20.694050
 """
 
 from __future__ import annotations
@@ -181,6 +181,59 @@ def upgrade() -> None:
         op.f("ix_agent_workspaces_agent_id"), "agent_workspaces", ["agent_id"], unique=False
     )
     op.create_table(
+        "automations",
+        sa.Column("name", sa.String(length=200), nullable=False),
+        sa.Column("is_active", sa.Boolean(), nullable=False),
+        sa.Column("trigger", sa.String(length=32), nullable=False),
+        sa.Column(
+            "trigger_config",
+            sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql"),
+            nullable=True,
+        ),
+        sa.Column("match", sa.String(length=3), nullable=False),
+        sa.Column(
+            "conditions",
+            sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql"),
+            nullable=False,
+        ),
+        sa.Column(
+            "actions",
+            sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql"),
+            nullable=False,
+        ),
+        sa.Column("position", sa.BigInteger(), nullable=False),
+        sa.Column("created_by_id", sa.String(length=36), nullable=True),
+        sa.Column("run_count", sa.BigInteger(), nullable=False),
+        sa.Column("last_run_at", sa.BigInteger(), nullable=True),
+        sa.Column("deleted_at", sa.BigInteger(), nullable=True),
+        sa.Column("id", sa.String(length=36), nullable=False),
+        sa.Column("created_at", sa.BigInteger(), nullable=False),
+        sa.Column("updated_at", sa.BigInteger(), nullable=False),
+        sa.Column("workspace_id", sa.String(length=36), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["created_by_id"],
+            ["agents.id"],
+            name=op.f("fk_automations_created_by_id_agents"),
+            ondelete="SET NULL",
+        ),
+        sa.ForeignKeyConstraint(
+            ["workspace_id"],
+            ["workspaces.id"],
+            name=op.f("fk_automations_workspace_id_workspaces"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_automations")),
+    )
+    op.create_index(
+        "ix_automations_rules",
+        "automations",
+        ["workspace_id", "trigger", "is_active", "position"],
+        unique=False,
+    )
+    op.create_index(
+        op.f("ix_automations_workspace_id"), "automations", ["workspace_id"], unique=False
+    )
+    op.create_table(
         "legacy_id_map",
         sa.Column("migration_id", sa.String(length=36), nullable=False),
         sa.Column("source_table", sa.String(length=64), nullable=False),
@@ -246,6 +299,64 @@ def upgrade() -> None:
     )
     op.create_index(op.f("ix_teams_workspace_id"), "teams", ["workspace_id"], unique=False)
     op.create_table(
+        "automation_runs",
+        sa.Column("automation_id", sa.String(length=36), nullable=False),
+        sa.Column("ticket_id", sa.String(length=36), nullable=False),
+        sa.Column("anchor_at", sa.BigInteger(), nullable=False),
+        sa.Column("matched", sa.Boolean(), nullable=False),
+        sa.Column("ran_at", sa.BigInteger(), nullable=False),
+        sa.Column("id", sa.String(length=36), nullable=False),
+        sa.Column("workspace_id", sa.String(length=36), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["automation_id"],
+            ["automations.id"],
+            name=op.f("fk_automation_runs_automation_id_automations"),
+            ondelete="CASCADE",
+        ),
+        sa.ForeignKeyConstraint(
+            ["workspace_id"],
+            ["workspaces.id"],
+            name=op.f("fk_automation_runs_workspace_id_workspaces"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_automation_runs")),
+        sa.UniqueConstraint(
+            "automation_id",
+            "ticket_id",
+            "anchor_at",
+            name=op.f("uq_automation_runs_automation_id_ticket_id_anchor_at"),
+        ),
+    )
+    op.create_index(
+        op.f("ix_automation_runs_workspace_id"), "automation_runs", ["workspace_id"], unique=False
+    )
+    op.create_table(
+        "round_robin_cursors",
+        sa.Column("team_id", sa.String(length=36), nullable=False),
+        sa.Column("counter", sa.BigInteger(), nullable=False),
+        sa.Column("updated_at", sa.BigInteger(), nullable=False),
+        sa.Column("workspace_id", sa.String(length=36), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["team_id"],
+            ["teams.id"],
+            name=op.f("fk_round_robin_cursors_team_id_teams"),
+            ondelete="CASCADE",
+        ),
+        sa.ForeignKeyConstraint(
+            ["workspace_id"],
+            ["workspaces.id"],
+            name=op.f("fk_round_robin_cursors_workspace_id_workspaces"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("team_id", name=op.f("pk_round_robin_cursors")),
+    )
+    op.create_index(
+        op.f("ix_round_robin_cursors_workspace_id"),
+        "round_robin_cursors",
+        ["workspace_id"],
+        unique=False,
+    )
+    op.create_table(
         "team_members",
         sa.Column("team_id", sa.String(length=36), nullable=False),
         sa.Column("agent_id", sa.String(length=36), nullable=False),
@@ -286,12 +397,19 @@ def downgrade() -> None:
     op.drop_index(op.f("ix_team_members_workspace_id"), table_name="team_members")
     op.drop_index(op.f("ix_team_members_agent_id"), table_name="team_members")
     op.drop_table("team_members")
+    op.drop_index(op.f("ix_round_robin_cursors_workspace_id"), table_name="round_robin_cursors")
+    op.drop_table("round_robin_cursors")
+    op.drop_index(op.f("ix_automation_runs_workspace_id"), table_name="automation_runs")
+    op.drop_table("automation_runs")
     op.drop_index(op.f("ix_teams_workspace_id"), table_name="teams")
     op.drop_table("teams")
     op.drop_index(op.f("ix_password_resets_agent_id"), table_name="password_resets")
     op.drop_table("password_resets")
     op.drop_index("ix_legacy_id_map_new_id", table_name="legacy_id_map")
     op.drop_table("legacy_id_map")
+    op.drop_index(op.f("ix_automations_workspace_id"), table_name="automations")
+    op.drop_index("ix_automations_rules", table_name="automations")
+    op.drop_table("automations")
     op.drop_index(op.f("ix_agent_workspaces_agent_id"), table_name="agent_workspaces")
     op.drop_table("agent_workspaces")
     op.drop_index(op.f("ix_agent_invitations_workspace_id"), table_name="agent_invitations")

@@ -1,0 +1,42 @@
+"""The rules for automatic messages (email.md): never to automated senders, 3 per hour."""
+
+from __future__ import annotations
+
+from enque.automations.engine import TicketFacts
+from enque.core.cache import Cache
+
+PER_SENDER_PER_HOUR = 3
+# local parts of addresses that are machines, not people (bounces, no-reply senders)
+MACHINE_SENDERS = (
+    "mailer-daemon",
+    "postmaster",
+    "noreply",
+    "no-reply",
+    "donotreply",
+    "do-not-reply",
+    "bounce",
+    "bounces",
+)
+
+
+def _machine_address(address: str) -> bool:
+    local = address.rpartition("@")[0].lower()
+    return local in MACHINE_SENDERS or local.startswith(("bounce+", "bounces+", "bounce-"))
+
+
+async def refusal(cache: Cache, facts: TicketFacts) -> str | None:
+    """Why an automatic message to the ticket's customer must not be sent, or None.
+
+    Counts the message against the sender's hourly allowance when it is allowed.
+    """
+    address = facts.customer_email
+    if not address:
+        return "the ticket has no customer address"
+    if facts.sender_is_automated:
+        return "the customer's message was automated (auto-submitted, bulk, list or bounce)"
+    if _machine_address(address):
+        return "the customer address is an automated sender"
+    key = f"automessages:{facts.workspace_id}:{address.lower()}"
+    if await cache.incr(key, 3600) > PER_SENDER_PER_HOUR:
+        return f"{PER_SENDER_PER_HOUR} automatic messages already sent to this address this hour"
+    return None

@@ -1,0 +1,69 @@
+"""Round-robin assignment inside a team, fair across concurrent tickets and workers.
+
+Each team has a counter row; one atomic upsert (`INSERT … ON CONFLICT DO UPDATE SET
+counter = counter + 1 RETURNING counter`) hands every caller a distinct number, on SQLite and
+PostgreSQL alike, and the number picks the next active member in a stable order.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from enque.agents.models import Agent, AgentWorkspace
+from enque.automations.models import RoundRobinCursor
+from enque.core.db import now
+from enque.teams.models import Team, TeamMember
+
+
+def upsert(session: AsyncSession, model: Any) -> Any:
+    """`INSERT` with the dialect's `ON CONFLICT` support."""
+    dialect = session.get_bind().dialect.name
+    return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(model)
+
+
+async def active_members(session: AsyncSession, *, workspace_id: str, team_id: str) -> list[str]:
+    """Agent ids of the team's members who can take tickets, in a stable order."""
+    stmt = (
+        select(TeamMember.agent_id)
+        .join(Team, Team.id == TeamMember.team_id)
+        .join(
+            AgentWorkspace,
+            (AgentWorkspace.agent_id == TeamMember.agent_id)
+            & (AgentWorkspace.workspace_id == TeamMember.workspace_id),
+        )
+        .join(Agent, Agent.id == TeamMember.agent_id)
+        .where(
+            TeamMember.workspace_id == workspace_id,
+            TeamMember.team_id == team_id,
+            Team.deleted_at.is_(None),
+            AgentWorkspace.is_active.is_(True),
+            Agent.is_active.is_(True),
+        )
+        .order_by(TeamMember.agent_id)
+    )
+    return list((await session.execute(stmt)).scalars())
+
+
+async def advance(session: AsyncSession, *, workspace_id: str, team_id: str) -> int:
+    """The team's next ticket number (1, 2, …), distinct for every caller."""
+    stmt = upsert(session, RoundRobinCursor).values(
+        workspace_id=workspace_id, team_id=team_id, counter=1, updated_at=now()
+    )
+    stmt = stmt.on_conflict_do_update(
+        index_elements=[RoundRobinCursor.team_id],
+        set_={"counter": RoundRobinCursor.counter + 1, "updated_at": now()},
+    ).returning(RoundRobinCursor.counter)
+    return int((await session.execute(stmt)).scalar_one())
+
+
+async def next_assignee(session: AsyncSession, *, workspace_id: str, team_id: str) -> str | None:
+    """The member who gets the next ticket of the team, or None when nobody is active."""
+    members = await active_members(session, workspace_id=workspace_id, team_id=team_id)
+    if not members:
+        return None
+    number = await advance(session, workspace_id=workspace_id, team_id=team_id)
+    return members[(number - 1) % len(members)]

@@ -1,0 +1,282 @@
+"""Time-based rules (`time.elapsed`): "With User for 72 h → Closed", "Unread for 2 h → High".
+
+A scheduled job. Per rule, one indexed query selects the due tickets: the anchor time is old
+enough, every condition SQL can decide with the engine's exact meaning holds (status,
+priority, ids, hours since …), and the ledger (`automation_runs`) has not closed the window.
+Only those candidates are loaded and evaluated in full. The ledger makes firing idempotent
+across workers: a rule fires once per ticket per value of its anchor time (changes the rule
+itself makes do not open a new window), and a ticket whose text conditions failed is not
+evaluated again until it changes.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+
+from sqlalchemy import (
+    BigInteger,
+    ColumnElement,
+    Select,
+    String,
+    and_,
+    case,
+    column,
+    exists,
+    not_,
+    or_,
+    select,
+    table,
+    true,
+    update,
+)
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from enque.automations import engine
+from enque.automations.models import Automation, AutomationRun
+from enque.automations.roundrobin import upsert
+from enque.automations.runner import FactsLoader, apply_plan, installed
+from enque.core.db import new_id, now
+from enque.core.runtime import Runtime
+from enque.workspaces.models import Workspace
+
+log = logging.getLogger(__name__)
+
+# The columns of the tickets table (data-model.md) that the candidate query reads.
+tickets = table(
+    "tickets",
+    column("id", String),
+    column("workspace_id", String),
+    column("status", String),
+    column("priority", String),
+    column("assignee_id", String),
+    column("team_id", String),
+    column("category_id", String),
+    column("mailbox_id", String),
+    column("company_id", String),
+    column("created_at", BigInteger),
+    column("updated_at", BigInteger),
+    column("last_customer_reply_at", BigInteger),
+    column("last_agent_reply_at", BigInteger),
+    column("deleted_at", BigInteger),
+    column("merged_into_ticket_id", String),
+)
+ANCHORS = {
+    "created": tickets.c.created_at,
+    "updated": tickets.c.updated_at,
+    "customer_reply": tickets.c.last_customer_reply_at,
+    "agent_reply": tickets.c.last_agent_reply_at,
+}
+HOURS = {
+    "hours_since_created": tickets.c.created_at,
+    "hours_since_updated": tickets.c.updated_at,
+    "hours_since_customer_reply": tickets.c.last_customer_reply_at,
+}
+IDS = {
+    "mailbox": tickets.c.mailbox_id,
+    "assignee": tickets.c.assignee_id,
+    "team": tickets.c.team_id,
+    "category": tickets.c.category_id,
+    "company": tickets.c.company_id,
+}
+priority_rank = case(engine.PRIORITY_RANK, value=tickets.c.priority, else_=-1)
+
+
+def sql_condition(condition: engine.Condition, now: int) -> ColumnElement[bool] | None:
+    """The condition in SQL, with the engine's meaning; None when only the engine can decide
+    (text comparisons, whose case folding SQL engines do not share, and tags)."""
+    field, op, value = condition.field, condition.operator, condition.value
+    if field in HOURS:
+        col = HOURS[field]
+        bound = now - value * 3600
+        return and_(col.is_not(None), col < bound if op == "gt" else col > bound)
+    if field in IDS:
+        col = IDS[field]
+        if value is None:
+            return col.is_(None) if op == "is" else col.is_not(None)
+        return col == value if op == "is" else or_(col.is_(None), col != value)
+    if field == "priority" and op in ("gt", "lt"):
+        rank = engine.PRIORITY_RANK[value]
+        return priority_rank > rank if op == "gt" else priority_rank < rank
+    if field in ("status", "priority"):
+        col = tickets.c[field]
+        return col == value if op == "is" else col != value
+    return None
+
+
+def candidate_query(
+    rule: engine.Rule, *, workspace_id: str, now: int, limit: int
+) -> Select[tuple[str, int]]:
+    """Ids and anchor times of the tickets the rule may fire on now, oldest first."""
+    anchor = ANCHORS[(rule.trigger_config or {})["field"]]
+    translated = [sql_condition(c, now) for c in rule.conditions]
+    exact = [t for t in translated if t is not None]
+    opaque = len(exact) < len(translated)
+    runs = AutomationRun.__table__.alias("runs")
+    mine = and_(runs.c.automation_id == rule.id, runs.c.ticket_id == tickets.c.id)
+    window_closed = exists().where(
+        mine, runs.c.matched.is_(True), or_(runs.c.anchor_at == anchor, runs.c.ran_at >= anchor)
+    )
+    # the text conditions failed on this version of the ticket
+    text_failed = exists().where(
+        mine, runs.c.matched.is_(False), runs.c.ran_at >= tickets.c.updated_at
+    )
+    parts = [*exact, not_(text_failed)] if opaque else exact
+    if rule.match == "any" and parts:
+        conditions = or_(*parts)
+    else:  # all of them (none for `any` without conditions: it always matches)
+        conditions = and_(true(), *parts) if rule.match == "all" else true()
+    return (
+        select(tickets.c.id, anchor)
+        .where(
+            tickets.c.workspace_id == workspace_id,
+            tickets.c.deleted_at.is_(None),
+            tickets.c.merged_into_ticket_id.is_(None),
+            anchor.is_not(None),
+            anchor <= now - engine.elapsed_seconds(rule),
+            conditions,
+            not_(window_closed),
+        )
+        .order_by(anchor, tickets.c.id)
+        .limit(limit)
+    )
+
+
+def _has_text_conditions(rule: engine.Rule) -> bool:
+    return any(sql_condition(c, 0) is None for c in rule.conditions)
+
+
+@dataclass(frozen=True)
+class Window:
+    """One rule on one ticket for one value of its anchor time."""
+
+    workspace_id: str
+    rule_id: str
+    ticket_id: str
+    anchor: int
+
+    def row(self, *, matched: bool, ran_at: int) -> dict[str, object]:
+        return {
+            "id": new_id(),
+            "workspace_id": self.workspace_id,
+            "automation_id": self.rule_id,
+            "ticket_id": self.ticket_id,
+            "anchor_at": self.anchor,
+            "matched": matched,
+            "ran_at": ran_at,
+        }
+
+
+WINDOW_KEY = ["automation_id", "ticket_id", "anchor_at"]
+
+
+async def _claim(session: AsyncSession, window: Window, moment: int) -> bool:
+    """Take the window; False when another run already took it."""
+    stmt = upsert(session, AutomationRun).values(**window.row(matched=True, ran_at=moment))
+    stmt = stmt.on_conflict_do_update(
+        index_elements=WINDOW_KEY,
+        set_={"matched": True, "ran_at": moment},
+        where=AutomationRun.matched.is_(False),
+    ).returning(AutomationRun.id)
+    return (await session.execute(stmt)).scalar_one_or_none() is not None
+
+
+async def _remember_unmatched(session: AsyncSession, window: Window, moment: int) -> None:
+    stmt = upsert(session, AutomationRun).values(**window.row(matched=False, ran_at=moment))
+    await session.execute(
+        stmt.on_conflict_do_update(
+            index_elements=WINDOW_KEY,
+            set_={"ran_at": moment},
+            where=AutomationRun.matched.is_(False),
+        )
+    )
+
+
+async def _run_on_ticket(
+    runtime: Runtime,
+    load: FactsLoader,
+    workspace_id: str,
+    rule: engine.Rule,
+    ticket_id: str,
+    moment: int,
+) -> str:
+    async with runtime.db.transaction() as session:
+        facts = await load(session, workspace_id, ticket_id)
+        if facts is None or not engine.time_due(rule, facts, moment):
+            return "gone"
+        anchor = engine.time_anchor(rule, facts)
+        assert anchor is not None  # time_due checked it
+        result = engine.plan([rule], facts, now=moment)
+        window = Window(workspace_id, rule.id, ticket_id, anchor)
+        if not result.fired:
+            if _has_text_conditions(rule):
+                await _remember_unmatched(session, window, moment)
+            return "unmatched"
+        if not await _claim(session, window, moment):
+            return "taken"
+        await apply_plan(session, facts=facts, plan=result, depth=1, chain=[rule.id])
+        # after the actions, so the updates they made fall inside the closed window
+        await session.execute(
+            update(AutomationRun)
+            .where(
+                AutomationRun.automation_id == rule.id,
+                AutomationRun.ticket_id == ticket_id,
+                AutomationRun.anchor_at == anchor,
+            )
+            .values(ran_at=max(moment, now()))
+        )
+        return "fired"
+
+
+@dataclass
+class TimeRulesReport:
+    rules: int = 0
+    candidates: int = 0
+    fired: int = 0
+    unmatched: int = 0
+
+
+async def due_rules(runtime: Runtime) -> list[tuple[str, engine.Rule]]:
+    """Active time rules of live workspaces, in run order."""
+    stmt = (
+        select(Automation)
+        .join(Workspace, Workspace.id == Automation.workspace_id)
+        .where(
+            Automation.trigger == "time.elapsed",
+            Automation.is_active.is_(True),
+            Automation.deleted_at.is_(None),
+            Workspace.is_active.is_(True),
+            Workspace.deleted_at.is_(None),
+        )
+        .order_by(Automation.workspace_id, Automation.position, Automation.id)
+    )
+    async with runtime.db.session(write=False) as session:
+        rows = (await session.execute(stmt)).scalars().all()
+    return [(row.workspace_id, engine.Rule.of(row)) for row in rows]
+
+
+async def run_time_rules(
+    runtime: Runtime, *, at: int | None = None, batch: int = 500
+) -> TimeRulesReport:
+    """One tick: every due (rule, ticket) pair, at most `batch` tickets per rule."""
+    report = TimeRulesReport()
+    parts = installed(runtime)
+    if parts is None:
+        return report
+    load = parts[0]
+    moment = now() if at is None else at
+    for workspace_id, rule in await due_rules(runtime):
+        report.rules += 1
+        query = candidate_query(rule, workspace_id=workspace_id, now=moment, limit=batch)
+        async with runtime.db.session(write=False) as session:
+            candidates = [row[0] for row in (await session.execute(query)).all()]
+        report.candidates += len(candidates)
+        for ticket_id in candidates:
+            try:
+                outcome = await _run_on_ticket(runtime, load, workspace_id, rule, ticket_id, moment)
+            except Exception:
+                log.exception("time rule %s on ticket %s failed", rule.id, ticket_id)
+                continue
+            report.fired += outcome == "fired"
+            report.unmatched += outcome == "unmatched"
+    return report
