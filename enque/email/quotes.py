@@ -105,7 +105,10 @@ def _is_header_block(lines: list[str], index: int) -> bool:
 def _intro_at(lines: list[str], index: int) -> int:
     """How many lines an attribution starting at `index` spans (0 when none; wraps up to 3)."""
     for span in (1, 2, 3):
-        joined = " ".join(line.strip() for line in lines[index : index + span])
+        part = [line.strip() for line in lines[index : index + span]]
+        if len(part) < span or not part[-1]:
+            break  # an attribution wraps over adjacent lines only
+        joined = " ".join(part)
         if len(joined) > 400:
             break
         if INTRO_RE.match(joined) or SEPARATOR_RE.match(joined):
