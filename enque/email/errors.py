@@ -30,6 +30,14 @@ class AuthenticationFailed(PermanentError):
     """Credentials or tokens refused: the mailbox needs to be reconnected."""
 
 
+class TlsFailed(PermanentError):
+    """TLS could not be set up: untrusted certificate, wrong port for the security chosen."""
+
+
+class FolderUnavailable(PermanentError):
+    """The configured folder does not exist or cannot be opened."""
+
+
 def backoff_delay(
     attempt: int, *, base: float = 1.0, cap: float = 300.0, retry_after: float | None = None
 ) -> float:

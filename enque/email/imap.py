@@ -13,7 +13,14 @@ from typing import Any
 
 import aioimaplib
 
-from enque.email.errors import AuthenticationFailed, ChannelError, PermanentError, TemporaryError
+from enque.email.errors import (
+    AuthenticationFailed,
+    ChannelError,
+    FolderUnavailable,
+    PermanentError,
+    TemporaryError,
+    TlsFailed,
+)
 from enque.email.tls import Security, client_context, is_tls_failure
 
 log = logging.getLogger(__name__)
@@ -86,7 +93,10 @@ class ImapClient:
         return self
 
     async def __aexit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
     ) -> None:
         await self.close()
 
@@ -126,11 +136,11 @@ class ImapClient:
     async def _starttls(self, context: ssl.SSLContext) -> None:
         protocol = self.client.protocol
         if "STARTTLS" not in protocol.capabilities:
-            raise PermanentError("the IMAP server does not offer STARTTLS")
+            raise TlsFailed("the IMAP server does not offer STARTTLS")
         command = aioimaplib.Command("STARTTLS", protocol.new_tag(), loop=protocol.loop)
         response = await asyncio.wait_for(protocol.execute(command), self.settings.timeout)
         if response.result != "OK":
-            raise PermanentError(f"STARTTLS refused: {_text(response.lines)}")
+            raise TlsFailed(f"STARTTLS refused: {_text(response.lines)}")
         loop = asyncio.get_running_loop()
         protocol.transport = await asyncio.wait_for(
             loop.start_tls(
@@ -161,7 +171,9 @@ class ImapClient:
         except Exception as exc:
             raise _classify(exc, "select") from exc
         if response.result != "OK":
-            raise PermanentError(f"IMAP folder {name!r} cannot be opened: {_text(response.lines)}")
+            raise FolderUnavailable(
+                f"IMAP folder {name!r} cannot be opened: {_text(response.lines)}"
+            )
         uidvalidity = uidnext = None
         exists = 0
         for line in response.lines:
@@ -216,7 +228,9 @@ class ImapClient:
             size = _SIZE.search(meta)
             if uid:
                 messages.append(
-                    FetchedMessage(int(uid.group(1)), int(size.group(1)) if size else len(body), body)
+                    FetchedMessage(
+                        int(uid.group(1)), int(size.group(1)) if size else len(body), body
+                    )
                 )
 
         for line in lines:
@@ -234,7 +248,11 @@ class ImapClient:
         return sorted((m for m in messages if m.uid in wanted), key=lambda m: m.uid)
 
     async def fetch_new(
-        self, after_uid: int, *, batch_messages: int = BATCH_MESSAGES, batch_bytes: int = BATCH_BYTES
+        self,
+        after_uid: int,
+        *,
+        batch_messages: int = BATCH_MESSAGES,
+        batch_bytes: int = BATCH_BYTES,
     ) -> AsyncIterator[list[FetchedMessage]]:
         """Batches of new messages above `after_uid`, bounded in count and bytes."""
         pending = await self.list_new(after_uid)
@@ -261,7 +279,7 @@ class ImapClient:
 
 def _classify(exc: BaseException, step: str) -> ChannelError:
     if is_tls_failure(exc):
-        return PermanentError(f"IMAP TLS failed during {step}: {exc}")
+        return TlsFailed(f"IMAP TLS failed during {step}: {exc}")
     if isinstance(exc, asyncio.TimeoutError | aioimaplib.CommandTimeout):
         return TemporaryError(f"IMAP {step} timed out")
     if isinstance(exc, ConnectionRefusedError):

@@ -7,6 +7,7 @@ import email.utils
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from email.message import EmailMessage
+from typing import cast
 
 from enque.email.sanitize import html_to_text
 from enque.email.threading import angle, make_message_id
@@ -97,7 +98,9 @@ def build_message(
     msg.add_alternative(html, subtype="html")
     inline = [a for a in attachments if a.inline and a.content_id]
     if inline:
-        html_part = msg.get_payload()[1]
+        html_part = cast(
+            EmailMessage, next(p for p in msg.iter_parts() if p.get_content_type() == "text/html")
+        )
         for item in inline:
             maintype, _, subtype = item.content_type.partition("/")
             html_part.add_related(

@@ -8,10 +8,10 @@ invitations are attachments. Never raises on malformed input.
 from __future__ import annotations
 
 import binascii
-import io
 import email
 import email.policy
 import email.utils
+import io
 import mimetypes
 import re
 from dataclasses import dataclass, field
@@ -456,7 +456,9 @@ def _join(segments: list[_Segment]) -> tuple[str | None, str]:
     has_html = any(s.html is not None for s in segments)
     html = None
     if has_html:
-        html = "\n".join(s.html if s.html is not None else text_to_html(s.text or "") for s in segments)
+        html = "\n".join(
+            s.html if s.html is not None else text_to_html(s.text or "") for s in segments
+        )
     texts = [s.text if s.text is not None else html_to_text(s.html or "") for s in segments]
     return html, "\n\n".join(t.strip("\r\n") for t in texts if t.strip())
 
@@ -474,7 +476,9 @@ def _parse_message(msg: Message, raw_size: int) -> ParsedMessage:
         value = _header(msg, name)
         if value is not None:
             headers[name] = value[:MAX_HEADER_VALUE]
-    report_type = msg.get_param("report-type") if msg.get_content_type() == "multipart/report" else None
+    report_type = (
+        msg.get_param("report-type") if msg.get_content_type() == "multipart/report" else None
+    )
     in_reply_to = _message_ids(_raw_header(msg, "in-reply-to"))
     return ParsedMessage(
         message_id=next(iter(_message_ids(_raw_header(msg, "message-id"))), None),

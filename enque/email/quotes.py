@@ -41,7 +41,10 @@ _SEPARATORS = [
     r"^_{20,}$",  # Outlook's rule above the header block
     r"^(begin forwarded message|anfang der weitergeleiteten nachricht):$",
 ]
-_HEADER_FROM = r"^\*?(from|von|de|van|från|fra|da|od|от|lähettäjä|kimden|差出人|发件人|發件人|보낸 사람)\s?\*?[:：]"
+_HEADER_FROM = (
+    r"^\*?(from|von|de|van|från|fra|da|od|от|lähettäjä|kimden|差出人|发件人|發件人|보낸 사람)"
+    r"\s?\*?[:：]"
+)
 _HEADER_NEXT = (
     r"^\*?(sent|date|gesendet|datum|envoyé|enviado|inviato|verzonden|skickat|sendt|wysłano|"
     r"отправлено|lähetetty|tarih|送信日時|发送时间|發送時間|보낸 날짜|to|an|à|para|a|aan|till|til|"
@@ -197,7 +200,9 @@ def _attribution_before(el: _Element) -> _Element | None:
 
 
 def _intro_matches(text: str) -> bool:
-    return bool(text) and len(text) <= 400 and bool(INTRO_RE.match(text) or SEPARATOR_RE.match(text))
+    return (
+        bool(text) and len(text) <= 400 and bool(INTRO_RE.match(text) or SEPARATOR_RE.match(text))
+    )
 
 
 def _cut_candidates(root: _Element) -> list[_Element]:
@@ -211,9 +216,9 @@ def _cut_candidates(root: _Element) -> list[_Element]:
         if not text or len(text) > 400:
             continue
         own = " ".join((el.text or "").split())
-        if _intro_matches(text) and (own or len(el) <= 3):
-            found.append(el)
-        elif HEADER_FROM_RE.match(text) and HEADER_NEXT_RE.search(text[5:]) and len(el) <= 12:
+        if (_intro_matches(text) and (own or len(el) <= 3)) or (
+            HEADER_FROM_RE.match(text) and HEADER_NEXT_RE.search(text[5:]) and len(el) <= 12
+        ):
             found.append(el)
     return found
 
@@ -281,6 +286,9 @@ def split_html(html: str) -> tuple[str, str | None]:
         if previous is not None and previous.tag == "hr" and not (previous.tail or "").strip():
             cut = previous  # Outlook's rule above its header block
     new_html, history = _split_at(scope, cut)
-    if not new_html.strip() or (not _text_of(lxml.html.fragment_fromstring(new_html, create_parent="div")) and "<img" not in new_html):
+    if not new_html.strip() or (
+        not _text_of(lxml.html.fragment_fromstring(new_html, create_parent="div"))
+        and "<img" not in new_html
+    ):
         return html, None
     return new_html, history

@@ -9,7 +9,13 @@ from dataclasses import dataclass, field
 
 import aiosmtplib
 
-from enque.email.errors import AuthenticationFailed, ChannelError, PermanentError, TemporaryError
+from enque.email.errors import (
+    AuthenticationFailed,
+    ChannelError,
+    PermanentError,
+    TemporaryError,
+    TlsFailed,
+)
 from enque.email.tls import Security, client_context, is_tls_failure
 
 
@@ -71,7 +77,7 @@ async def send(
         finally:
             try:
                 await smtp.quit()
-            except (aiosmtplib.SMTPException, OSError, asyncio.TimeoutError):
+            except (TimeoutError, aiosmtplib.SMTPException, OSError):
                 smtp.close()
     except Exception as exc:
         raise classify(exc) from exc
@@ -105,8 +111,10 @@ def classify(exc: BaseException) -> ChannelError:
             return TemporaryError(f"SMTP recipients deferred: {text}")
         return PermanentError(f"SMTP recipients refused: {text}")
     if is_tls_failure(exc):
-        return PermanentError(f"SMTP TLS failed: {exc}")
+        return TlsFailed(f"SMTP TLS failed: {exc}")
     if isinstance(exc, aiosmtplib.SMTPNotSupported):
+        if "STARTTLS" in str(exc).upper():
+            return TlsFailed(f"SMTP server does not offer STARTTLS: {exc}")
         return PermanentError(f"SMTP server does not support this: {exc}")
     if isinstance(exc, aiosmtplib.SMTPResponseException):
         message = f"SMTP {exc.code} {exc.message}"
@@ -120,4 +128,6 @@ def classify(exc: BaseException) -> ChannelError:
         | OSError,
     ):
         return TemporaryError(f"SMTP connection failed: {exc.__class__.__name__}: {exc}")
+    if isinstance(exc, aiosmtplib.SMTPException):  # protocol mismatch: no AUTH, no mechanism
+        return PermanentError(f"SMTP: {exc}")
     return TemporaryError(f"SMTP failed: {exc.__class__.__name__}")

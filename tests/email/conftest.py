@@ -11,10 +11,9 @@ import pytest
 
 from tests.email.certs import CertBundle, make_certs
 from tests.email.dovecot import Dovecot, dovecot_available
+from tests.email.servers import SMTP_PASSWORD, SMTP_USER, shared_dovecot, shared_smtp
 from tests.email.smtpd import AuthSmtpServer
 from tests.support.services import require
-
-SMTP_USER, SMTP_PASSWORD = "mailer", "smtp-pass-Kx93!"
 
 
 @pytest.fixture(scope="session")
@@ -38,9 +37,9 @@ def _dovecot(certs: CertBundle | None) -> Iterator[Dovecot]:
 
 
 @pytest.fixture(scope="session")
-def dovecot() -> Iterator[Dovecot]:
+def dovecot() -> Dovecot:
     """A plain-IMAP Dovecot on 127.0.0.1 (each test adds its own user)."""
-    yield from _dovecot(None)
+    return shared_dovecot()
 
 
 @pytest.fixture(scope="session")
@@ -62,8 +61,8 @@ def _smtp(security: str, certs: CertBundle | None) -> Iterator[AuthSmtpServer]:
 
 
 @pytest.fixture(scope="session")
-def smtp_auth() -> Iterator[AuthSmtpServer]:
-    yield from _smtp("none", None)
+def smtp_auth() -> AuthSmtpServer:
+    return shared_smtp()
 
 
 @pytest.fixture(scope="session")

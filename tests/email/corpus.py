@@ -99,10 +99,7 @@ def raw_utf8_headers() -> bytes:
 
 
 def rfc2047_subject() -> bytes:
-    subject = (
-        "=?UTF-8?B?w4lsw6h2ZQ==?= =?ISO-8859-1?Q?_caf=E9?=\r\n"
-        " =?utf-8?q?_=E2=9C=93_done?="
-    )
+    subject = "=?UTF-8?B?w4lsw6h2ZQ==?= =?ISO-8859-1?Q?_caf=E9?=\r\n =?utf-8?q?_=E2=9C=93_done?="
     return message(base_headers(Subject=subject, Content_Type="text/plain"), "body")
 
 
@@ -213,9 +210,7 @@ def smime_signed() -> bytes:
         f"{SIGNATURE}\n"
         "--s1--\n"
     )
-    ctype = (
-        'multipart/signed; protocol="application/pkcs7-signature"; micalg=sha-256; boundary=s1'
-    )
+    ctype = 'multipart/signed; protocol="application/pkcs7-signature"; micalg=sha-256; boundary=s1'
     return message(base_headers(Content_Type=ctype), body)
 
 
@@ -303,8 +298,7 @@ def deep_nesting(depth: int = 60) -> bytes:
     for level in range(depth):
         inner = parts[-1]
         parts.append(
-            f"Content-Type: multipart/mixed; boundary=d{level}\n\n"
-            f"--d{level}\n{inner}--d{level}--\n"
+            f"Content-Type: multipart/mixed; boundary=d{level}\n\n--d{level}\n{inner}--d{level}--\n"
         )
     headers = base_headers()
     head = "\n".join(f"{k}: {v}" for k, v in headers.items() if k != "MIME-Version")

@@ -97,6 +97,9 @@ service imap-login {{
 }}
 service anvil {{
   chroot =
+  unix_listener anvil-auth-penalty {{
+    mode = 0
+  }}
 }}
 """
         )
@@ -170,8 +173,18 @@ service anvil {{
 
     def reset_uidvalidity(self, user: str, value: int, folder: str = "INBOX") -> None:
         subprocess.run(
-            [DOVEADM, "-c", str(self.config), "mailbox", "update", "-u", user,
-             "--uid-validity", str(value), folder],
+            [
+                DOVEADM,
+                "-c",
+                str(self.config),
+                "mailbox",
+                "update",
+                "-u",
+                user,
+                "--uid-validity",
+                str(value),
+                folder,
+            ],
             check=True,
             capture_output=True,
         )

@@ -6,7 +6,6 @@ import email
 import email.policy
 import ssl
 import threading
-import warnings
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -14,9 +13,6 @@ from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult, LoginPassword
 
 from tests.support.services import ReceivedMail, free_port
-
-# The implicit-TLS server requires AUTH; aiosmtpd cannot see that TLS and warns.
-warnings.filterwarnings("ignore", message="Requiring AUTH while not requiring TLS")
 
 
 @dataclass

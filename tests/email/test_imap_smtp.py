@@ -10,22 +10,28 @@ from enque.email.imap import ImapClient, ImapSettings
 from enque.email.outbound_mime import build_message
 from enque.email.smtp import SmtpSettings
 from tests.email.certs import CertBundle
-from tests.email.conftest import SMTP_PASSWORD, SMTP_USER
 from tests.email.corpus import base_headers, message
 from tests.email.dovecot import Dovecot
+from tests.email.servers import SMTP_PASSWORD, SMTP_USER
 from tests.email.smtpd import AuthSmtpServer
 from tests.support.services import free_port
 
 
 def mail(n: int, size: int = 0) -> bytes:
-    return message(base_headers(Message_ID=f"<n{n}@customer.test>", Subject=f"m{n}"),
-                   f"body {n}\n" + "x" * size)
+    return message(
+        base_headers(Message_ID=f"<n{n}@customer.test>", Subject=f"m{n}"),
+        f"body {n}\n" + "x" * size,
+    )
 
 
 def settings_for(server: Dovecot, user: str, password: str, **kw: object) -> ImapSettings:
     values: dict[str, object] = {
-        "host": "127.0.0.1", "port": server.port, "security": "none",
-        "username": user, "password": password, "timeout": 10.0,
+        "host": "127.0.0.1",
+        "port": server.port,
+        "security": "none",
+        "username": user,
+        "password": password,
+        "timeout": 10.0,
     }
     values.update(kw)
     return ImapSettings(**values)  # type: ignore[arg-type]
@@ -101,8 +107,12 @@ async def test_imap_tls_and_starttls(dovecot_tls: Dovecot, certs: CertBundle) ->
 
 def smtp_settings(server: AuthSmtpServer, **kw: object) -> SmtpSettings:
     values: dict[str, object] = {
-        "host": "127.0.0.1", "port": server.port, "security": server.security,
-        "username": SMTP_USER, "password": SMTP_PASSWORD, "timeout": 10.0,
+        "host": "127.0.0.1",
+        "port": server.port,
+        "security": server.security,
+        "username": SMTP_USER,
+        "password": SMTP_PASSWORD,
+        "timeout": 10.0,
     }
     values.update(kw)
     return SmtpSettings(**values)  # type: ignore[arg-type]
@@ -110,11 +120,17 @@ def smtp_settings(server: AuthSmtpServer, **kw: object) -> SmtpSettings:
 
 async def test_smtp_sends_to_envelope_recipients_only(smtp_auth: AuthSmtpServer) -> None:
     out = build_message(
-        from_address="support@acme.test", from_name="Support", to=["alice@customer.test"],
-        bcc=["hidden@acme.test"], subject="Re: Help [#1]", html="<p>Hi</p>",
+        from_address="support@acme.test",
+        from_name="Support",
+        to=["alice@customer.test"],
+        bcc=["hidden@acme.test"],
+        subject="Re: Help [#1]",
+        html="<p>Hi</p>",
     )
     result = await smtp.send(
-        smtp_settings(smtp_auth), sender=out.sender, recipients=out.recipients,
+        smtp_settings(smtp_auth),
+        sender=out.sender,
+        recipients=out.recipients,
         message=out.as_bytes(),
     )
     assert result.refused == {} and result.accepted == ["alice@customer.test", "hidden@acme.test"]
@@ -130,17 +146,24 @@ async def test_smtp_errors_are_classified(smtp_auth: AuthSmtpServer) -> None:
         await smtp.verify(smtp_settings(smtp_auth, port=free_port()))
     smtp_auth.reject["gone@customer.test"] = "550 5.1.1 no such user"
     smtp_auth.reject["busy@customer.test"] = "451 4.3.0 try later"
-    raw = build_message(from_address="s@acme.test", from_name=None, to=["x@y.test"],
-                        subject="s", html="<p>x</p>").as_bytes()
+    raw = build_message(
+        from_address="s@acme.test", from_name=None, to=["x@y.test"], subject="s", html="<p>x</p>"
+    ).as_bytes()
     settings = smtp_settings(smtp_auth)
     with pytest.raises(PermanentError):
-        await smtp.send(settings, sender="s@acme.test", recipients=["gone@customer.test"],
-                        message=raw)
+        await smtp.send(
+            settings, sender="s@acme.test", recipients=["gone@customer.test"], message=raw
+        )
     with pytest.raises(TemporaryError):
-        await smtp.send(settings, sender="s@acme.test", recipients=["busy@customer.test"],
-                        message=raw)
-    partial = await smtp.send(settings, sender="s@acme.test",
-                              recipients=["ok@customer.test", "gone@customer.test"], message=raw)
+        await smtp.send(
+            settings, sender="s@acme.test", recipients=["busy@customer.test"], message=raw
+        )
+    partial = await smtp.send(
+        settings,
+        sender="s@acme.test",
+        recipients=["ok@customer.test", "gone@customer.test"],
+        message=raw,
+    )
     assert partial.accepted == ["ok@customer.test"]
     assert partial.refused["gone@customer.test"].startswith("550")
 

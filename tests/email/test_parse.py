@@ -23,8 +23,16 @@ from tests.email import corpus
         (corpus.unknown_charset(), "Grüße aus Köln"),
         (corpus.utf8_labelled_latin1(), "Grüße aus Köln"),
     ],
-    ids=["shift_jis", "gb2312", "iso-2022-jp", "latin1-as-1252", "koi8-r", "cp1251-qp",
-         "unknown", "mislabelled-utf8"],
+    ids=[
+        "shift_jis",
+        "gb2312",
+        "iso-2022-jp",
+        "latin1-as-1252",
+        "koi8-r",
+        "cp1251-qp",
+        "unknown",
+        "mislabelled-utf8",
+    ],
 )
 def test_charsets_decode_to_the_sent_text(raw: bytes, expected: str) -> None:
     msg = parse_message(raw)

@@ -31,12 +31,12 @@ OUTLOOK_DESKTOP = (
     "<p><b>From:</b> Support <br><b>Sent:</b> Monday</p></div><p>Please try again.</p></div>"
 )
 APPLE = (
-    "<html><body>Sounds good<div><br><blockquote type=\"cite\"><div>On 8 Jan 2024, at 10:00,"
+    '<html><body>Sounds good<div><br><blockquote type="cite"><div>On 8 Jan 2024, at 10:00,'
     " Support &lt;s@acme.test&gt; wrote:</div><div>Please try again.</div></blockquote>"
     "</div></body></html>"
 )
 THUNDERBIRD = (
-    "<p>New reply</p><div class=\"moz-cite-prefix\">On 1/8/24 10:00, Support wrote:<br></div>"
+    '<p>New reply</p><div class="moz-cite-prefix">On 1/8/24 10:00, Support wrote:<br></div>'
     '<blockquote type="cite" cite="mid:x@y">Please try again.</blockquote>'
 )
 YAHOO = (
@@ -84,7 +84,10 @@ def test_plain_blockquote_without_attribution_is_the_senders_own() -> None:
         ("Thanks!\n\nOn Mon, Jan 8, 2024 at 10:00 AM Support <s@a.test>\nwrote:\n> old", "Thanks!"),
         ("Danke\n\nAm 08.01.2024 um 10:00 schrieb Support <s@a.test>:\n> alt", "Danke"),
         ("Merci\n\nLe lun. 8 janv. 2024 à 10:00, Support <s@a.test> a écrit :\n> x", "Merci"),
-        ("Gracias\n\nEl lun, 8 ene 2024 a las 10:00, Support (<s@a.test>) escribió:\n> x", "Gracias"),
+        (
+            "Gracias\n\nEl lun, 8 ene 2024 a las 10:00, Support (<s@a.test>) escribió:\n> x",
+            "Gracias",
+        ),
         ("Grazie\n\nIl giorno lun 8 gen 2024 alle ore 10:00 Support ha scritto:\n> x", "Grazie"),
         ("Obrigado\n\nEm seg., 8 de jan. de 2024 às 10:00, Support escreveu:\n> x", "Obrigado"),
         ("Dank\n\nOp ma 8 jan. 2024 om 10:00 schreef Support <s@a.test>:\n> x", "Dank"),
@@ -132,7 +135,7 @@ def test_fold_returns_both_forms() -> None:
         '<div style="width:expression(alert(1))">x</div>',
         "<style>@import url(https://evil.test/x.css)</style>",
         '<iframe src="https://evil.test"></iframe>',
-        '<svg><script>alert(1)</script></svg>',
+        "<svg><script>alert(1)</script></svg>",
         '<a href="data:text/html,<script>alert(1)</script>">x</a>',
         '<meta http-equiv="refresh" content="0;url=https://evil.test">',
         '<link rel="stylesheet" href="https://evil.test/x.css">',
@@ -141,9 +144,24 @@ def test_fold_returns_both_forms() -> None:
 )
 def test_sanitizer_removes_active_content(dirty: str) -> None:
     clean = sanitize_html(dirty).lower()
-    for bad in ("onclick", "onerror", "<script", "javascript:", "<form", "<input", "url(",
-                "expression(", "@import", "<iframe", "data:text", "<meta", "<link", "<object",
-                "<embed", "<style"):
+    for bad in (
+        "onclick",
+        "onerror",
+        "<script",
+        "javascript:",
+        "<form",
+        "<input",
+        "url(",
+        "expression(",
+        "@import",
+        "<iframe",
+        "data:text",
+        "<meta",
+        "<link",
+        "<object",
+        "<embed",
+        "<style",
+    ):
         assert bad not in clean, clean
 
 

@@ -28,3 +28,12 @@ def factory(*segments: str) -> Callable[[Factory], Factory]:
 @factory("workspaces")
 async def workspace_id(tenant: Tenant) -> str:
     return tenant.workspace_id
+
+
+@factory("mailboxes")
+async def mailbox_id(tenant: Tenant) -> str:
+    from tests.email.servers import imap_mailbox_body
+    from tests.support.api import data
+
+    response = await tenant.post("/v1/mailboxes/imap", json=imap_mailbox_body())
+    return str(data(response, 201)["id"])
