@@ -135,3 +135,13 @@ def make_tenant(http: httpx.AsyncClient) -> Callable[..., Awaitable[Tenant]]:
         return await register(http, **overrides)
 
     return factory
+
+
+@pytest.fixture
+async def graph_emulator() -> AsyncIterator[Any]:
+    """The Microsoft identity + Graph emulator on 127.0.0.1 (tests/emulators/graph.py)."""
+    from tests.emulators.graph import GraphEmulator
+
+    emulator = GraphEmulator()
+    async with emulator.serve():
+        yield emulator

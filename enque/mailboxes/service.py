@@ -26,6 +26,7 @@ from enque.email.errors import (
     TemporaryError,
     TlsFailed,
 )
+from enque.email.graph import TokenSet
 from enque.email.imap import ImapSettings
 from enque.email.smtp import SmtpSettings
 from enque.email.tls import client_context
@@ -345,3 +346,28 @@ async def save_tokens(
         mailbox = await get_mailbox(session, workspace_id=workspace_id, mailbox_id=mailbox_id)
         current = credentials(runtime_of(session), mailbox)
         seal(runtime_of(session).cipher, mailbox, "credentials", {**current, **tokens})
+
+
+class MailboxTokenStore:
+    """A Microsoft mailbox's OAuth tokens, kept encrypted in its row (a `TokenStore`)."""
+
+    def __init__(self, runtime: Runtime, *, workspace_id: str, mailbox_id: str) -> None:
+        self.runtime = runtime
+        self.workspace_id = workspace_id
+        self.mailbox_id = mailbox_id
+
+    async def load(self) -> TokenSet:
+        async with self.runtime.db.session(write=False) as session:
+            mailbox = await get_mailbox(
+                session, workspace_id=self.workspace_id, mailbox_id=self.mailbox_id
+            )
+            return TokenSet.from_dict(credentials(self.runtime, mailbox))
+
+    async def save(self, tokens: TokenSet) -> None:
+        async with self.runtime.db.session() as session:
+            await save_tokens(
+                session,
+                workspace_id=self.workspace_id,
+                mailbox_id=self.mailbox_id,
+                tokens=tokens.as_dict(),
+            )
