@@ -172,6 +172,19 @@ def _text_of(el: _Element) -> str:
     return " ".join("".join(el.itertext()).split())
 
 
+def _short_text(el: _Element, limit: int = 400) -> str | None:
+    """The element's text when at most `limit` characters, else None (stops reading early)."""
+    parts: list[str] = []
+    size = 0
+    for piece in el.itertext():
+        size += len(piece)
+        if size > limit * 4:  # whitespace collapses below; stop well before reading it all
+            return None
+        parts.append(piece)
+    text = " ".join("".join(parts).split())
+    return text if len(text) <= limit else None
+
+
 def _document_order(root: _Element) -> dict[_Element, int]:
     return {el: i for i, el in enumerate(root.iter())}
 
@@ -192,11 +205,10 @@ def _has_text_after(root: _Element, el: _Element) -> bool:
 def _attribution_before(el: _Element) -> _Element | None:
     """The "On … wrote:" element right before a quote container, if any."""
     previous = el.getprevious()
-    while previous is not None and not _text_of(previous) and previous.tag in ("br", "div", "p"):
+    while previous is not None and previous.tag in ("br", "div", "p") and _short_text(previous) == "":
         previous = previous.getprevious()
-    if previous is not None and _intro_matches(_text_of(previous)):
-        return previous
-    return None
+    text = _short_text(previous) if previous is not None else None
+    return previous if text and _intro_matches(text) else None
 
 
 def _intro_matches(text: str) -> bool:
@@ -212,14 +224,16 @@ def _cut_candidates(root: _Element) -> list[_Element]:
         if _OUTLOOK_BORDER.search(style):
             found.append(el)
     for el in root.iter(*_BLOCKS):
-        text = _text_of(el)
-        if not text or len(text) > 400:
+        text = _short_text(el)
+        # Every attribution, separator and header block has a colon, dashes or underscores.
+        if not text or not (":" in text or "：" in text or text[0] in "-_"):
             continue
         own = " ".join((el.text or "").split())
         if (_intro_matches(text) and (own or len(el) <= 3)) or (
             HEADER_FROM_RE.match(text) and HEADER_NEXT_RE.search(text[5:]) and len(el) <= 12
         ):
             found.append(el)
+            break  # document order: later ones cannot come first
     return found
 
 
