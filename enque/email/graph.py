@@ -138,7 +138,7 @@ class OAuthClient:
         client_id: str,
         client_secret: str,
         redirect_uri: str,
-        http: httpx.AsyncClient,
+        http: httpx.AsyncClient | None = None,
         scopes: Sequence[str] = DEFAULT_SCOPES,
     ) -> None:
         base = f"{authority.rstrip('/')}/{tenant or 'common'}/oauth2/v2.0"
@@ -169,6 +169,8 @@ class OAuthClient:
 
     async def _token(self, form: dict[str, str]) -> TokenSet:
         form = {**form, "client_id": self.client_id, "client_secret": self.client_secret}
+        if self.http is None:
+            raise TypeError("OAuthClient needs an http client to call the token endpoint")
         try:
             response = await self.http.post(self.token_endpoint, data=form, timeout=30)
         except httpx.HTTPError as exc:

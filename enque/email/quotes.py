@@ -205,7 +205,9 @@ def _has_text_after(root: _Element, el: _Element) -> bool:
 def _attribution_before(el: _Element) -> _Element | None:
     """The "On … wrote:" element right before a quote container, if any."""
     previous = el.getprevious()
-    while previous is not None and previous.tag in ("br", "div", "p") and _short_text(previous) == "":
+    while (
+        previous is not None and previous.tag in ("br", "div", "p") and _short_text(previous) == ""
+    ):
         previous = previous.getprevious()
     text = _short_text(previous) if previous is not None else None
     return previous if text and _intro_matches(text) else None

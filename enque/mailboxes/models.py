@@ -91,7 +91,10 @@ class EmailMessage(IdMixin, TimestampMixin, TenantMixin, Base):
 
 
 class MicrosoftApp(IdMixin, TimestampMixin, TenantMixin, Base):
-    """A workspace's own Microsoft Entra app (else the one from configuration is used)."""
+    """A workspace's own Microsoft Entra app (else the one from configuration is used).
+
+    `client_secret` is sealed as `{"secret": …}`.
+    """
 
     __tablename__ = "microsoft_apps"
     __table_args__ = (UniqueConstraint("workspace_id"),)

@@ -1,15 +1,18 @@
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, Response
+from fastapi import APIRouter, Depends, Query, Response
+from fastapi.responses import RedirectResponse
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from enque.activity.service import Actor
 from enque.auth.deps import Admin, CurrentAgent, Principal
-from enque.core.api import Envelope, JSONResponse, PageParams, created, no_content, ok
-from enque.core.deps import get_session
-from enque.mailboxes import service
+from enque.core.api import Email, Envelope, JSONResponse, PageParams, created, no_content, ok
+from enque.core.deps import get_runtime, get_session
+from enque.core.runtime import Runtime
+from enque.mailboxes import microsoft, service
 from enque.mailboxes.models import Mailbox
 from enque.mailboxes.schemas import (
+    ConnectOut,
     ImapMailboxIn,
     MailboxOut,
     MailboxPatch,
@@ -61,6 +64,33 @@ async def list_mailboxes(
         session, workspace_id=ws, mailbox_ids=[m.id for m in result.items]
     )
     return ok([mailbox_out(m, counts[m.id]) for m in result.items], result.meta(page.limit))
+
+
+@router.get("/microsoft/connect", response_model=Envelope[ConnectOut])
+async def microsoft_connect(
+    mailbox: Email | None = Query(None, description="a shared mailbox to connect instead"),
+    principal: Principal = Admin,
+    session: AsyncSession = Depends(get_session),
+) -> JSONResponse:
+    url = await microsoft.start_connect(
+        session,
+        workspace_id=principal.workspace_id,
+        agent_id=principal.agent_id,
+        shared_mailbox=mailbox,
+    )
+    return ok(ConnectOut(url=url))
+
+
+@router.get("/microsoft/callback", response_class=RedirectResponse, status_code=302)
+async def microsoft_callback(
+    state: str = Query("", max_length=512),
+    code: str | None = Query(None, max_length=4096),
+    error: str | None = Query(None, max_length=256),
+    runtime: Runtime = Depends(get_runtime),
+) -> RedirectResponse:
+    """Microsoft's redirect after consent (public: bound to the single-use `state`)."""
+    target = await microsoft.finish_connect(runtime, state=state, code=code, error=error)
+    return RedirectResponse(target, status_code=302)
 
 
 @router.get("/{mailbox_id}", response_model=Envelope[MailboxOut])

@@ -103,3 +103,7 @@ class MailboxOut(ApiModel):
     message_counts: MessageCounts
     created_at: int
     updated_at: int
+
+
+class ConnectOut(ApiModel):
+    url: str
