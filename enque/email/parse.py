@@ -249,11 +249,22 @@ def _undecoded(part: Message) -> bytes:
     return raw.encode("utf-8", "surrogateescape") if isinstance(raw, str) else b""
 
 
+def _ctype(part: Message) -> str:
+    """The part's content type, parsed once (policy.default re-parses on every call)."""
+    cached = part.__dict__.get("_enque_ctype")
+    if cached is None:
+        cached = part.__dict__["_enque_ctype"] = part.get_content_type()
+    return str(cached)
+
+
 def _disposition(part: Message) -> str | None:
-    try:
-        return part.get_content_disposition()
-    except Exception:
-        return None
+    if "_enque_disposition" not in part.__dict__:
+        try:
+            value = part.get_content_disposition()
+        except Exception:
+            value = None
+        part.__dict__["_enque_disposition"] = value
+    return part.__dict__["_enque_disposition"]  # type: ignore[no-any-return]
 
 
 @dataclass
@@ -274,7 +285,7 @@ class _Walker:
 
     def walk(self, part: Message, depth: int = 0) -> None:
         self.count += 1
-        ctype = part.get_content_type()
+        ctype = _ctype(part)
         if depth > MAX_DEPTH:
             self._keep_raw(part, "nested too deeply to read")
             return
@@ -292,7 +303,7 @@ class _Walker:
                 for child in children:
                     self.walk(child, depth + 1)
             return
-        if part.get_content_maintype() == "multipart":
+        if ctype.startswith("multipart/"):
             self.defects.append("multipart part without a usable boundary")
             self._keep_raw(part, "multipart without boundary; kept as received")
             return
@@ -338,7 +349,7 @@ class _Walker:
     def _alternative(self, children: list[Message], depth: int) -> None:
         text_part = html_part = None
         for child in children:
-            ctype = child.get_content_type()
+            ctype = _ctype(child)
             if ctype == "text/plain" and _disposition(child) != "attachment":
                 text_part = child
             elif ctype == "text/html" or child.is_multipart():
@@ -366,7 +377,7 @@ class _Walker:
         for child in children:
             if child is text_part or child is html_part:
                 continue
-            if has_body and child.get_content_type() in _REDUNDANT_ALTERNATIVES:
+            if has_body and _ctype(child) in _REDUNDANT_ALTERNATIVES:
                 continue
             self.walk(child, depth + 1)
 
@@ -477,7 +488,7 @@ def _parse_message(msg: Message, raw_size: int) -> ParsedMessage:
         if value is not None:
             headers[name] = value[:MAX_HEADER_VALUE]
     report_type = (
-        msg.get_param("report-type") if msg.get_content_type() == "multipart/report" else None
+        msg.get_param("report-type") if _ctype(msg) == "multipart/report" else None
     )
     in_reply_to = _message_ids(_raw_header(msg, "in-reply-to"))
     return ParsedMessage(
@@ -496,7 +507,7 @@ def _parse_message(msg: Message, raw_size: int) -> ParsedMessage:
         attachments=walker.attachments,
         forwarded=walker.forwarded,
         headers=headers,
-        content_type=msg.get_content_type(),
+        content_type=_ctype(msg),
         report_type=str(report_type).lower() if isinstance(report_type, str) else None,
         raw_size=raw_size,
         defects=defects,
