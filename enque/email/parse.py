@@ -260,11 +260,12 @@ def _ctype(part: Message) -> str:
 def _disposition(part: Message) -> str | None:
     if "_enque_disposition" not in part.__dict__:
         try:
-            value = part.get_content_disposition()
+            found = part.get_content_disposition()
         except Exception:
-            value = None
-        part.__dict__["_enque_disposition"] = value
-    return part.__dict__["_enque_disposition"]  # type: ignore[no-any-return]
+            found = None
+        part.__dict__["_enque_disposition"] = found
+    value: str | None = part.__dict__["_enque_disposition"]
+    return value
 
 
 @dataclass
