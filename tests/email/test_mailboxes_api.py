@@ -29,6 +29,7 @@ from tests.email.dovecot import Dovecot
 from tests.email.servers import SMTP_PASSWORD, imap_mailbox_body
 from tests.email.smtpd import AuthSmtpServer
 from tests.support.api import Tenant, data, error
+from tests.support.factories import FACTORIES
 from tests.support.services import free_port
 
 
@@ -57,6 +58,13 @@ async def test_connect_list_and_read(tenant: Tenant) -> None:
     assert [m["id"] for m in listed] == [created["id"]]
     one = data(await tenant.get(f"/v1/mailboxes/{created['id']}"))
     assert one["displayName"] == "Support" and "password" not in str(one).lower()
+
+
+async def test_tenant_walk_factory(tenant: Tenant, make_tenant: Any) -> None:
+    mailbox_id = await FACTORIES["mailboxes"](tenant)
+    assert data(await tenant.get(f"/v1/mailboxes/{mailbox_id}"))["id"] == mailbox_id
+    other = await make_tenant()
+    error(await other.get(f"/v1/mailboxes/{mailbox_id}"), 404, "NOT_FOUND")
 
 
 async def test_list_pages(tenant: Tenant) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from urllib.parse import urlsplit
 
 import httpx
@@ -40,14 +41,18 @@ async def consent(tenant: Tenant, url: str) -> httpx.Response:
 
 
 async def test_connect_own_mailbox_then_reconnect(
-    tenant: Tenant, microsoft: GraphEmulator, app_runtime: Runtime
+    tenant: Tenant,
+    microsoft: GraphEmulator,
+    app_runtime: Runtime,
+    caplog: pytest.LogCaptureFixture,
 ) -> None:
     user = microsoft.add_user("Support@Contoso.test", "Contoso Support")
     started = data(await tenant.get("/v1/mailboxes/microsoft/connect"))
     q = query_of(started["url"])
     assert started["url"].startswith(f"{microsoft.base_url}/organizations/oauth2/v2.0/authorize")
     assert q["redirect_uri"] == ["http://enque.test/v1/mailboxes/microsoft/callback"]
-    finished = await consent(tenant, started["url"])
+    with caplog.at_level(logging.DEBUG):
+        finished = await consent(tenant, started["url"])
     assert finished.status_code == 302
     result = urlsplit(finished.headers["location"])
     assert result.netloc == "enque.test" and result.path == "/settings/mailboxes"
@@ -63,6 +68,9 @@ async def test_connect_own_mailbox_then_reconnect(
         tokens = credentials(app_runtime, mailbox)
         assert mailbox.settings["microsoft"]["user_id"] == user.id
     assert tokens["refresh_token"] and tokens["refresh_token"] not in (mailbox.credentials or "")
+    logged = "\n".join(r.getMessage() for r in caplog.records)
+    for secret in (tokens["refresh_token"], tokens["access_token"], microsoft.client_secret):
+        assert secret not in logged
 
     # Consenting again (a revoked grant) refreshes the same mailbox's tokens.
     again = data(await tenant.get("/v1/mailboxes/microsoft/connect"))
