@@ -44,6 +44,15 @@ def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("data")
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _stop_shared_mail_servers() -> Iterator[None]:
+    """Mail servers started on demand (tests/email/servers.py) stop with the session."""
+    yield
+    from tests.email.servers import stop_shared_servers
+
+    stop_shared_servers()
+
+
 @pytest.fixture(scope="session")
 def smtp_server() -> Iterator[SmtpServer]:
     server = SmtpServer()

@@ -28,7 +28,11 @@ def _dovecot(certs: CertBundle | None) -> Iterator[Dovecot]:
     require(dovecot_available(), "Dovecot (apt-get install dovecot-imapd)")
     # Not under pytest's private temp folder: Dovecot's own users must reach the files.
     root = Path(tempfile.mkdtemp(prefix="enque-dovecot-"))
-    server = Dovecot(root, certs).start()
+    try:
+        server = Dovecot(root, certs).start()
+    except BaseException:
+        shutil.rmtree(root, ignore_errors=True)
+        raise
     try:
         yield server
     finally:

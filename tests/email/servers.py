@@ -21,27 +21,36 @@ SMTP_USER, SMTP_PASSWORD = "mailer", "smtp-pass-Kx93!"
 _servers: dict[str, Any] = {}
 
 
+def stop_shared_servers() -> None:
+    """Stop what was started (the test session's end calls this; atexit is the fallback)."""
+    dovecot = _servers.pop("dovecot", None)
+    if dovecot is not None:
+        dovecot.stop()
+        shutil.rmtree(dovecot.root, ignore_errors=True)
+    smtp = _servers.pop("smtp", None)
+    if smtp is not None:
+        smtp.stop()
+
+
+atexit.register(stop_shared_servers)
+
+
 def shared_dovecot() -> Dovecot:
     require(dovecot_available(), "Dovecot (apt-get install dovecot-imapd)")
     if "dovecot" not in _servers:
         # Not under pytest's private temp folder: Dovecot's own users must reach the files.
         root = Path(tempfile.mkdtemp(prefix="enque-dovecot-"))
-        server = Dovecot(root).start()
-        _servers["dovecot"] = server
-
-        def stop() -> None:
-            server.stop()
+        try:
+            _servers["dovecot"] = Dovecot(root).start()
+        except BaseException:
             shutil.rmtree(root, ignore_errors=True)
-
-        atexit.register(stop)
+            raise
     return _servers["dovecot"]  # type: ignore[no-any-return]
 
 
 def shared_smtp() -> AuthSmtpServer:
     if "smtp" not in _servers:
-        server = AuthSmtpServer({SMTP_USER: SMTP_PASSWORD}).start()
-        _servers["smtp"] = server
-        atexit.register(server.stop)
+        _servers["smtp"] = AuthSmtpServer({SMTP_USER: SMTP_PASSWORD}).start()
     return _servers["smtp"]  # type: ignore[no-any-return]
 
 
