@@ -313,7 +313,8 @@ class GraphClient:
     ) -> httpx.Response:
         """One Graph call with token refresh, retries and the per-mailbox concurrency limit."""
         refreshed = False
-        for attempt in range(1, self.max_attempts + 1):
+        attempt = 0  # failed tries that count against `max_attempts` (a 401 refresh does not)
+        while True:
             tokens = await self.access_token()
             all_headers = {"Authorization": f"Bearer {tokens.access_token}", **(headers or {})}
             try:
@@ -323,7 +324,8 @@ class GraphClient:
                         headers=all_headers, timeout=60,
                     )  # fmt: skip
             except httpx.HTTPError as exc:
-                if attempt == self.max_attempts:
+                attempt += 1
+                if attempt >= self.max_attempts:
                     raise TemporaryError(f"Graph unreachable: {exc.__class__.__name__}") from exc
                 await self.sleep(backoff_delay(attempt))
                 continue
@@ -332,8 +334,9 @@ class GraphClient:
                 await self._refresh(tokens)  # expired or revoked early: one fresh token, once
                 continue
             if response.status_code in RETRY_STATUSES:
+                attempt += 1
                 retry_after = _retry_after(response)
-                if attempt == self.max_attempts:
+                if attempt >= self.max_attempts:
                     code, message = _error_of(response)
                     raise TemporaryError(
                         f"Graph {response.status_code} {code}: {message}", retry_after=retry_after
@@ -343,7 +346,6 @@ class GraphClient:
             if response.status_code >= 400:
                 raise self._failure(response)
             return response
-        raise TemporaryError("Graph request failed")  # pragma: no cover - loop always returns
 
     def _failure(self, response: httpx.Response) -> ChannelError:
         code, message = _error_of(response)

@@ -31,6 +31,7 @@ from enque.mailboxes.service import MailboxTokenStore, credentials
 from tests.email.corpus import PNG, base_headers, forwarded, inline_image, message
 from tests.emulators.graph import GraphEmulator, User, query_of
 from tests.support.api import Tenant
+from tests.support.services import free_port
 
 REDIRECT = "http://enque.test/v1/mailboxes/microsoft/callback"
 
@@ -137,6 +138,23 @@ async def test_expired_access_token_is_refreshed_once(
     graph_emulator.advance(3700)  # Graph sees the token expired; our clock does not yet
     assert (await client.me())["id"] == user.id
     assert client.refreshes == 1
+    graph_emulator.access_token_lifetime = -10  # every new token is refused too
+    graph_emulator.advance(3700)
+    with pytest.raises(AuthenticationFailed, match="InvalidAuthenticationToken"):
+        await client.me()
+    assert client.refreshes == 3  # on the 401, and before the retry (already expired): then gave up
+
+
+async def test_unreachable_graph_is_temporary(
+    graph_emulator: GraphEmulator, web: httpx.AsyncClient
+) -> None:
+    user = graph_emulator.add_user("support@contoso.test")
+    sleep = Recorder()
+    client = client_for(graph_emulator, web, user, sleep=sleep, max_attempts=3)
+    client.base_url = f"http://127.0.0.1:{free_port()}/v1.0"
+    with pytest.raises(TemporaryError, match="unreachable"):
+        await client.me()
+    assert len(sleep.delays) == 2
 
 
 async def test_revoked_refresh_token_needs_reconnect(
