@@ -291,7 +291,7 @@ class _Walker:
             self._keep_raw(part, "nested too deeply to read")
             return
         if ctype in ("message/rfc822", "message/global"):
-            self._forwarded(part)
+            self._forwarded(part, depth)
             return
         if ctype.startswith("message/") and part.is_multipart():
             self._keep_raw(part, "delivery report", content_type=ctype, with_headers=False)
@@ -405,7 +405,7 @@ class _Walker:
             )
         )
 
-    def _forwarded(self, part: Message) -> None:
+    def _forwarded(self, part: Message, depth: int) -> None:
         payload = part.get_payload()
         inner = payload[0] if isinstance(payload, list) and payload else None
         if not isinstance(inner, Message):
@@ -415,7 +415,7 @@ class _Walker:
             data = inner.as_bytes(policy=inner.policy.clone(max_line_length=0))
         except Exception:
             data = _undecoded(part)
-        summary = _parse_message(inner, len(data))
+        summary = _parse_message(inner, len(data), depth + 1)
         self.forwarded.append(
             ForwardedMessage(
                 subject=summary.subject,
@@ -478,9 +478,9 @@ def _join(segments: list[_Segment]) -> tuple[str | None, str]:
 # ---------------------------------------------------------------- entry points
 
 
-def _parse_message(msg: Message, raw_size: int) -> ParsedMessage:
+def _parse_message(msg: Message, raw_size: int, depth: int = 0) -> ParsedMessage:
     walker = _Walker()
-    walker.walk(msg)
+    walker.walk(msg, depth)
     html, text = _join(walker.segments)
     defects = [type(d).__name__ for d in msg.defects] + walker.defects
     headers: dict[str, str] = {}

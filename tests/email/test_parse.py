@@ -175,6 +175,16 @@ def test_deep_nesting_is_kept_without_crashing() -> None:
     assert msg.text == "" and any(b"deep down" in a.data for a in msg.attachments)
 
 
+def test_forwards_nested_without_end_are_bounded() -> None:
+    raw = corpus.message(corpus.base_headers(Content_Type="text/plain"), "the original")
+    for _ in range(200):
+        raw = corpus.message(corpus.base_headers(Content_Type="message/rfc822"), raw)
+    msg = parse_message(raw)
+    assert msg.defects == [] and len(msg.forwarded) == 1
+    assert [a.content_type for a in msg.attachments] == ["message/rfc822"]
+    assert b"the original" in msg.attachments[0].data
+
+
 def test_missing_ids_and_unreadable_date() -> None:
     msg = parse_message(corpus.no_ids_bad_date())
     assert msg.message_id is None and msg.date is None and msg.text == "no ids"
