@@ -488,9 +488,7 @@ def _parse_message(msg: Message, raw_size: int, depth: int = 0) -> ParsedMessage
         value = _header(msg, name)
         if value is not None:
             headers[name] = value[:MAX_HEADER_VALUE]
-    report_type = (
-        msg.get_param("report-type") if _ctype(msg) == "multipart/report" else None
-    )
+    report_type = msg.get_param("report-type") if _ctype(msg) == "multipart/report" else None
     in_reply_to = _message_ids(_raw_header(msg, "in-reply-to"))
     return ParsedMessage(
         message_id=next(iter(_message_ids(_raw_header(msg, "message-id"))), None),
