@@ -223,6 +223,41 @@ def migrate_legacy(
     sys.exit(report.exit_code)
 
 
+@main.command("rotate-encryption-key")
+@click.option("--batch", default=200, show_default=True, help="Rows per transaction.")
+def rotate_encryption_key(batch: int) -> None:
+    """Re-encrypt every stored secret with the current ENCRYPTION_KEY.
+
+    Set the new key in ENCRYPTION_KEY and the previous one(s) in ENCRYPTION_KEYS_OLD
+    (comma-separated), then run it; safe to run again. Example:
+
+      ENCRYPTION_KEY=<new> ENCRYPTION_KEYS_OLD=<old> enque rotate-encryption-key
+    """
+    from enque import domains
+    from enque.core.crypto import DecryptionError
+    from enque.core.runtime import Runtime
+    from enque.core.secrets import RotationReport, rotate_secrets
+
+    settings = _settings()
+    domains.load_models()
+
+    async def run() -> dict[str, RotationReport]:
+        runtime = Runtime.build(settings)
+        try:
+            return await rotate_secrets(runtime.db, runtime.cipher, batch)
+        finally:
+            await runtime.close()
+
+    try:
+        reports = asyncio.run(run())
+    except DecryptionError as exc:
+        raise click.ClickException(
+            f"{exc}: add the key it was encrypted with to ENCRYPTION_KEYS_OLD"
+        ) from exc
+    for name, report in reports.items():
+        click.echo(f"{name}: {report.rotated} re-encrypted, {report.checked} checked")
+
+
 def _redact(url: Any) -> str:
     """Hide the password part of a URL."""
     from urllib.parse import urlsplit, urlunsplit

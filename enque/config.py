@@ -39,6 +39,7 @@ class Settings(BaseSettings):
     microsoft_graph_url: str = "https://graph.microsoft.com/v1.0"
 
     email_sync_interval: int = Field(180, ge=5)
+    email_ca_file: str | None = None  # extra CA bundle for mail servers with a private CA
     max_upload_mb: int = Field(25, ge=1)
     max_json_body_kb: int = Field(1024, ge=1)
     jwt_lifetime_seconds: int = Field(7 * 24 * 3600, ge=60)

@@ -44,6 +44,15 @@ def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
     return tmp_path_factory.mktemp("data")
 
 
+@pytest.fixture(scope="session", autouse=True)
+def _stop_shared_mail_servers() -> Iterator[None]:
+    """Mail servers started on demand (tests/email/servers.py) stop with the session."""
+    yield
+    from tests.email.servers import stop_shared_servers
+
+    stop_shared_servers()
+
+
 @pytest.fixture(scope="session")
 def smtp_server() -> Iterator[SmtpServer]:
     server = SmtpServer()
@@ -135,3 +144,13 @@ def make_tenant(http: httpx.AsyncClient) -> Callable[..., Awaitable[Tenant]]:
         return await register(http, **overrides)
 
     return factory
+
+
+@pytest.fixture
+async def graph_emulator() -> AsyncIterator[Any]:
+    """The Microsoft identity + Graph emulator on 127.0.0.1 (tests/emulators/graph.py)."""
+    from tests.emulators.graph import GraphEmulator
+
+    emulator = GraphEmulator()
+    async with emulator.serve():
+        yield emulator

@@ -41,3 +41,12 @@ async def automation_id(tenant: Tenant) -> str:
     response = await tenant.post("/v1/automations", json=body)
     assert response.status_code == 201, response.text
     return str(response.json()["data"]["id"])
+
+
+@factory("mailboxes")
+async def mailbox_id(tenant: Tenant) -> str:
+    from tests.email.servers import imap_mailbox_body
+    from tests.support.api import data
+
+    response = await tenant.post("/v1/mailboxes/imap", json=imap_mailbox_body())
+    return str(data(response, 201)["id"])

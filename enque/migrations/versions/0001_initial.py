@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-29 00:31:20.694050
+Create Date: 2026-11-29 00:51:36.558944
 """
 
 from __future__ import annotations
@@ -251,6 +251,75 @@ def upgrade() -> None:
     )
     op.create_index("ix_legacy_id_map_new_id", "legacy_id_map", ["new_id"], unique=False)
     op.create_table(
+        "mailboxes",
+        sa.Column("email", sa.String(length=320), nullable=False),
+        sa.Column("display_name", sa.String(length=200), nullable=False),
+        sa.Column("kind", sa.String(length=16), nullable=False),
+        sa.Column("team_id", sa.String(length=36), nullable=True),
+        sa.Column("default_priority", sa.String(length=16), nullable=True),
+        sa.Column("default_category_id", sa.String(length=36), nullable=True),
+        sa.Column("default_assignee_id", sa.String(length=36), nullable=True),
+        sa.Column("folder", sa.String(length=255), nullable=False),
+        sa.Column("is_active", sa.Boolean(), nullable=False),
+        sa.Column("state", sa.String(length=24), nullable=False),
+        sa.Column(
+            "settings",
+            sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql"),
+            nullable=False,
+        ),
+        sa.Column("credentials", sa.Text(), nullable=True),
+        sa.Column(
+            "sync_cursor",
+            sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql"),
+            nullable=True,
+        ),
+        sa.Column("last_sync_at", sa.BigInteger(), nullable=True),
+        sa.Column("last_error", sa.Text(), nullable=True),
+        sa.Column("error_count", sa.BigInteger(), nullable=False),
+        sa.Column("deleted_at", sa.BigInteger(), nullable=True),
+        sa.Column("id", sa.String(length=36), nullable=False),
+        sa.Column("created_at", sa.BigInteger(), nullable=False),
+        sa.Column("updated_at", sa.BigInteger(), nullable=False),
+        sa.Column("workspace_id", sa.String(length=36), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["workspace_id"],
+            ["workspaces.id"],
+            name=op.f("fk_mailboxes_workspace_id_workspaces"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_mailboxes")),
+    )
+    op.create_index(op.f("ix_mailboxes_workspace_id"), "mailboxes", ["workspace_id"], unique=False)
+    op.create_index(
+        "uq_mailboxes_workspace_email_live",
+        "mailboxes",
+        ["workspace_id", sa.literal_column("lower(email)")],
+        unique=True,
+        postgresql_where=sa.text("deleted_at IS NULL"),
+        sqlite_where=sa.text("deleted_at IS NULL"),
+    )
+    op.create_table(
+        "microsoft_apps",
+        sa.Column("tenant_id", sa.String(length=64), nullable=False),
+        sa.Column("client_id", sa.String(length=64), nullable=False),
+        sa.Column("client_secret", sa.Text(), nullable=True),
+        sa.Column("id", sa.String(length=36), nullable=False),
+        sa.Column("created_at", sa.BigInteger(), nullable=False),
+        sa.Column("updated_at", sa.BigInteger(), nullable=False),
+        sa.Column("workspace_id", sa.String(length=36), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["workspace_id"],
+            ["workspaces.id"],
+            name=op.f("fk_microsoft_apps_workspace_id_workspaces"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_microsoft_apps")),
+        sa.UniqueConstraint("workspace_id", name=op.f("uq_microsoft_apps_workspace_id")),
+    )
+    op.create_index(
+        op.f("ix_microsoft_apps_workspace_id"), "microsoft_apps", ["workspace_id"], unique=False
+    )
+    op.create_table(
         "password_resets",
         sa.Column("agent_id", sa.String(length=36), nullable=False),
         sa.Column("token_hash", sa.String(length=64), nullable=False),
@@ -331,6 +400,70 @@ def upgrade() -> None:
         op.f("ix_automation_runs_workspace_id"), "automation_runs", ["workspace_id"], unique=False
     )
     op.create_table(
+        "email_messages",
+        sa.Column("mailbox_id", sa.String(length=36), nullable=True),
+        sa.Column("direction", sa.String(length=3), nullable=False),
+        sa.Column("provider_id", sa.String(length=512), nullable=True),
+        sa.Column("internet_message_id", sa.String(length=900), nullable=True),
+        sa.Column("in_reply_to", sa.String(length=900), nullable=True),
+        sa.Column(
+            "references",
+            sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql"),
+            nullable=False,
+        ),
+        sa.Column("conversation_id", sa.String(length=255), nullable=True),
+        sa.Column("ticket_id", sa.String(length=36), nullable=True),
+        sa.Column("comment_id", sa.String(length=36), nullable=True),
+        sa.Column("raw_size", sa.BigInteger(), nullable=False),
+        sa.Column("received_at", sa.BigInteger(), nullable=True),
+        sa.Column("state", sa.String(length=16), nullable=False),
+        sa.Column("classification", sa.String(length=16), nullable=True),
+        sa.Column("error", sa.Text(), nullable=True),
+        sa.Column("id", sa.String(length=36), nullable=False),
+        sa.Column("created_at", sa.BigInteger(), nullable=False),
+        sa.Column("updated_at", sa.BigInteger(), nullable=False),
+        sa.Column("workspace_id", sa.String(length=36), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["mailbox_id"],
+            ["mailboxes.id"],
+            name=op.f("fk_email_messages_mailbox_id_mailboxes"),
+            ondelete="SET NULL",
+        ),
+        sa.ForeignKeyConstraint(
+            ["workspace_id"],
+            ["workspaces.id"],
+            name=op.f("fk_email_messages_workspace_id_workspaces"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_email_messages")),
+        sa.UniqueConstraint(
+            "mailbox_id", "provider_id", name=op.f("uq_email_messages_mailbox_id_provider_id")
+        ),
+        sa.UniqueConstraint(
+            "workspace_id",
+            "internet_message_id",
+            name=op.f("uq_email_messages_workspace_id_internet_message_id"),
+        ),
+    )
+    op.create_index(
+        "ix_email_messages_mailbox_conversation",
+        "email_messages",
+        ["mailbox_id", "conversation_id"],
+        unique=False,
+    )
+    op.create_index(
+        "ix_email_messages_mailbox_direction",
+        "email_messages",
+        ["mailbox_id", "direction"],
+        unique=False,
+    )
+    op.create_index(
+        op.f("ix_email_messages_ticket_id"), "email_messages", ["ticket_id"], unique=False
+    )
+    op.create_index(
+        op.f("ix_email_messages_workspace_id"), "email_messages", ["workspace_id"], unique=False
+    )
+    op.create_table(
         "round_robin_cursors",
         sa.Column("team_id", sa.String(length=36), nullable=False),
         sa.Column("counter", sa.BigInteger(), nullable=False),
@@ -399,12 +532,27 @@ def downgrade() -> None:
     op.drop_table("team_members")
     op.drop_index(op.f("ix_round_robin_cursors_workspace_id"), table_name="round_robin_cursors")
     op.drop_table("round_robin_cursors")
+    op.drop_index(op.f("ix_email_messages_workspace_id"), table_name="email_messages")
+    op.drop_index(op.f("ix_email_messages_ticket_id"), table_name="email_messages")
+    op.drop_index("ix_email_messages_mailbox_direction", table_name="email_messages")
+    op.drop_index("ix_email_messages_mailbox_conversation", table_name="email_messages")
+    op.drop_table("email_messages")
     op.drop_index(op.f("ix_automation_runs_workspace_id"), table_name="automation_runs")
     op.drop_table("automation_runs")
     op.drop_index(op.f("ix_teams_workspace_id"), table_name="teams")
     op.drop_table("teams")
     op.drop_index(op.f("ix_password_resets_agent_id"), table_name="password_resets")
     op.drop_table("password_resets")
+    op.drop_index(op.f("ix_microsoft_apps_workspace_id"), table_name="microsoft_apps")
+    op.drop_table("microsoft_apps")
+    op.drop_index(
+        "uq_mailboxes_workspace_email_live",
+        table_name="mailboxes",
+        postgresql_where=sa.text("deleted_at IS NULL"),
+        sqlite_where=sa.text("deleted_at IS NULL"),
+    )
+    op.drop_index(op.f("ix_mailboxes_workspace_id"), table_name="mailboxes")
+    op.drop_table("mailboxes")
     op.drop_index("ix_legacy_id_map_new_id", table_name="legacy_id_map")
     op.drop_table("legacy_id_map")
     op.drop_index(op.f("ix_automations_workspace_id"), table_name="automations")
