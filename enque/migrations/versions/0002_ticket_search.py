@@ -1,0 +1,93 @@
+"""ticket full-text search
+
+SQLite: a document table `ticket_search_docs` and an FTS5 index `ticket_search` over it (external
+content), kept in step by triggers. PostgreSQL: `ticket_search` holding a tsvector per ticket
+with a GIN index. The documents are written by enque.tickets.search.reindex_tickets.
+
+Revision ID: 0002
+Revises: 0001
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+from alembic import op
+
+revision: str = "0002"
+down_revision: str | Sequence[str] | None = "0001"
+branch_labels: str | Sequence[str] | None = None
+depends_on: str | Sequence[str] | None = None
+
+SQLITE_UP = [
+    """
+    CREATE TABLE ticket_search_docs (
+        id INTEGER PRIMARY KEY,
+        ticket_id VARCHAR(36) NOT NULL REFERENCES tickets (id) ON DELETE CASCADE,
+        workspace_id VARCHAR(36) NOT NULL,
+        document TEXT NOT NULL
+    )
+    """,
+    "CREATE UNIQUE INDEX ix_tickets_search_docs_ticket ON ticket_search_docs (ticket_id)",
+    """
+    CREATE VIRTUAL TABLE ticket_search USING fts5(
+        document, content='ticket_search_docs', content_rowid='id',
+        tokenize='unicode61 remove_diacritics 2', prefix='2 3'
+    )
+    """,
+    """
+    CREATE TRIGGER ticket_search_ai AFTER INSERT ON ticket_search_docs BEGIN
+        INSERT INTO ticket_search (rowid, document) VALUES (new.id, new.document);
+    END
+    """,
+    """
+    CREATE TRIGGER ticket_search_ad AFTER DELETE ON ticket_search_docs BEGIN
+        INSERT INTO ticket_search (ticket_search, rowid, document)
+        VALUES ('delete', old.id, old.document);
+    END
+    """,
+    """
+    CREATE TRIGGER ticket_search_au AFTER UPDATE ON ticket_search_docs BEGIN
+        INSERT INTO ticket_search (ticket_search, rowid, document)
+        VALUES ('delete', old.id, old.document);
+        INSERT INTO ticket_search (rowid, document) VALUES (new.id, new.document);
+    END
+    """,
+]
+SQLITE_DOWN = [
+    "DROP TRIGGER IF EXISTS ticket_search_au",
+    "DROP TRIGGER IF EXISTS ticket_search_ad",
+    "DROP TRIGGER IF EXISTS ticket_search_ai",
+    "DROP TABLE IF EXISTS ticket_search",
+    "DROP TABLE IF EXISTS ticket_search_docs",
+]
+POSTGRES_UP = [
+    """
+    CREATE TABLE ticket_search (
+        ticket_id VARCHAR(36) PRIMARY KEY REFERENCES tickets (id) ON DELETE CASCADE,
+        workspace_id VARCHAR(36) NOT NULL,
+        document TSVECTOR NOT NULL
+    )
+    """,
+    "CREATE INDEX ix_tickets_search_document ON ticket_search USING gin (document)",
+]
+POSTGRES_DOWN = ["DROP TABLE IF EXISTS ticket_search"]
+
+
+def _run(statements: list[str]) -> None:
+    for statement in statements:
+        op.execute(statement)
+
+
+def upgrade() -> None:
+    if op.get_bind().dialect.name == "sqlite":
+        _run(SQLITE_UP)
+    else:
+        _run(POSTGRES_UP)
+
+
+def downgrade() -> None:
+    if op.get_bind().dialect.name == "sqlite":
+        _run(SQLITE_DOWN)
+    else:
+        _run(POSTGRES_DOWN)
