@@ -60,8 +60,7 @@ async def _check_name(
 
 async def _flush(session: AsyncSession) -> None:
     try:
-        async with session.begin_nested():
-            await session.flush()
+        await session.flush()
     except IntegrityError as exc:
         raise conflict("A category with this name exists") from exc
 

@@ -33,6 +33,7 @@ from enque.tickets.models import Ticket
 from enque.tickets.seams import attachments
 from enque.tickets.service import (
     active_agent_ids,
+    addresses,
     apply_changes,
     channels,
     create_ticket,
@@ -123,13 +124,6 @@ async def list_comments(
 
 
 # ---------------------------------------------------------------- writing
-
-
-def _addresses(values: Sequence[str]) -> list[str]:
-    seen: dict[str, str] = {}
-    for value in values:
-        seen.setdefault(value.lower(), value)
-    return list(seen.values())
 
 
 def _body(content: str) -> tuple[str, str]:
@@ -228,9 +222,9 @@ async def add_reply(
             author_id=actor.id,
             content=sanitized,
             text=text,
-            to=_addresses([customer.email, *to]),
-            cc=_addresses(ticket.cc if cc is None else cc),
-            bcc=_addresses(bcc),
+            to=addresses([customer.email, *to]),
+            cc=addresses(ticket.cc if cc is None else cc),
+            bcc=addresses(bcc),
             delivery="pending",
         )
         session.add(comment)
@@ -369,8 +363,8 @@ async def add_customer_message(
             content=sanitized,
             text=html_to_text(sanitized),
             original_html=content,
-            to=_addresses(to),
-            cc=_addresses(cc),
+            to=addresses(to),
+            cc=addresses(cc),
             message_id=message_id,
             in_reply_to=in_reply_to,
         )
@@ -383,7 +377,7 @@ async def add_customer_message(
             if ticket.status in ("With User", "Closed"):
                 changes["status"] = "Open"
             diff = await apply_changes(session, ticket, changes)
-            carried = _addresses([*(ticket.cc or []), *cc])
+            carried = addresses([*(ticket.cc or []), *cc])
             if carried != (ticket.cc or []):
                 diff["cc"] = [ticket.cc, carried]
                 ticket.cc = carried

@@ -203,9 +203,9 @@ async def create_customer(
             notes=notes,
             is_blocked=is_blocked,
         )
-        session.add(user)
         try:
-            async with session.begin_nested():
+            async with session.begin_nested():  # a lost race leaves the outer transaction usable
+                session.add(user)
                 await session.flush()
         except IntegrityError as exc:
             raise conflict("A customer with this email exists") from exc
@@ -282,8 +282,7 @@ async def update_customer(
         if diff:
             user.updated_at = max(now(), user.updated_at)
             try:
-                async with session.begin_nested():
-                    await session.flush()
+                await session.flush()
             except IntegrityError as exc:
                 raise conflict("A customer with this email exists") from exc
             record(
@@ -416,8 +415,7 @@ async def _set_domains(session: AsyncSession, company: Company, domains: list[st
     )
     company.email_domains = wanted
     try:
-        async with session.begin_nested():
-            await session.flush()
+        await session.flush()
     except IntegrityError as exc:
         raise conflict("Email domain belongs to another company") from exc
 

@@ -20,9 +20,10 @@ from enque.activity.models import Activity
 from enque.agents.models import Agent
 from enque.categories.models import Category
 from enque.comments.models import Comment
-from enque.core.api import PageParams
-from enque.core.errors import not_found
-from enque.core.pagination import Page, SortKey, keyset_page
+from enque.core.api import PageParams, decode_cursor, encode_cursor
+from enque.core.db import now
+from enque.core.errors import ApiError, not_found
+from enque.core.pagination import Page, SortKey, after_condition, keyset_page
 from enque.customers.models import Company, User
 from enque.teams.models import Team
 from enque.tickets import search
@@ -220,6 +221,10 @@ class TicketFilters:
     sort: str = "-updatedAt"
 
 
+# sorts whose key a change can move backwards (a priority lowered, a due date postponed)
+MOVABLE_SORTS = frozenset({"priority", "dueAt"})
+
+
 def _sort_keys(sort: str) -> list[SortKey]:
     if sort == "-createdAt":
         return [SortKey(Ticket.created_at, True), SortKey(Ticket.id, True)]
@@ -293,6 +298,16 @@ def _conditions(
     return where
 
 
+def _decode(cursor: str, arity: int) -> tuple[list[Any], int]:
+    """The last row's sort key and the moment the paging started; all integers but the id."""
+    values = decode_cursor(cursor, arity + 1)
+    *key, as_of = values
+    ints_ok = all(isinstance(v, int) and not isinstance(v, bool) for v in [*key[:-1], as_of])
+    if not ints_ok or not isinstance(key[-1], str):
+        raise ApiError("VALIDATION_ERROR", details=[{"path": "cursor", "message": "bad cursor"}])
+    return key, as_of
+
+
 async def list_tickets(
     session: AsyncSession,
     *,
@@ -301,14 +316,36 @@ async def list_tickets(
     filters: TicketFilters,
     page: PageParams,
 ) -> Page[TicketSummary]:
-    """One page of the inbox: one query (two with `includeTotal`)."""
+    """One page of the inbox: one query (two with `includeTotal`).
+
+    Keyset pagination never lists a ticket twice and never skips one that did not change while
+    the client paged. `-updatedAt` keys only grow (`touch`) and `-createdAt` keys never change, so
+    the keyset alone guarantees it. `priority` and `dueAt` keys can move back past the cursor:
+    the cursor carries the second the first page was read, and later pages leave out tickets
+    changed since that second began (they are at the top of the inbox, and real-time events
+    bring them).
+    """
+    keys = _sort_keys(filters.sort)
     stmt = _joined(select(*SUMMARY_COLUMNS)).where(
         and_(*_conditions(session, workspace_id, agent_id, filters))
     )
-    result = await keyset_page(
-        session, stmt, _sort_keys(filters.sort), page, _key_of(filters.sort), scalars=False
-    )
-    return Page([summary_of(r) for r in result.items], result.next_cursor, result.total)
+    total = None
+    if page.include_total:
+        count = select(func.count()).select_from(stmt.with_only_columns(Ticket.id).subquery())
+        total = (await session.execute(count)).scalar_one()
+    as_of = now()
+    if page.cursor:
+        after, as_of = _decode(page.cursor, len(keys))
+        stmt = stmt.where(after_condition(keys, after))
+        if filters.sort in MOVABLE_SORTS:
+            stmt = stmt.where(Ticket.updated_at < as_of)
+    order = [k.column.desc() if k.descending else k.column.asc() for k in keys]
+    rows = (await session.execute(stmt.order_by(*order).limit(page.limit + 1))).all()
+    next_cursor = None
+    if len(rows) > page.limit:
+        rows = rows[: page.limit]
+        next_cursor = encode_cursor([*_key_of(filters.sort)(rows[-1]), as_of])
+    return Page([summary_of(r) for r in rows], next_cursor, total)
 
 
 # ---------------------------------------------------------------- the audit trail

@@ -54,6 +54,16 @@ def channels(ticket_id: str) -> list[str]:
     return ["tickets", f"ticket:{ticket_id}"]
 
 
+def addresses(values: Iterable[str]) -> list[str]:
+    """Email addresses without duplicates (compared case-insensitively), domains in lower case."""
+    seen: dict[str, str] = {}
+    for value in values:
+        local, _, domain = value.strip().rpartition("@")
+        address = f"{local}@{domain.lower()}" if local else value.strip()
+        seen.setdefault(address.lower(), address)
+    return list(seen.values())
+
+
 def touch(ticket: Ticket) -> int:
     """Move `updated_at` forward (never back, so a keyset cursor never sees a ticket twice)."""
     moment = max(now(), ticket.updated_at or 0)
@@ -385,8 +395,8 @@ async def create_ticket(
             team_id=team_id,
             category_id=category_id,
             mailbox_id=mailbox_id,
-            tags=[],
-            cc=list(dict.fromkeys(a.lower() for a in cc)),
+            tags=list(dict.fromkeys(tags)),
+            cc=addresses(cc),
             due_at=due_at,
             is_read=by_agent if is_read is None else is_read,
             last_customer_reply_at=None if by_agent else moment,
@@ -409,7 +419,9 @@ async def create_ticket(
                 plain_text=html_to_text(sanitized),
             )
         )
-        await set_tags(session, ticket, tags)
+        session.add_all(
+            TicketTag(workspace_id=workspace_id, ticket_id=ticket.id, tag=t) for t in ticket.tags
+        )
         await session.flush()
         await search.reindex_tickets(session, workspace_id, [ticket.id])
         summary = (await summaries(session, workspace_id, [ticket.id]))[ticket.id]
