@@ -12,7 +12,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import ColumnElement, Row, Select, and_, func, select
+from sqlalchemy import ColumnElement, Row, Select, and_, exists, func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
@@ -28,16 +28,7 @@ from enque.customers.models import Company, User
 from enque.teams.models import Team
 from enque.tickets import search
 from enque.tickets.models import DUE_KEY, NO_DUE_DATE, Ticket, TicketBody, TicketTag
-from enque.tickets.schemas import (
-    ActivityOut,
-    CategoryRef,
-    CustomerRef,
-    NamedRef,
-    TicketBodyOut,
-    TicketCounts,
-    TicketDetail,
-    TicketSummary,
-)
+from enque.tickets.schemas import ActivityOut
 
 ActorAgent = aliased(Agent)
 
@@ -96,47 +87,72 @@ def _joined(stmt: Select[Any]) -> Select[Any]:
     )
 
 
-def _summary_fields(row: Row[Any]) -> dict[str, Any]:
+Summary = dict[str, Any]  # a TicketSummary in its wire shape (camelCase keys)
+
+
+def summary_of(row: Row[Any]) -> Summary:
+    """A `TicketSummary` as JSON-ready values, straight from the row (no per-row validation:
+    the inbox builds fifty of these per request)."""
+    (
+        ticket_id,
+        number,
+        subject,
+        status,
+        priority,
+        _weight,
+        tags,
+        due_at,
+        is_read,
+        user_id,
+        user_name,
+        user_email,
+        company_id,
+        assignee_id,
+        assignee_name,
+        team_id,
+        team_name,
+        category_id,
+        category_name,
+        category_color,
+        mailbox_id,
+        first_response_at,
+        last_customer_reply_at,
+        last_agent_reply_at,
+        merged_into,
+        created_at,
+        updated_at,
+        version,
+    ) = row[: len(SUMMARY_COLUMNS)]
     return {
-        "id": row.id,
-        "number": row.number,
-        "subject": row.subject,
-        "status": row.status,
-        "priority": row.priority,
-        "tags": row.tags or [],
-        "due_at": row.due_at,
-        "is_read": row.is_read,
-        "customer": CustomerRef(
-            id=row.user_id, name=row.user_name or "", email=row.user_email or ""
-        ),
-        "company_id": row.company_id,
-        "assignee": NamedRef(id=row.assignee_id, name=row.assignee_name or "")
-        if row.assignee_id
+        "id": ticket_id,
+        "number": number,
+        "subject": subject,
+        "status": status,
+        "priority": priority,
+        "tags": tags or [],
+        "dueAt": due_at,
+        "isRead": bool(is_read),
+        "customer": {"id": user_id, "name": user_name or "", "email": user_email or ""},
+        "companyId": company_id,
+        "assignee": {"id": assignee_id, "name": assignee_name or ""} if assignee_id else None,
+        "team": {"id": team_id, "name": team_name or ""} if team_id else None,
+        "category": {"id": category_id, "name": category_name or "", "color": category_color}
+        if category_id
         else None,
-        "team": NamedRef(id=row.team_id, name=row.team_name or "") if row.team_id else None,
-        "category": CategoryRef(
-            id=row.category_id, name=row.category_name or "", color=row.category_color
-        )
-        if row.category_id
-        else None,
-        "mailbox_id": row.mailbox_id,
-        "first_response_at": row.first_response_at,
-        "last_customer_reply_at": row.last_customer_reply_at,
-        "last_agent_reply_at": row.last_agent_reply_at,
-        "merged_into_ticket_id": row.merged_into_ticket_id,
-        "created_at": row.created_at,
-        "updated_at": row.updated_at,
-        "version": row.version,
+        "mailboxId": mailbox_id,
+        "firstResponseAt": first_response_at,
+        "lastCustomerReplyAt": last_customer_reply_at,
+        "lastAgentReplyAt": last_agent_reply_at,
+        "mergedIntoTicketId": merged_into,
+        "createdAt": created_at,
+        "updatedAt": updated_at,
+        "version": version,
     }
-
-
-def summary_of(row: Row[Any]) -> TicketSummary:
-    return TicketSummary(**_summary_fields(row))
 
 
 async def summaries(
     session: AsyncSession, workspace_id: str, ticket_ids: Sequence[str]
-) -> dict[str, TicketSummary]:
+) -> dict[str, Summary]:
     """List-shaped tickets by id, in one query (for events and bulk results)."""
     if not ticket_ids:
         return {}
@@ -148,9 +164,8 @@ async def summaries(
     return {row.id: summary_of(row) for row in rows}
 
 
-async def ticket_detail(
-    session: AsyncSession, *, workspace_id: str, ticket_id: str
-) -> TicketDetail:
+async def ticket_detail(session: AsyncSession, *, workspace_id: str, ticket_id: str) -> Summary:
+    """A `TicketDetail` in its wire shape: two queries, whatever the ticket holds."""
     row = (
         await session.execute(
             _joined(select(*DETAIL_COLUMNS))
@@ -161,39 +176,35 @@ async def ticket_detail(
     ).first()
     if row is None:
         raise not_found("Ticket")
-    kind_counts: dict[str, int] = dict(
-        (  # type: ignore[arg-type]
-            await session.execute(
-                select(Comment.kind, func.count())
-                .where(
-                    Comment.workspace_id == workspace_id,
-                    Comment.ticket_id == ticket_id,
-                    Comment.deleted_at.is_(None),
-                )
-                .group_by(Comment.kind)
-            )
-        ).all()
+    kinds = await session.execute(
+        select(Comment.kind, func.count())
+        .where(
+            Comment.workspace_id == workspace_id,
+            Comment.ticket_id == ticket_id,
+            Comment.deleted_at.is_(None),
+        )
+        .group_by(Comment.kind)
     )
-    counts = TicketCounts(
-        comments=sum(kind_counts.values()),
-        replies=kind_counts.get("reply", 0),
-        notes=kind_counts.get("note", 0),
-        customer_messages=kind_counts.get("customer", 0),
-    )
-    return TicketDetail(
-        **_summary_fields(row),
-        company=NamedRef(id=row.company_id, name=row.company_name or "")
+    counts: dict[str, int] = {kind: count for kind, count in kinds.tuples()}
+    return {
+        **summary_of(row),
+        "company": {"id": row.company_id, "name": row.company_name or ""}
         if row.company_id
         else None,
-        cc=row.cc or [],
-        resolved_at=row.resolved_at,
-        closed_at=row.closed_at,
-        merged_at=row.merged_at,
-        linked_ticket_id=row.linked_ticket_id,
-        deleted_at=row.deleted_at,
-        body=TicketBodyOut(content=row.sanitized_html or "", text=row.plain_text or ""),
-        counts=counts,
-    )
+        "cc": row.cc or [],
+        "resolvedAt": row.resolved_at,
+        "closedAt": row.closed_at,
+        "mergedAt": row.merged_at,
+        "linkedTicketId": row.linked_ticket_id,
+        "deletedAt": row.deleted_at,
+        "body": {"content": row.sanitized_html or "", "text": row.plain_text or ""},
+        "counts": {
+            "comments": sum(counts.values()),
+            "replies": counts.get("reply", 0),
+            "notes": counts.get("note", 0),
+            "customerMessages": counts.get("customer", 0),
+        },
+    }
 
 
 # ---------------------------------------------------------------- the inbox list
@@ -221,6 +232,7 @@ class TicketFilters:
     sort: str = "-updatedAt"
 
 
+COMMON_TAG = 2000  # tickets carrying a tag above which SQLite walks the list index
 # sorts whose key a change can move backwards (a priority lowered, a due date postponed)
 MOVABLE_SORTS = frozenset({"priority", "dueAt"})
 
@@ -249,7 +261,22 @@ def _key_of(sort: str) -> Any:
     return lambda r: (r.updated_at, r.id)
 
 
-def _conditions(
+async def _tagged(session: AsyncSession, workspace_id: str, tag: str) -> ColumnElement[bool]:
+    """The `tag` filter. PostgreSQL's planner picks between walking the list index and probing
+    `ticket_tags`, or reading the tag's tickets and sorting them, from its statistics. SQLite
+    takes the first plan when the tag is common and the second when it is rare, so it is told
+    which: one index-only count, capped."""
+    tagged = select(TicketTag.ticket_id).where(
+        TicketTag.workspace_id == workspace_id, TicketTag.tag == tag
+    )
+    if search.is_sqlite(session):
+        capped = select(func.count()).select_from(tagged.limit(COMMON_TAG).subquery())
+        if (await session.execute(capped)).scalar_one() >= COMMON_TAG:
+            return exists().where(TicketTag.ticket_id == Ticket.id, TicketTag.tag == tag)
+    return Ticket.id.in_(tagged)
+
+
+async def _conditions(
     session: AsyncSession, workspace_id: str, agent_id: str, f: TicketFilters
 ) -> list[ColumnElement[bool]]:
     where: list[ColumnElement[bool]] = [
@@ -276,13 +303,7 @@ def _conditions(
         if value:
             where.append(column == value)
     if f.tag:
-        where.append(
-            Ticket.id.in_(
-                select(TicketTag.ticket_id).where(
-                    TicketTag.workspace_id == workspace_id, TicketTag.tag == f.tag
-                )
-            )
-        )
+        where.append(await _tagged(session, workspace_id, f.tag))
     if f.created_after is not None:
         where.append(Ticket.created_at >= f.created_after)
     if f.created_before is not None:
@@ -292,9 +313,9 @@ def _conditions(
     if f.updated_before is not None:
         where.append(Ticket.updated_at < f.updated_before)
     if f.q:
-        matches = search.matching_ticket_ids(session, workspace_id, f.q)
+        matches = await search.search_condition(session, workspace_id, f.q)
         if matches is not None:
-            where.append(Ticket.id.in_(matches))
+            where.append(matches)
     return where
 
 
@@ -315,7 +336,7 @@ async def list_tickets(
     agent_id: str,
     filters: TicketFilters,
     page: PageParams,
-) -> Page[TicketSummary]:
+) -> Page[Summary]:
     """One page of the inbox: one query (two with `includeTotal`).
 
     Keyset pagination never lists a ticket twice and never skips one that did not change while
@@ -327,7 +348,7 @@ async def list_tickets(
     """
     keys = _sort_keys(filters.sort)
     stmt = _joined(select(*SUMMARY_COLUMNS)).where(
-        and_(*_conditions(session, workspace_id, agent_id, filters))
+        and_(*await _conditions(session, workspace_id, agent_id, filters))
     )
     total = None
     if page.include_total:

@@ -89,7 +89,7 @@ async def _detail(
 ) -> JSONResponse:
     ticket = await service.detail(session, workspace_id=principal.workspace_id, ticket_id=ticket_id)
     response = created(ticket) if status == 201 else ok(ticket)
-    response.headers["ETag"] = f'"{ticket.version}"'
+    response.headers["ETag"] = f'"{ticket["version"]}"'
     return response
 
 

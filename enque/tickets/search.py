@@ -1,9 +1,10 @@
 """Full-text search over tickets with the database's own engine.
 
 One search document per ticket: number, subject, body, customer name and email, and the text of
-every comment. SQLite keeps it in `ticket_search_docs` with an FTS5 index `ticket_search` kept in
-step by triggers; PostgreSQL keeps a `tsvector` in `ticket_search` with a GIN index (revision
-0002). Services call `reindex_tickets` in the transaction that changes any of those parts.
+every comment. SQLite keeps it in the FTS5 table `ticket_search`, whose rowids
+`ticket_search_docs` maps to tickets; PostgreSQL keeps a `tsvector` in `ticket_search` with a GIN
+index (revision 0002). Services call `reindex_tickets` in the transaction that changes any of
+those parts.
 
 Text is folded the same way for both engines before indexing and querying (lower case, accents
 removed, split into letters-and-digits words), and every query word matches as a prefix, all
@@ -40,6 +41,7 @@ from enque.tickets.models import Ticket, TicketBody
 MAX_TERMS = 16
 MAX_DOCUMENT = 200_000  # characters of folded text per ticket
 BATCH = 200
+COMMON_MATCH = 2000  # matches above which SQLite walks the list index instead
 _WORD = re.compile(r"[^\W_]+")
 
 # The search objects are created by a hand-written revision, not by the models.
@@ -50,7 +52,6 @@ sqlite_docs = Table(
     Column("id", Integer, primary_key=True),
     Column("ticket_id", String(36)),
     Column("workspace_id", String(36)),
-    Column("document", Text),
 )
 sqlite_fts = Table("ticket_search", _meta, Column("rowid", Integer), Column("document", Text))
 pg_search = Table(
@@ -73,30 +74,43 @@ def query_terms(q: str) -> list[str]:
     return [t[:64] for t in fold(q).split()][:MAX_TERMS]
 
 
-def _is_sqlite(session: AsyncSession) -> bool:
+def is_sqlite(session: AsyncSession) -> bool:
     return session.get_bind().dialect.name == "sqlite"
 
 
-def matching_ticket_ids(session: AsyncSession, workspace_id: str, q: str) -> Any:
-    """A subquery of the ids of tickets whose document holds every word of `q` (as prefixes)."""
+async def search_condition(
+    session: AsyncSession, workspace_id: str, q: str
+) -> ColumnElement[bool] | None:
+    """Tickets whose document holds every word of `q` (as prefixes); None for a blank `q`.
+
+    PostgreSQL's planner chooses between reading the matches and sorting them, or walking the
+    list index and checking each ticket, from its statistics. SQLite is told: when a capped
+    count finds many matches it walks the list index (`+tickets.id` keeps it off the id index)
+    and checks each ticket against the matches; otherwise it reads the matches.
+    """
     terms = query_terms(q)
     if not terms:
         return None
-    if _is_sqlite(session):
-        match = " AND ".join(f'"{t}"*' for t in terms)
-        return (
-            select(sqlite_docs.c.ticket_id)
-            .join(sqlite_fts, sqlite_fts.c.rowid == sqlite_docs.c.id)
-            .where(
-                literal_column("ticket_search").op("MATCH")(match),
-                sqlite_docs.c.workspace_id == workspace_id,
-            )
+    if not is_sqlite(session):
+        tsquery = " & ".join(f"{t}:*" for t in terms)
+        condition: ColumnElement[bool] = pg_search.c.document.op("@@")(
+            func.to_tsquery(literal_column("'simple'"), tsquery)
         )
-    tsquery = " & ".join(f"{t}:*" for t in terms)
-    condition: ColumnElement[bool] = pg_search.c.document.op("@@")(
-        func.to_tsquery(literal_column("'simple'"), tsquery)
+        return Ticket.id.in_(
+            select(pg_search.c.ticket_id).where(pg_search.c.workspace_id == workspace_id, condition)
+        )
+    match = literal_column("ticket_search").op("MATCH")(" AND ".join(f'"{t}"*' for t in terms))
+    matched = (
+        select(sqlite_docs.c.ticket_id)
+        .join(sqlite_fts, sqlite_fts.c.rowid == sqlite_docs.c.id)
+        .where(match, sqlite_docs.c.workspace_id == workspace_id)
     )
-    return select(pg_search.c.ticket_id).where(pg_search.c.workspace_id == workspace_id, condition)
+    capped = select(func.count()).select_from(
+        select(sqlite_fts.c.rowid).where(match).limit(COMMON_MATCH).subquery()
+    )
+    if (await session.execute(capped)).scalar_one() < COMMON_MATCH:
+        return Ticket.id.in_(matched)
+    return literal_column("+tickets.id", String()).in_(matched)
 
 
 def _chunks(ids: Sequence[str]) -> Iterable[Sequence[str]]:
@@ -160,16 +174,41 @@ async def _reindex_chunk(session: AsyncSession, workspace_id: str, ids: Sequence
     ]
     if not rows:
         return
-    if _is_sqlite(session):
-        statement = text(
-            "INSERT INTO ticket_search_docs (ticket_id, workspace_id, document) "
-            "VALUES (:ticket_id, :workspace_id, :document) "
-            "ON CONFLICT (ticket_id) DO UPDATE SET document = excluded.document"
-        )
-    else:
-        statement = text(
+    if is_sqlite(session):
+        await _write_sqlite(session, rows)
+        return
+    await session.execute(
+        text(
             "INSERT INTO ticket_search (ticket_id, workspace_id, document) "
             "VALUES (:ticket_id, :workspace_id, to_tsvector('simple', :document)) "
             "ON CONFLICT (ticket_id) DO UPDATE SET document = excluded.document"
-        ).bindparams(bindparam("document", type_=Text))
-    await session.execute(statement, rows)
+        ).bindparams(bindparam("document", type_=Text)),
+        rows,
+    )
+
+
+async def _write_sqlite(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
+    """Give each ticket its FTS rowid once, then replace its document under that rowid."""
+    await session.execute(
+        text(
+            "INSERT INTO ticket_search_docs (ticket_id, workspace_id) "
+            "VALUES (:ticket_id, :workspace_id) ON CONFLICT (ticket_id) DO NOTHING"
+        ),
+        rows,
+    )
+    found = await session.execute(
+        select(sqlite_docs.c.ticket_id, sqlite_docs.c.id).where(
+            sqlite_docs.c.ticket_id.in_([r["ticket_id"] for r in rows])
+        )
+    )
+    rowids = {ticket_id: rowid for ticket_id, rowid in found.tuples()}
+    await session.execute(
+        text("DELETE FROM ticket_search WHERE rowid IN :rowids").bindparams(
+            bindparam("rowids", expanding=True)
+        ),
+        {"rowids": list(rowids.values())},
+    )
+    await session.execute(
+        text("INSERT INTO ticket_search (rowid, document) VALUES (:rowid, :document)"),
+        [{"rowid": rowids[r["ticket_id"]], "document": r["document"]} for r in rows],
+    )

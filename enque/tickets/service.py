@@ -20,7 +20,6 @@ from sqlalchemy.orm.exc import StaleDataError
 from enque.activity.service import Actor, record
 from enque.agents.models import Agent, AgentWorkspace
 from enque.categories.models import Category
-from enque.core.api import dump
 from enque.core.db import now, unit
 from enque.core.errors import ApiError, conflict, not_found, validation_error
 from enque.core.events import Event, emit
@@ -30,8 +29,8 @@ from enque.customers.service import find_or_create_customer
 from enque.teams.models import Team
 from enque.tickets import seams, search
 from enque.tickets.models import Ticket, TicketBody, TicketCounter, TicketTag
-from enque.tickets.queries import summaries, ticket_detail
-from enque.tickets.schemas import BulkResult, TicketDetail, TicketSummary
+from enque.tickets.queries import Summary, summaries, ticket_detail
+from enque.tickets.schemas import BulkResult
 
 CHANGEABLE = (
     "subject",
@@ -297,10 +296,10 @@ def emit_updated(
     session: AsyncSession,
     ticket: Ticket,
     diff: dict[str, list[Any]],
-    summary: TicketSummary,
+    summary: Summary,
     actor: Actor,
 ) -> None:
-    payload = {"id": ticket.id, "changes": diff, "ticket": dump(summary)}
+    payload = {"id": ticket.id, "changes": diff, "ticket": summary}
     emit(
         session,
         Event(
@@ -445,7 +444,7 @@ async def create_ticket(
             Event(
                 "ticket.created",
                 workspace_id,
-                dump(summary),
+                summary,
                 channels=channels(ticket.id),
                 actor=actor.as_dict(),
             ),
@@ -515,7 +514,9 @@ async def bulk_update(
             if diff:
                 record_changes(session, tickets[ticket_id], diff, actor)
                 emit_updated(session, tickets[ticket_id], diff, changed[ticket_id], actor)
-            results[ticket_id] = BulkResult(id=ticket_id, success=True, ticket=changed[ticket_id])
+            results[ticket_id] = BulkResult.model_validate(
+                {"id": ticket_id, "success": True, "ticket": changed[ticket_id]}
+            )
     return [results[i] for i in ids]
 
 
@@ -580,7 +581,8 @@ async def restore_ticket(
     return ticket
 
 
-async def detail(session: AsyncSession, *, workspace_id: str, ticket_id: str) -> TicketDetail:
+async def detail(session: AsyncSession, *, workspace_id: str, ticket_id: str) -> Summary:
+    """The ticket view (`TicketDetail` in its wire shape)."""
     return await ticket_detail(session, workspace_id=workspace_id, ticket_id=ticket_id)
 
 

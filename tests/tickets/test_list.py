@@ -6,6 +6,7 @@ from sqlalchemy import update
 
 from enque.core.db import now
 from enque.core.runtime import Runtime
+from enque.tickets import queries
 from enque.tickets.models import Ticket
 from tests.support.api import Tenant, data, error
 from tests.support.helpdesk import add_agent, add_team, new_ticket
@@ -76,6 +77,16 @@ async def test_filters(tenant: Tenant, app_runtime: Runtime):
     error(await tenant.get("/v1/tickets", params={"status": "Pending"}), 422, "VALIDATION_ERROR")
     error(await tenant.get("/v1/tickets", params={"sort": "subject"}), 422, "VALIDATION_ERROR")
     error(await tenant.get("/v1/tickets", params={"cursor": "garbage"}), 422, "VALIDATION_ERROR")
+
+
+async def test_common_and_rare_tags(tenant: Tenant, monkeypatch):
+    tagged = [await new_ticket(tenant, tags=["common"]) for _ in range(3)]
+    await new_ticket(tenant)
+    expected = [t["id"] for t in reversed(tagged)]
+    assert await ids(tenant, tag="common") == expected
+    monkeypatch.setattr(queries, "COMMON_TAG", 2)
+    assert await ids(tenant, tag="common") == expected
+    assert await ids(tenant, tag="rare") == []
 
 
 async def test_sorts_and_pages(tenant: Tenant, app_runtime: Runtime):

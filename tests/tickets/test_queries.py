@@ -41,8 +41,9 @@ async def test_list_is_constant_and_never_loads_bodies(tenant: Tenant, app_runti
         await new_ticket(
             tenant, teamId=team, assigneeId=agent.agent_id, tags=["a"], categoryId=category["id"]
         )
+    params = {"tag": "a", "q": "burning"}
     with statements(app_runtime) as small:
-        assert len(data(await tenant.get("/v1/tickets"))) == 2
+        assert len(data(await tenant.get("/v1/tickets", params=params))) == 2
     for _ in range(10):
         await new_ticket(
             tenant,
@@ -52,9 +53,11 @@ async def test_list_is_constant_and_never_loads_bodies(tenant: Tenant, app_runti
             categoryId=category["id"],
         )
     with statements(app_runtime) as large:
-        page = data(await tenant.get("/v1/tickets", params={"tag": "a", "q": "burning"}))
+        page = data(await tenant.get("/v1/tickets", params=params))
         assert len(page) == 12 and all(t["team"]["id"] == team for t in page)
-    assert len(small) == len(large) <= 2  # the token check and the page
+    # the token check and the page; on SQLite also the capped counts that pick the plans of
+    # the tag and the search filters
+    assert len(small) == len(large) <= 4
     assert not any("ticket_bodies" in s or "FROM comments" in s for s in large)
 
 

@@ -2,6 +2,7 @@ from typing import Any
 
 from enque.comments.service import add_customer_message
 from enque.core.runtime import Runtime
+from enque.tickets import search
 from enque.tickets.search import fold, query_terms
 from tests.support.api import Tenant, data
 from tests.support.helpdesk import new_ticket
@@ -74,6 +75,16 @@ async def test_search_covers_subject_body_comments_and_customer(
     assert await found(tenant, "security") == [vpn["id"]]
     assert (await tenant.delete(f"/v1/comments/{note['id']}")).status_code == 204
     assert await found(tenant, "security") == []
+
+
+async def test_common_words_take_the_other_plan(tenant: Tenant, monkeypatch):
+    made = [await new_ticket(tenant, subject=f"Broken keyboard {i}") for i in range(3)]
+    await new_ticket(tenant, subject="Broken mouse")
+    expected = [t["id"] for t in reversed(made)]
+    assert await found(tenant, "keyboard broken") == expected
+    monkeypatch.setattr(search, "COMMON_MATCH", 1)
+    assert await found(tenant, "keyboard broken") == expected
+    assert await found(tenant, "trackpad") == []
 
 
 async def test_search_follows_changes(tenant: Tenant):

@@ -1,6 +1,7 @@
 import asyncio
 
 from enque.core.runtime import Runtime
+from enque.tickets.schemas import TicketDetail, TicketSummary
 from tests.support.api import Tenant, data, error
 from tests.support.helpdesk import add_agent, add_team, new_ticket
 
@@ -38,6 +39,12 @@ DETAIL_KEYS = SUMMARY_KEYS | {
     "body",
     "counts",
 }
+
+
+def test_wire_shapes_match_the_documented_models():
+    aliases = {f.alias or name for name, f in TicketSummary.model_fields.items()}
+    assert aliases == SUMMARY_KEYS
+    assert {f.alias or name for name, f in TicketDetail.model_fields.items()} == DETAIL_KEYS
 
 
 async def test_create_with_new_customer(tenant: Tenant):

@@ -1,8 +1,9 @@
 """ticket full-text search
 
-SQLite: a document table `ticket_search_docs` and an FTS5 index `ticket_search` over it (external
-content), kept in step by triggers. PostgreSQL: `ticket_search` holding a tsvector per ticket
-with a GIN index. The documents are written by enque.tickets.search.reindex_tickets.
+SQLite: an FTS5 table `ticket_search` (one row per ticket) and `ticket_search_docs`, which maps
+its integer rowids to ticket ids (narrow rows, so a search reads few pages to find the tickets).
+PostgreSQL: `ticket_search` holding a tsvector per ticket with a GIN index. Both are written by
+enque.tickets.search.reindex_tickets.
 
 Revision ID: 0002
 Revises: 0001
@@ -24,40 +25,23 @@ SQLITE_UP = [
     CREATE TABLE ticket_search_docs (
         id INTEGER PRIMARY KEY,
         ticket_id VARCHAR(36) NOT NULL REFERENCES tickets (id) ON DELETE CASCADE,
-        workspace_id VARCHAR(36) NOT NULL,
-        document TEXT NOT NULL
+        workspace_id VARCHAR(36) NOT NULL
     )
     """,
     "CREATE UNIQUE INDEX ix_tickets_search_docs_ticket ON ticket_search_docs (ticket_id)",
     """
     CREATE VIRTUAL TABLE ticket_search USING fts5(
-        document, content='ticket_search_docs', content_rowid='id',
-        tokenize='unicode61 remove_diacritics 2', prefix='2 3'
+        document, tokenize='unicode61 remove_diacritics 2', prefix='2 3'
     )
     """,
     """
-    CREATE TRIGGER ticket_search_ai AFTER INSERT ON ticket_search_docs BEGIN
-        INSERT INTO ticket_search (rowid, document) VALUES (new.id, new.document);
-    END
-    """,
-    """
     CREATE TRIGGER ticket_search_ad AFTER DELETE ON ticket_search_docs BEGIN
-        INSERT INTO ticket_search (ticket_search, rowid, document)
-        VALUES ('delete', old.id, old.document);
-    END
-    """,
-    """
-    CREATE TRIGGER ticket_search_au AFTER UPDATE ON ticket_search_docs BEGIN
-        INSERT INTO ticket_search (ticket_search, rowid, document)
-        VALUES ('delete', old.id, old.document);
-        INSERT INTO ticket_search (rowid, document) VALUES (new.id, new.document);
+        DELETE FROM ticket_search WHERE rowid = old.id;
     END
     """,
 ]
 SQLITE_DOWN = [
-    "DROP TRIGGER IF EXISTS ticket_search_au",
     "DROP TRIGGER IF EXISTS ticket_search_ad",
-    "DROP TRIGGER IF EXISTS ticket_search_ai",
     "DROP TABLE IF EXISTS ticket_search",
     "DROP TABLE IF EXISTS ticket_search_docs",
 ]
