@@ -15,6 +15,7 @@ import pytest
 
 from enque.app import create_app
 from enque.config import Settings
+from enque.core.events import Event
 from enque.core.migrate import upgrade
 from enque.core.runtime import Runtime
 from tests.support.api import Tenant, register
@@ -154,3 +155,16 @@ async def graph_emulator() -> AsyncIterator[Any]:
     emulator = GraphEmulator()
     async with emulator.serve():
         yield emulator
+
+
+@pytest.fixture
+def events(app_runtime: Runtime) -> Iterator[list[Event]]:
+    """Every event emitted (after commit) while the test runs, in order."""
+    seen: list[Event] = []
+
+    async def capture(event: Event) -> None:
+        seen.append(event)
+
+    app_runtime.reactions.append(capture)
+    yield seen
+    app_runtime.reactions.remove(capture)

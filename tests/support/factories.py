@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 
-from tests.support.api import Tenant
+from tests.support.api import Tenant, data, unique
 
 Factory = Callable[[Tenant], Awaitable[str]]
 FACTORIES: dict[str, Factory] = {}
@@ -50,3 +50,38 @@ async def mailbox_id(tenant: Tenant) -> str:
 
     response = await tenant.post("/v1/mailboxes/imap", json=imap_mailbox_body())
     return str(data(response, 201)["id"])
+
+
+@factory("users")
+async def customer_id(tenant: Tenant) -> str:
+    body = {"email": f"{unique('cust')}@example.com", "name": "A Customer"}
+    return str(data(await tenant.post("/v1/users", json=body), 201)["id"])
+
+
+@factory("companies")
+async def company_id(tenant: Tenant) -> str:
+    body = {"name": unique("Company "), "emailDomains": [f"{unique('d')}.example.com"]}
+    return str(data(await tenant.post("/v1/companies", json=body), 201)["id"])
+
+
+@factory("categories")
+async def category_id(tenant: Tenant) -> str:
+    body = {"name": unique("Category ")}
+    return str(data(await tenant.post("/v1/categories", json=body), 201)["id"])
+
+
+@factory("tickets")
+async def ticket_id(tenant: Tenant) -> str:
+    body = {
+        "subject": "Factory ticket",
+        "body": "<p>hello</p>",
+        "customer": {"email": f"{unique('cust')}@example.com"},
+    }
+    return str(data(await tenant.post("/v1/tickets", json=body), 201)["id"])
+
+
+@factory("comments")
+async def comment_id(tenant: Tenant) -> str:
+    ticket = await ticket_id(tenant)
+    note = await tenant.post(f"/v1/tickets/{ticket}/notes", json={"content": "a note"})
+    return str(data(note, 201)["id"])

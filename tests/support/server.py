@@ -18,8 +18,14 @@ from tests.support.services import free_port
 class ServerProcess:
     """`enque serve` in a subprocess; stopped by its own pid."""
 
-    def __init__(self, env: dict[str, str], *, workers: int = 1, port: int | None = None,
-                 cwd: Path | None = None) -> None:
+    def __init__(
+        self,
+        env: dict[str, str],
+        *,
+        workers: int = 1,
+        port: int | None = None,
+        cwd: Path | None = None,
+    ) -> None:
         self.port = port or free_port()
         self.env = {**os.environ, **env}
         self.workers = workers
@@ -37,9 +43,23 @@ class ServerProcess:
         self.log_path = log_dir / f"enque-server-{self.port}.log"
         log = self.log_path.open("wb")
         self.proc = subprocess.Popen(
-            [sys.executable, "-m", "enque.cli", "serve", "--host", "127.0.0.1",
-             "--port", str(self.port), "--workers", str(self.workers), "--no-demo"],
-            env=self.env, stdout=log, stderr=subprocess.STDOUT, cwd=self.cwd,
+            [
+                sys.executable,
+                "-m",
+                "enque.cli",
+                "serve",
+                "--host",
+                "127.0.0.1",
+                "--port",
+                str(self.port),
+                "--workers",
+                str(self.workers),
+                "--no-demo",
+            ],
+            env=self.env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=self.cwd,
             start_new_session=True,
         )
         self.wait_healthy(timeout)

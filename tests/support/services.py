@@ -135,7 +135,9 @@ class SmtpServer:
         with self._lock:
             return [m for m in self.messages if address.lower() in (r.lower() for r in m.rcpt_tos)]
 
-    async def wait_for(self, address: str, count: int = 1, timeout: float = 10) -> list[ReceivedMail]:
+    async def wait_for(
+        self, address: str, count: int = 1, timeout: float = 10
+    ) -> list[ReceivedMail]:
         """The messages to `address`, once at least `count` have arrived."""
         deadline = asyncio.get_running_loop().time() + timeout
         while True:

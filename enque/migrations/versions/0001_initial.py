@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-29 00:51:36.558944
+Create Date: 2026-11-29 00:52:16.580430
 """
 
 from __future__ import annotations
@@ -234,6 +234,69 @@ def upgrade() -> None:
         op.f("ix_automations_workspace_id"), "automations", ["workspace_id"], unique=False
     )
     op.create_table(
+        "categories",
+        sa.Column("name", sa.String(length=100), nullable=False),
+        sa.Column("color", sa.String(length=7), nullable=True),
+        sa.Column("deleted_at", sa.BigInteger(), nullable=True),
+        sa.Column("id", sa.String(length=36), nullable=False),
+        sa.Column("created_at", sa.BigInteger(), nullable=False),
+        sa.Column("updated_at", sa.BigInteger(), nullable=False),
+        sa.Column("workspace_id", sa.String(length=36), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["workspace_id"],
+            ["workspaces.id"],
+            name=op.f("fk_categories_workspace_id_workspaces"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_categories")),
+    )
+    op.create_index(
+        op.f("ix_categories_workspace_id"), "categories", ["workspace_id"], unique=False
+    )
+    op.create_index(
+        "uq_categories_workspace_name",
+        "categories",
+        ["workspace_id", sa.literal_column("lower(name)")],
+        unique=True,
+        sqlite_where=sa.text("deleted_at IS NULL"),
+        postgresql_where=sa.text("deleted_at IS NULL"),
+    )
+    op.create_table(
+        "companies",
+        sa.Column("name", sa.String(length=200), nullable=False),
+        sa.Column("description", sa.Text(), nullable=True),
+        sa.Column(
+            "email_domains",
+            sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql"),
+            nullable=False,
+        ),
+        sa.Column("logo_url", sa.String(length=1024), nullable=True),
+        sa.Column("primary_contact_id", sa.String(length=36), nullable=True),
+        sa.Column("account_manager_id", sa.String(length=36), nullable=True),
+        sa.Column("deleted_at", sa.BigInteger(), nullable=True),
+        sa.Column("id", sa.String(length=36), nullable=False),
+        sa.Column("created_at", sa.BigInteger(), nullable=False),
+        sa.Column("updated_at", sa.BigInteger(), nullable=False),
+        sa.Column("workspace_id", sa.String(length=36), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["account_manager_id"],
+            ["agents.id"],
+            name=op.f("fk_companies_account_manager_id_agents"),
+            ondelete="SET NULL",
+        ),
+        sa.ForeignKeyConstraint(
+            ["workspace_id"],
+            ["workspaces.id"],
+            name=op.f("fk_companies_workspace_id_workspaces"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_companies")),
+    )
+    op.create_index(op.f("ix_companies_workspace_id"), "companies", ["workspace_id"], unique=False)
+    op.create_index(
+        "ix_companies_workspace_name", "companies", ["workspace_id", "name", "id"], unique=False
+    )
+    op.create_table(
         "legacy_id_map",
         sa.Column("migration_id", sa.String(length=36), nullable=False),
         sa.Column("source_table", sa.String(length=64), nullable=False),
@@ -368,6 +431,18 @@ def upgrade() -> None:
     )
     op.create_index(op.f("ix_teams_workspace_id"), "teams", ["workspace_id"], unique=False)
     op.create_table(
+        "ticket_counters",
+        sa.Column("workspace_id", sa.String(length=36), nullable=False),
+        sa.Column("last_number", sa.BigInteger(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["workspace_id"],
+            ["workspaces.id"],
+            name=op.f("fk_ticket_counters_workspace_id_workspaces"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("workspace_id", name=op.f("pk_ticket_counters")),
+    )
+    op.create_table(
         "automation_runs",
         sa.Column("automation_id", sa.String(length=36), nullable=False),
         sa.Column("ticket_id", sa.String(length=36), nullable=False),
@@ -398,6 +473,35 @@ def upgrade() -> None:
     )
     op.create_index(
         op.f("ix_automation_runs_workspace_id"), "automation_runs", ["workspace_id"], unique=False
+    )
+    op.create_table(
+        "company_domains",
+        sa.Column("company_id", sa.String(length=36), nullable=False),
+        sa.Column("domain", sa.String(length=253), nullable=False),
+        sa.Column("id", sa.String(length=36), nullable=False),
+        sa.Column("workspace_id", sa.String(length=36), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["company_id"],
+            ["companies.id"],
+            name=op.f("fk_company_domains_company_id_companies"),
+            ondelete="CASCADE",
+        ),
+        sa.ForeignKeyConstraint(
+            ["workspace_id"],
+            ["workspaces.id"],
+            name=op.f("fk_company_domains_workspace_id_workspaces"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_company_domains")),
+        sa.UniqueConstraint(
+            "workspace_id", "domain", name=op.f("uq_company_domains_workspace_id_domain")
+        ),
+    )
+    op.create_index(
+        op.f("ix_company_domains_company_id"), "company_domains", ["company_id"], unique=False
+    )
+    op.create_index(
+        op.f("ix_company_domains_workspace_id"), "company_domains", ["workspace_id"], unique=False
     )
     op.create_table(
         "email_messages",
@@ -522,11 +626,353 @@ def upgrade() -> None:
     op.create_index(
         op.f("ix_team_members_workspace_id"), "team_members", ["workspace_id"], unique=False
     )
+    op.create_table(
+        "users",
+        sa.Column("name", sa.String(length=200), nullable=False),
+        sa.Column("email", sa.String(length=320), nullable=False),
+        sa.Column("phone", sa.String(length=64), nullable=True),
+        sa.Column("avatar_url", sa.String(length=1024), nullable=True),
+        sa.Column("company_id", sa.String(length=36), nullable=True),
+        sa.Column("notes", sa.Text(), nullable=True),
+        sa.Column("is_blocked", sa.Boolean(), nullable=False),
+        sa.Column("deleted_at", sa.BigInteger(), nullable=True),
+        sa.Column("id", sa.String(length=36), nullable=False),
+        sa.Column("created_at", sa.BigInteger(), nullable=False),
+        sa.Column("updated_at", sa.BigInteger(), nullable=False),
+        sa.Column("workspace_id", sa.String(length=36), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["company_id"],
+            ["companies.id"],
+            name=op.f("fk_users_company_id_companies"),
+            ondelete="SET NULL",
+        ),
+        sa.ForeignKeyConstraint(
+            ["workspace_id"],
+            ["workspaces.id"],
+            name=op.f("fk_users_workspace_id_workspaces"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_users")),
+    )
+    op.create_index(
+        "ix_users_workspace_company", "users", ["workspace_id", "company_id"], unique=False
+    )
+    op.create_index(op.f("ix_users_workspace_id"), "users", ["workspace_id"], unique=False)
+    op.create_index(
+        "ix_users_workspace_name", "users", ["workspace_id", "name", "id"], unique=False
+    )
+    op.create_index(
+        "uq_users_workspace_email",
+        "users",
+        ["workspace_id", sa.literal_column("lower(email)")],
+        unique=True,
+        sqlite_where=sa.text("deleted_at IS NULL"),
+        postgresql_where=sa.text("deleted_at IS NULL"),
+    )
+    op.create_table(
+        "tickets",
+        sa.Column("workspace_id", sa.String(length=36), nullable=False),
+        sa.Column("number", sa.BigInteger(), nullable=False),
+        sa.Column("subject", sa.String(length=1000), nullable=False),
+        sa.Column("status", sa.String(length=16), nullable=False),
+        sa.Column("priority", sa.String(length=16), nullable=False),
+        sa.Column("priority_weight", sa.SmallInteger(), nullable=False),
+        sa.Column("user_id", sa.String(length=36), nullable=False),
+        sa.Column("company_id", sa.String(length=36), nullable=True),
+        sa.Column("assignee_id", sa.String(length=36), nullable=True),
+        sa.Column("team_id", sa.String(length=36), nullable=True),
+        sa.Column("category_id", sa.String(length=36), nullable=True),
+        sa.Column("mailbox_id", sa.String(length=36), nullable=True),
+        sa.Column(
+            "tags",
+            sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql"),
+            nullable=False,
+        ),
+        sa.Column(
+            "cc",
+            sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql"),
+            nullable=False,
+        ),
+        sa.Column("due_at", sa.BigInteger(), nullable=True),
+        sa.Column("is_read", sa.Boolean(), nullable=False),
+        sa.Column("first_response_at", sa.BigInteger(), nullable=True),
+        sa.Column("resolved_at", sa.BigInteger(), nullable=True),
+        sa.Column("closed_at", sa.BigInteger(), nullable=True),
+        sa.Column("last_customer_reply_at", sa.BigInteger(), nullable=True),
+        sa.Column("last_agent_reply_at", sa.BigInteger(), nullable=True),
+        sa.Column("merged_into_ticket_id", sa.String(length=36), nullable=True),
+        sa.Column("merged_at", sa.BigInteger(), nullable=True),
+        sa.Column("linked_ticket_id", sa.String(length=36), nullable=True),
+        sa.Column("deleted_at", sa.BigInteger(), nullable=True),
+        sa.Column("version", sa.BigInteger(), nullable=False),
+        sa.Column("conversation_id", sa.String(length=255), nullable=True),
+        sa.Column("root_message_id", sa.String(length=998), nullable=True),
+        sa.Column("id", sa.String(length=36), nullable=False),
+        sa.Column("created_at", sa.BigInteger(), nullable=False),
+        sa.Column("updated_at", sa.BigInteger(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["assignee_id"],
+            ["agents.id"],
+            name=op.f("fk_tickets_assignee_id_agents"),
+            ondelete="SET NULL",
+        ),
+        sa.ForeignKeyConstraint(
+            ["category_id"],
+            ["categories.id"],
+            name=op.f("fk_tickets_category_id_categories"),
+            ondelete="SET NULL",
+        ),
+        sa.ForeignKeyConstraint(
+            ["company_id"],
+            ["companies.id"],
+            name=op.f("fk_tickets_company_id_companies"),
+            ondelete="SET NULL",
+        ),
+        sa.ForeignKeyConstraint(
+            ["linked_ticket_id"],
+            ["tickets.id"],
+            name=op.f("fk_tickets_linked_ticket_id_tickets"),
+            ondelete="SET NULL",
+        ),
+        sa.ForeignKeyConstraint(
+            ["merged_into_ticket_id"],
+            ["tickets.id"],
+            name=op.f("fk_tickets_merged_into_ticket_id_tickets"),
+            ondelete="SET NULL",
+        ),
+        sa.ForeignKeyConstraint(
+            ["team_id"], ["teams.id"], name=op.f("fk_tickets_team_id_teams"), ondelete="SET NULL"
+        ),
+        sa.ForeignKeyConstraint(["user_id"], ["users.id"], name=op.f("fk_tickets_user_id_users")),
+        sa.ForeignKeyConstraint(
+            ["workspace_id"],
+            ["workspaces.id"],
+            name=op.f("fk_tickets_workspace_id_workspaces"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_tickets")),
+        sa.UniqueConstraint("workspace_id", "number", name=op.f("uq_tickets_workspace_id_number")),
+    )
+    op.create_index(
+        "ix_tickets_workspace_assignee_id_updated",
+        "tickets",
+        ["workspace_id", "assignee_id", "updated_at", "id"],
+        unique=False,
+    )
+    op.create_index(
+        "ix_tickets_workspace_category_id_updated",
+        "tickets",
+        ["workspace_id", "category_id", "updated_at", "id"],
+        unique=False,
+    )
+    op.create_index(
+        "ix_tickets_workspace_company_id_updated",
+        "tickets",
+        ["workspace_id", "company_id", "updated_at", "id"],
+        unique=False,
+    )
+    op.create_index(
+        "ix_tickets_workspace_created",
+        "tickets",
+        ["workspace_id", "created_at", "id"],
+        unique=False,
+    )
+    op.create_index(
+        "ix_tickets_workspace_due",
+        "tickets",
+        ["workspace_id", sa.literal_column("coalesce(due_at, 9223372036854775807)"), "id"],
+        unique=False,
+    )
+    op.create_index(
+        "ix_tickets_workspace_mailbox_id_updated",
+        "tickets",
+        ["workspace_id", "mailbox_id", "updated_at", "id"],
+        unique=False,
+    )
+    op.create_index(
+        "ix_tickets_workspace_merged_into",
+        "tickets",
+        ["workspace_id", "merged_into_ticket_id"],
+        unique=False,
+    )
+    op.create_index(
+        "ix_tickets_workspace_priority_weight_updated",
+        "tickets",
+        ["workspace_id", "priority_weight", "updated_at", "id"],
+        unique=False,
+    )
+    op.create_index(
+        "ix_tickets_workspace_status_updated",
+        "tickets",
+        ["workspace_id", "status", "updated_at", "id"],
+        unique=False,
+    )
+    op.create_index(
+        "ix_tickets_workspace_team_id_updated",
+        "tickets",
+        ["workspace_id", "team_id", "updated_at", "id"],
+        unique=False,
+    )
+    op.create_index(
+        "ix_tickets_workspace_updated",
+        "tickets",
+        ["workspace_id", "updated_at", "id"],
+        unique=False,
+    )
+    op.create_index(
+        "ix_tickets_workspace_user_id_updated",
+        "tickets",
+        ["workspace_id", "user_id", "updated_at", "id"],
+        unique=False,
+    )
+    op.create_table(
+        "comments",
+        sa.Column("workspace_id", sa.String(length=36), nullable=False),
+        sa.Column("ticket_id", sa.String(length=36), nullable=False),
+        sa.Column("kind", sa.String(length=16), nullable=False),
+        sa.Column("author_type", sa.String(length=16), nullable=False),
+        sa.Column("author_id", sa.String(length=36), nullable=True),
+        sa.Column("content", sa.Text(), nullable=False),
+        sa.Column("text", sa.Text(), nullable=False),
+        sa.Column("original_html", sa.Text(), nullable=True),
+        sa.Column(
+            "to",
+            sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql"),
+            nullable=False,
+        ),
+        sa.Column(
+            "cc",
+            sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql"),
+            nullable=False,
+        ),
+        sa.Column(
+            "bcc",
+            sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql"),
+            nullable=False,
+        ),
+        sa.Column(
+            "mentions",
+            sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql"),
+            nullable=False,
+        ),
+        sa.Column("message_id", sa.String(length=998), nullable=True),
+        sa.Column("in_reply_to", sa.String(length=998), nullable=True),
+        sa.Column("delivery", sa.String(length=16), nullable=True),
+        sa.Column("delivery_error", sa.Text(), nullable=True),
+        sa.Column("delivery_attempts", sa.BigInteger(), nullable=False),
+        sa.Column("deleted_at", sa.BigInteger(), nullable=True),
+        sa.Column("id", sa.String(length=36), nullable=False),
+        sa.Column("created_at", sa.BigInteger(), nullable=False),
+        sa.Column("updated_at", sa.BigInteger(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["ticket_id"],
+            ["tickets.id"],
+            name=op.f("fk_comments_ticket_id_tickets"),
+            ondelete="CASCADE",
+        ),
+        sa.ForeignKeyConstraint(
+            ["workspace_id"],
+            ["workspaces.id"],
+            name=op.f("fk_comments_workspace_id_workspaces"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_comments")),
+    )
+    op.create_index(
+        "ix_comments_workspace_ticket",
+        "comments",
+        ["workspace_id", "ticket_id", "created_at", "id"],
+        unique=False,
+    )
+    op.create_table(
+        "ticket_bodies",
+        sa.Column("ticket_id", sa.String(length=36), nullable=False),
+        sa.Column("original_html", sa.Text(), nullable=False),
+        sa.Column("sanitized_html", sa.Text(), nullable=False),
+        sa.Column("plain_text", sa.Text(), nullable=False),
+        sa.Column("id", sa.String(length=36), nullable=False),
+        sa.Column("created_at", sa.BigInteger(), nullable=False),
+        sa.Column("updated_at", sa.BigInteger(), nullable=False),
+        sa.Column("workspace_id", sa.String(length=36), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["ticket_id"],
+            ["tickets.id"],
+            name=op.f("fk_ticket_bodies_ticket_id_tickets"),
+            ondelete="CASCADE",
+        ),
+        sa.ForeignKeyConstraint(
+            ["workspace_id"],
+            ["workspaces.id"],
+            name=op.f("fk_ticket_bodies_workspace_id_workspaces"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_ticket_bodies")),
+        sa.UniqueConstraint("ticket_id", name=op.f("uq_ticket_bodies_ticket_id")),
+    )
+    op.create_index(
+        op.f("ix_ticket_bodies_workspace_id"), "ticket_bodies", ["workspace_id"], unique=False
+    )
+    op.create_table(
+        "ticket_tags",
+        sa.Column("workspace_id", sa.String(length=36), nullable=False),
+        sa.Column("ticket_id", sa.String(length=36), nullable=False),
+        sa.Column("tag", sa.String(length=50), nullable=False),
+        sa.Column("id", sa.String(length=36), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["ticket_id"],
+            ["tickets.id"],
+            name=op.f("fk_ticket_tags_ticket_id_tickets"),
+            ondelete="CASCADE",
+        ),
+        sa.ForeignKeyConstraint(
+            ["workspace_id"],
+            ["workspaces.id"],
+            name=op.f("fk_ticket_tags_workspace_id_workspaces"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_ticket_tags")),
+        sa.UniqueConstraint("ticket_id", "tag", name=op.f("uq_ticket_tags_ticket_id_tag")),
+    )
+    op.create_index(
+        "ix_ticket_tags_workspace_tag",
+        "ticket_tags",
+        ["workspace_id", "tag", "ticket_id"],
+        unique=False,
+    )
     # ### end Alembic commands ###
 
 
 def downgrade() -> None:
     # ### commands auto generated by Alembic - please adjust! ###
+    op.drop_index("ix_ticket_tags_workspace_tag", table_name="ticket_tags")
+    op.drop_table("ticket_tags")
+    op.drop_index(op.f("ix_ticket_bodies_workspace_id"), table_name="ticket_bodies")
+    op.drop_table("ticket_bodies")
+    op.drop_index("ix_comments_workspace_ticket", table_name="comments")
+    op.drop_table("comments")
+    op.drop_index("ix_tickets_workspace_user_id_updated", table_name="tickets")
+    op.drop_index("ix_tickets_workspace_updated", table_name="tickets")
+    op.drop_index("ix_tickets_workspace_team_id_updated", table_name="tickets")
+    op.drop_index("ix_tickets_workspace_status_updated", table_name="tickets")
+    op.drop_index("ix_tickets_workspace_priority_weight_updated", table_name="tickets")
+    op.drop_index("ix_tickets_workspace_merged_into", table_name="tickets")
+    op.drop_index("ix_tickets_workspace_mailbox_id_updated", table_name="tickets")
+    op.drop_index("ix_tickets_workspace_due", table_name="tickets")
+    op.drop_index("ix_tickets_workspace_created", table_name="tickets")
+    op.drop_index("ix_tickets_workspace_company_id_updated", table_name="tickets")
+    op.drop_index("ix_tickets_workspace_category_id_updated", table_name="tickets")
+    op.drop_index("ix_tickets_workspace_assignee_id_updated", table_name="tickets")
+    op.drop_table("tickets")
+    op.drop_index(
+        "uq_users_workspace_email",
+        table_name="users",
+        sqlite_where=sa.text("deleted_at IS NULL"),
+        postgresql_where=sa.text("deleted_at IS NULL"),
+    )
+    op.drop_index("ix_users_workspace_name", table_name="users")
+    op.drop_index(op.f("ix_users_workspace_id"), table_name="users")
+    op.drop_index("ix_users_workspace_company", table_name="users")
+    op.drop_table("users")
     op.drop_index(op.f("ix_team_members_workspace_id"), table_name="team_members")
     op.drop_index(op.f("ix_team_members_agent_id"), table_name="team_members")
     op.drop_table("team_members")
@@ -537,8 +983,12 @@ def downgrade() -> None:
     op.drop_index("ix_email_messages_mailbox_direction", table_name="email_messages")
     op.drop_index("ix_email_messages_mailbox_conversation", table_name="email_messages")
     op.drop_table("email_messages")
+    op.drop_index(op.f("ix_company_domains_workspace_id"), table_name="company_domains")
+    op.drop_index(op.f("ix_company_domains_company_id"), table_name="company_domains")
+    op.drop_table("company_domains")
     op.drop_index(op.f("ix_automation_runs_workspace_id"), table_name="automation_runs")
     op.drop_table("automation_runs")
+    op.drop_table("ticket_counters")
     op.drop_index(op.f("ix_teams_workspace_id"), table_name="teams")
     op.drop_table("teams")
     op.drop_index(op.f("ix_password_resets_agent_id"), table_name="password_resets")
@@ -555,6 +1005,17 @@ def downgrade() -> None:
     op.drop_table("mailboxes")
     op.drop_index("ix_legacy_id_map_new_id", table_name="legacy_id_map")
     op.drop_table("legacy_id_map")
+    op.drop_index("ix_companies_workspace_name", table_name="companies")
+    op.drop_index(op.f("ix_companies_workspace_id"), table_name="companies")
+    op.drop_table("companies")
+    op.drop_index(
+        "uq_categories_workspace_name",
+        table_name="categories",
+        sqlite_where=sa.text("deleted_at IS NULL"),
+        postgresql_where=sa.text("deleted_at IS NULL"),
+    )
+    op.drop_index(op.f("ix_categories_workspace_id"), table_name="categories")
+    op.drop_table("categories")
     op.drop_index(op.f("ix_automations_workspace_id"), table_name="automations")
     op.drop_index("ix_automations_rules", table_name="automations")
     op.drop_table("automations")

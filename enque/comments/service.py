@@ -1,0 +1,550 @@
+"""The thread of a ticket: public replies, internal notes, customer messages.
+
+Sending seam: a reply is stored with `delivery="pending"` and `comment.created` is emitted after
+commit; the email domain registers a reaction that sends pending replies and reports back with
+`record_delivery`. Customer messages come from email ingest through `add_customer_message`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from pydantic.alias_generators import to_camel
+from sqlalchemy import Select, and_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
+
+from enque.activity.service import SYSTEM, Actor, record
+from enque.agents.models import Agent
+from enque.comments.models import Comment
+from enque.comments.schemas import AuthorOut, CommentOut
+from enque.core.api import PageParams, dump
+from enque.core.db import now, unit
+from enque.core.errors import ApiError, forbidden, not_found, validation_error
+from enque.core.events import Event, emit
+from enque.core.html import html_to_text, sanitize_html
+from enque.core.pagination import Page, SortKey, keyset_page
+from enque.core.runtime import runtime_of
+from enque.customers.models import User
+from enque.tickets import service as tickets
+from enque.tickets.models import Ticket
+from enque.tickets.seams import attachments
+from enque.tickets.service import (
+    active_agent_ids,
+    addresses,
+    apply_changes,
+    channels,
+    create_ticket,
+    ensure_open_for_change,
+    get_ticket,
+    publish_changes,
+    touch,
+)
+
+Author = aliased(Agent)
+MAX_MERGE_HOPS = 5
+
+
+# ---------------------------------------------------------------- reading
+
+
+def _thread_query() -> Select[Any]:
+    return (
+        select(Comment, Author.display_name, User.name)
+        .outerjoin(Author, and_(Comment.author_type == "agent", Author.id == Comment.author_id))
+        .outerjoin(User, and_(Comment.author_type == "user", User.id == Comment.author_id))
+    )
+
+
+def _out(
+    comment: Comment, agent_name: str | None, user_name: str | None, files: list[dict[str, Any]]
+) -> CommentOut:
+    return CommentOut(
+        id=comment.id,
+        ticket_id=comment.ticket_id,
+        kind=comment.kind,
+        author=AuthorOut(
+            type=comment.author_type, id=comment.author_id, name=agent_name or user_name
+        ),
+        content=comment.content,
+        text=comment.text,
+        to=comment.to or [],
+        cc=comment.cc or [],
+        bcc=comment.bcc or [],
+        mentions=comment.mentions or [],
+        message_id=comment.message_id,
+        in_reply_to=comment.in_reply_to,
+        delivery=comment.delivery,
+        delivery_error=comment.delivery_error,
+        delivery_attempts=comment.delivery_attempts,
+        attachments=files,
+        created_at=comment.created_at,
+        updated_at=comment.updated_at,
+    )
+
+
+async def _views(session: AsyncSession, workspace_id: str, rows: Sequence[Any]) -> list[CommentOut]:
+    store = attachments(session)
+    files: dict[str, list[dict[str, Any]]] = {}
+    if store is not None and rows:
+        files = await store.for_comments(
+            session, workspace_id=workspace_id, comment_ids=[r[0].id for r in rows]
+        )
+    return [_out(c, agent, user, files.get(c.id, [])) for c, agent, user in rows]
+
+
+async def comment_view(session: AsyncSession, workspace_id: str, comment_id: str) -> CommentOut:
+    rows = (
+        await session.execute(
+            _thread_query().where(Comment.workspace_id == workspace_id, Comment.id == comment_id)
+        )
+    ).all()
+    if not rows:
+        raise not_found("Comment")
+    return (await _views(session, workspace_id, rows))[0]
+
+
+async def list_comments(
+    session: AsyncSession, *, workspace_id: str, ticket_id: str, page: PageParams
+) -> Page[CommentOut]:
+    """The thread, oldest first; a constant number of queries per page."""
+    await get_ticket(session, workspace_id=workspace_id, ticket_id=ticket_id)
+    stmt = _thread_query().where(
+        Comment.workspace_id == workspace_id,
+        Comment.ticket_id == ticket_id,
+        Comment.deleted_at.is_(None),
+    )
+    keys = [SortKey(Comment.created_at), SortKey(Comment.id)]
+    result = await keyset_page(
+        session, stmt, keys, page, lambda r: (r[0].created_at, r[0].id), scalars=False
+    )
+    return Page(await _views(session, workspace_id, result.items), result.next_cursor, result.total)
+
+
+# ---------------------------------------------------------------- writing
+
+
+def _body(content: str) -> tuple[str, str]:
+    sanitized = sanitize_html(content)
+    text = html_to_text(sanitized)
+    if not text and "<img" not in sanitized:
+        raise validation_error("content", "the message is empty")
+    return sanitized, text
+
+
+async def _link_files(
+    session: AsyncSession, workspace_id: str, comment: Comment, attachment_ids: Sequence[str]
+) -> None:
+    if not attachment_ids:
+        return
+    store = attachments(session)
+    if store is None:
+        raise validation_error("attachmentIds", "attachments are not available")
+    await store.link(
+        session,
+        workspace_id=workspace_id,
+        ticket_id=comment.ticket_id,
+        comment_id=comment.id,
+        attachment_ids=list(dict.fromkeys(attachment_ids)),
+    )
+
+
+async def _publish_comment(
+    session: AsyncSession,
+    ticket: Ticket,
+    comment: Comment,
+    diff: dict[str, list[Any]],
+    actor: Actor,
+) -> None:
+    """Flush, audit, search document, `ticket.updated` and `comment.created`."""
+    await publish_changes(session, ticket, diff, actor)
+    record(
+        session,
+        workspace_id=ticket.workspace_id,
+        actor=actor,
+        verb="comment.created",
+        subject_type="ticket",
+        subject_id=ticket.id,
+        after={"commentId": comment.id, "kind": comment.kind},
+    )
+    await tickets.search.reindex_tickets(session, ticket.workspace_id, [ticket.id])
+    view = await comment_view(session, ticket.workspace_id, comment.id)
+    emit(
+        session,
+        Event(
+            "comment.created",
+            ticket.workspace_id,
+            {"ticketId": ticket.id, "comment": dump(view)},
+            channels=channels(ticket.id),
+            actor=actor.as_dict(),
+        ),
+    )
+
+
+def _touched(ticket: Ticket, diff: dict[str, list[Any]], before: int) -> dict[str, list[Any]]:
+    touch(ticket)
+    return {**diff, "updatedAt": [before, ticket.updated_at]}
+
+
+async def add_reply(
+    session: AsyncSession,
+    *,
+    workspace_id: str,
+    actor: Actor,
+    ticket_id: str,
+    content: str,
+    to: Sequence[str] = (),
+    cc: Sequence[str] | None = None,
+    bcc: Sequence[str] = (),
+    attachment_ids: Sequence[str] = (),
+    status: str | None = None,
+) -> Comment:
+    """A public reply to the customer, stored `pending` for the email domain to send.
+
+    Goes to the customer (plus `to`), CC as given or as carried on the ticket. `status` is set in
+    the same change; without it an `Unread` ticket becomes `Open`. The first reply by an agent
+    stamps `first_response_at`.
+    """
+    sanitized, text = _body(content)
+    async with unit(session):
+        ticket = await get_ticket(
+            session, workspace_id=workspace_id, ticket_id=ticket_id, lock=True
+        )
+        ensure_open_for_change(ticket)
+        customer = await session.get_one(User, ticket.user_id)
+        comment = Comment(
+            workspace_id=workspace_id,
+            ticket_id=ticket.id,
+            kind="reply",
+            author_type=actor.type,
+            author_id=actor.id,
+            content=sanitized,
+            text=text,
+            to=addresses([customer.email, *to]),
+            cc=addresses(ticket.cc if cc is None else cc),
+            bcc=addresses(bcc),
+            delivery="pending",
+        )
+        session.add(comment)
+        await session.flush()
+        await _link_files(session, workspace_id, comment, attachment_ids)
+        before = ticket.updated_at
+        changes: dict[str, Any] = {"is_read": True}
+        if status is not None:
+            changes["status"] = status
+        elif ticket.status == "Unread":
+            changes["status"] = "Open"
+        diff = await apply_changes(session, ticket, changes)
+        moment = now()
+        stamps = {"last_agent_reply_at": moment}
+        if actor.type == "agent" and ticket.first_response_at is None:
+            stamps["first_response_at"] = moment
+        for key, value in stamps.items():
+            diff[to_camel(key)] = [getattr(ticket, key), value]
+            setattr(ticket, key, value)
+        await _publish_comment(session, ticket, comment, _touched(ticket, diff, before), actor)
+    return comment
+
+
+async def add_note(
+    session: AsyncSession,
+    *,
+    workspace_id: str,
+    actor: Actor,
+    ticket_id: str,
+    content: str,
+    mentions: Sequence[str] = (),
+    attachment_ids: Sequence[str] = (),
+) -> Comment:
+    """An internal note, never sent to customers; `mentions` are agents of the workspace."""
+    sanitized, text = _body(content)
+    wanted = list(dict.fromkeys(mentions))
+    async with unit(session):
+        ticket = await get_ticket(
+            session, workspace_id=workspace_id, ticket_id=ticket_id, lock=True
+        )
+        ensure_open_for_change(ticket)
+        unknown = set(wanted) - await active_agent_ids(session, workspace_id, wanted)
+        if unknown:
+            raise validation_error(
+                "mentions", "no such agent in this workspace: " + ", ".join(sorted(unknown))
+            )
+        comment = Comment(
+            workspace_id=workspace_id,
+            ticket_id=ticket.id,
+            kind="note",
+            author_type=actor.type,
+            author_id=actor.id,
+            content=sanitized,
+            text=text,
+            mentions=wanted,
+        )
+        session.add(comment)
+        await session.flush()
+        await _link_files(session, workspace_id, comment, attachment_ids)
+        before = ticket.updated_at
+        await _publish_comment(session, ticket, comment, _touched(ticket, {}, before), actor)
+    return comment
+
+
+@dataclass
+class CustomerMessage:
+    """Where a customer's message went: a comment on `ticket`, or a new ticket (`comment` None)."""
+
+    ticket: Ticket
+    comment: Comment | None
+    new_ticket: bool
+
+
+async def _live_target(session: AsyncSession, workspace_id: str, ticket_id: str) -> Ticket:
+    """The ticket, or the one it was merged into."""
+    ticket = await get_ticket(session, workspace_id=workspace_id, ticket_id=ticket_id, lock=True)
+    for _ in range(MAX_MERGE_HOPS):
+        if ticket.merged_into_ticket_id is None:
+            break
+        ticket = await get_ticket(
+            session, workspace_id=workspace_id, ticket_id=ticket.merged_into_ticket_id, lock=True
+        )
+    return ticket
+
+
+async def add_customer_message(
+    session: AsyncSession,
+    *,
+    workspace_id: str,
+    ticket_id: str,
+    user_id: str,
+    content: str,
+    subject: str | None = None,
+    to: Sequence[str] = (),
+    cc: Sequence[str] = (),
+    message_id: str | None = None,
+    in_reply_to: str | None = None,
+    mailbox_id: str | None = None,
+    auto_reply: bool = False,
+    actor: Actor | None = None,
+) -> CustomerMessage:
+    """A message from a customer threaded onto a ticket (called by email ingest).
+
+    A reply to a `With User` ticket, or to a `Closed` one within the reopen window
+    (`REOPEN_WINDOW_DAYS`, from `closed_at`), reopens it to `Open`. After the window, or when the
+    ticket is deleted, a new ticket (subject `subject`, in `mailbox_id`) linked to the old one
+    is opened instead. A merged ticket's messages go to the ticket it was merged into.
+    Auto-replies (`auto_reply`) are kept as a system comment that changes nothing else.
+    """
+    actor = actor or Actor("user", user_id)
+    async with unit(session):
+        ticket = await _live_target(session, workspace_id, ticket_id)
+        moment = now()
+        window = runtime_of(session).settings.reopen_window_days * 86400
+        expired = ticket.status == "Closed" and (ticket.closed_at or 0) + window < moment
+        if not auto_reply and (expired or ticket.deleted_at is not None):
+            new = await create_ticket(
+                session,
+                workspace_id=workspace_id,
+                actor=actor,
+                subject=subject or ticket.subject,
+                body=content,
+                user_id=user_id,
+                mailbox_id=mailbox_id,
+                cc=cc,
+                linked_ticket_id=ticket.id,
+            )
+            return CustomerMessage(new, None, True)
+        sanitized = sanitize_html(content)
+        comment = Comment(
+            workspace_id=workspace_id,
+            ticket_id=ticket.id,
+            kind="system" if auto_reply else "customer",
+            author_type="user",
+            author_id=user_id,
+            content=sanitized,
+            text=html_to_text(sanitized),
+            original_html=content,
+            to=addresses(to),
+            cc=addresses(cc),
+            message_id=message_id,
+            in_reply_to=in_reply_to,
+        )
+        session.add(comment)
+        await session.flush()
+        before = ticket.updated_at
+        diff: dict[str, list[Any]] = {}
+        if not auto_reply:
+            changes: dict[str, Any] = {"is_read": False}
+            if ticket.status in ("With User", "Closed"):
+                changes["status"] = "Open"
+            diff = await apply_changes(session, ticket, changes)
+            carried = addresses([*(ticket.cc or []), *cc])
+            if carried != (ticket.cc or []):
+                diff["cc"] = [ticket.cc, carried]
+                ticket.cc = carried
+            diff["lastCustomerReplyAt"] = [ticket.last_customer_reply_at, moment]
+            ticket.last_customer_reply_at = moment
+        await _publish_comment(session, ticket, comment, _touched(ticket, diff, before), actor)
+    return CustomerMessage(ticket, comment, False)
+
+
+async def _own_note(
+    session: AsyncSession, workspace_id: str, actor: Actor, comment_id: str
+) -> Comment:
+    comment = (
+        await session.execute(
+            select(Comment).where(
+                Comment.workspace_id == workspace_id,
+                Comment.id == comment_id,
+                Comment.deleted_at.is_(None),
+            )
+        )
+    ).scalar_one_or_none()
+    if comment is None:
+        raise not_found("Comment")
+    if comment.kind != "note":
+        raise forbidden("Replies and customer messages cannot be changed")
+    if comment.author_type != actor.type or comment.author_id != actor.id:
+        raise forbidden("Only the author can change a note")
+    return comment
+
+
+async def edit_note(
+    session: AsyncSession, *, workspace_id: str, actor: Actor, comment_id: str, content: str
+) -> Comment:
+    sanitized, text = _body(content)
+    async with unit(session):
+        comment = await _own_note(session, workspace_id, actor, comment_id)
+        before = comment.content
+        comment.content, comment.text = sanitized, text
+        comment.updated_at = max(now(), comment.updated_at)
+        await session.flush()
+        record(
+            session,
+            workspace_id=workspace_id,
+            actor=actor,
+            verb="comment.updated",
+            subject_type="ticket",
+            subject_id=comment.ticket_id,
+            before={"commentId": comment.id, "content": before},
+            after={"commentId": comment.id, "content": sanitized},
+        )
+        await tickets.search.reindex_tickets(session, workspace_id, [comment.ticket_id])
+        view = await comment_view(session, workspace_id, comment.id)
+        emit(
+            session,
+            Event(
+                "comment.updated",
+                workspace_id,
+                {"ticketId": comment.ticket_id, "comment": dump(view)},
+                channels=channels(comment.ticket_id),
+                actor=actor.as_dict(),
+            ),
+        )
+    return comment
+
+
+async def delete_note(
+    session: AsyncSession, *, workspace_id: str, actor: Actor, comment_id: str
+) -> None:
+    """Soft delete of one's own note: gone from the thread and search, kept in the audit log."""
+    async with unit(session):
+        comment = await _own_note(session, workspace_id, actor, comment_id)
+        comment.deleted_at = now()
+        await session.flush()
+        record(
+            session,
+            workspace_id=workspace_id,
+            actor=actor,
+            verb="comment.deleted",
+            subject_type="ticket",
+            subject_id=comment.ticket_id,
+            before={"commentId": comment.id, "content": comment.content},
+        )
+        await tickets.search.reindex_tickets(session, workspace_id, [comment.ticket_id])
+        emit(
+            session,
+            Event(
+                "comment.deleted",
+                workspace_id,
+                {"ticketId": comment.ticket_id, "commentId": comment.id},
+                channels=channels(comment.ticket_id),
+                actor=actor.as_dict(),
+            ),
+        )
+
+
+async def record_delivery(
+    session: AsyncSession,
+    *,
+    workspace_id: str,
+    comment_id: str,
+    delivery: str,
+    error: str | None = None,
+    message_id: str | None = None,
+) -> Comment:
+    """The outcome of one sending attempt of a reply (called by the email domain)."""
+    if delivery not in ("pending", "sent", "failed"):
+        raise ValueError(f"unknown delivery state {delivery}")
+    async with unit(session):
+        comment = (
+            await session.execute(
+                select(Comment).where(
+                    Comment.workspace_id == workspace_id, Comment.id == comment_id
+                )
+            )
+        ).scalar_one_or_none()
+        if comment is None or comment.delivery is None:
+            raise not_found("Comment")
+        comment.delivery = delivery
+        comment.delivery_error = error
+        comment.delivery_attempts += 1
+        if message_id:
+            comment.message_id = message_id
+        comment.updated_at = max(now(), comment.updated_at)
+        record(
+            session,
+            workspace_id=workspace_id,
+            actor=SYSTEM,
+            verb="comment.delivery",
+            subject_type="ticket",
+            subject_id=comment.ticket_id,
+            after={"commentId": comment.id, "delivery": delivery, "error": error},
+        )
+        emit(
+            session,
+            Event(
+                "comment.delivery",
+                workspace_id,
+                {"ticketId": comment.ticket_id, "commentId": comment.id, "delivery": delivery},
+                channels=channels(comment.ticket_id),
+            ),
+        )
+    return comment
+
+
+async def open_ticket(
+    session: AsyncSession,
+    *,
+    workspace_id: str,
+    actor: Actor,
+    notify_customer: bool = False,
+    **fields: Any,
+) -> Ticket:
+    """`create_ticket`; with `notify_customer` the body also goes to the customer as the first
+    public reply (pending delivery, like any reply)."""
+    async with unit(session):
+        ticket = await create_ticket(session, workspace_id=workspace_id, actor=actor, **fields)
+        if notify_customer:
+            try:
+                await add_reply(
+                    session,
+                    workspace_id=workspace_id,
+                    actor=actor,
+                    ticket_id=ticket.id,
+                    content=fields.get("body", ""),
+                )
+            except ApiError as err:
+                if err.code == "VALIDATION_ERROR":
+                    raise validation_error("body", "an empty body cannot be sent") from err
+                raise
+    return ticket

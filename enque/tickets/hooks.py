@@ -1,0 +1,23 @@
+"""Keeps ticket search documents in step with customer names and emails."""
+
+from __future__ import annotations
+
+from enque.core.events import Event
+from enque.core.runtime import Runtime
+from enque.tickets.service import reindex_customer_tickets
+
+SEARCHED_CUSTOMER_FIELDS = frozenset({"name", "email"})
+
+
+def setup(runtime: Runtime) -> None:
+    async def reindex_on_customer_change(event: Event) -> None:
+        if event.type != "user.updated":
+            return
+        if not SEARCHED_CUSTOMER_FIELDS & set(event.payload.get("changes", {})):
+            return
+        async with runtime.db.transaction() as session:
+            await reindex_customer_tickets(
+                session, workspace_id=event.workspace_id, user_id=event.payload["id"]
+            )
+
+    runtime.reactions.append(reindex_on_customer_change)

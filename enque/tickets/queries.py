@@ -1,0 +1,405 @@
+"""Reading tickets: the inbox list, the detail view, summaries for events, the audit trail.
+
+The list is one query per page: the ticket's list columns and the few related names joined by
+primary key (never a body), ordered along a composite index led by `workspace_id`, so the first
+page and the thousandth cost the same. The detail is two queries (ticket with its related rows
+and body; comment counts), whatever the ticket holds.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from sqlalchemy import ColumnElement, Row, Select, and_, exists, func, select
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm import aliased
+
+from enque.activity.models import Activity
+from enque.agents.models import Agent
+from enque.categories.models import Category
+from enque.comments.models import Comment
+from enque.core.api import PageParams, decode_cursor, encode_cursor
+from enque.core.db import now
+from enque.core.errors import ApiError, not_found
+from enque.core.pagination import Page, SortKey, after_condition, keyset_page
+from enque.customers.models import Company, User
+from enque.teams.models import Team
+from enque.tickets import search
+from enque.tickets.models import DUE_KEY, NO_DUE_DATE, Ticket, TicketBody, TicketTag
+from enque.tickets.schemas import ActivityOut
+
+ActorAgent = aliased(Agent)
+
+SUMMARY_COLUMNS = (
+    Ticket.id,
+    Ticket.number,
+    Ticket.subject,
+    Ticket.status,
+    Ticket.priority,
+    Ticket.priority_weight,
+    Ticket.tags,
+    Ticket.due_at,
+    Ticket.is_read,
+    Ticket.user_id,
+    User.name.label("user_name"),
+    User.email.label("user_email"),
+    Ticket.company_id,
+    Ticket.assignee_id,
+    Agent.display_name.label("assignee_name"),
+    Ticket.team_id,
+    Team.name.label("team_name"),
+    Ticket.category_id,
+    Category.name.label("category_name"),
+    Category.color.label("category_color"),
+    Ticket.mailbox_id,
+    Ticket.first_response_at,
+    Ticket.last_customer_reply_at,
+    Ticket.last_agent_reply_at,
+    Ticket.merged_into_ticket_id,
+    Ticket.created_at,
+    Ticket.updated_at,
+    Ticket.version,
+)
+DETAIL_COLUMNS = (
+    *SUMMARY_COLUMNS,
+    Company.name.label("company_name"),
+    Ticket.cc,
+    Ticket.resolved_at,
+    Ticket.closed_at,
+    Ticket.merged_at,
+    Ticket.linked_ticket_id,
+    Ticket.deleted_at,
+    TicketBody.sanitized_html,
+    TicketBody.plain_text,
+)
+
+
+def _joined(stmt: Select[Any]) -> Select[Any]:
+    """Related names by primary key. Outer joins keep `tickets` the driving table."""
+    return (
+        stmt.select_from(Ticket)
+        .outerjoin(User, User.id == Ticket.user_id)
+        .outerjoin(Agent, Agent.id == Ticket.assignee_id)
+        .outerjoin(Team, Team.id == Ticket.team_id)
+        .outerjoin(Category, Category.id == Ticket.category_id)
+    )
+
+
+Summary = dict[str, Any]  # a TicketSummary in its wire shape (camelCase keys)
+
+
+def summary_of(row: Row[Any]) -> Summary:
+    """A `TicketSummary` as JSON-ready values, straight from the row (no per-row validation:
+    the inbox builds fifty of these per request)."""
+    (
+        ticket_id,
+        number,
+        subject,
+        status,
+        priority,
+        _weight,
+        tags,
+        due_at,
+        is_read,
+        user_id,
+        user_name,
+        user_email,
+        company_id,
+        assignee_id,
+        assignee_name,
+        team_id,
+        team_name,
+        category_id,
+        category_name,
+        category_color,
+        mailbox_id,
+        first_response_at,
+        last_customer_reply_at,
+        last_agent_reply_at,
+        merged_into,
+        created_at,
+        updated_at,
+        version,
+    ) = row[: len(SUMMARY_COLUMNS)]
+    return {
+        "id": ticket_id,
+        "number": number,
+        "subject": subject,
+        "status": status,
+        "priority": priority,
+        "tags": tags or [],
+        "dueAt": due_at,
+        "isRead": bool(is_read),
+        "customer": {"id": user_id, "name": user_name or "", "email": user_email or ""},
+        "companyId": company_id,
+        "assignee": {"id": assignee_id, "name": assignee_name or ""} if assignee_id else None,
+        "team": {"id": team_id, "name": team_name or ""} if team_id else None,
+        "category": {"id": category_id, "name": category_name or "", "color": category_color}
+        if category_id
+        else None,
+        "mailboxId": mailbox_id,
+        "firstResponseAt": first_response_at,
+        "lastCustomerReplyAt": last_customer_reply_at,
+        "lastAgentReplyAt": last_agent_reply_at,
+        "mergedIntoTicketId": merged_into,
+        "createdAt": created_at,
+        "updatedAt": updated_at,
+        "version": version,
+    }
+
+
+async def summaries(
+    session: AsyncSession, workspace_id: str, ticket_ids: Sequence[str]
+) -> dict[str, Summary]:
+    """List-shaped tickets by id, in one query (for events and bulk results)."""
+    if not ticket_ids:
+        return {}
+    rows = await session.execute(
+        _joined(select(*SUMMARY_COLUMNS)).where(
+            Ticket.workspace_id == workspace_id, Ticket.id.in_(list(ticket_ids))
+        )
+    )
+    return {row.id: summary_of(row) for row in rows}
+
+
+async def ticket_detail(session: AsyncSession, *, workspace_id: str, ticket_id: str) -> Summary:
+    """A `TicketDetail` in its wire shape: two queries, whatever the ticket holds."""
+    row = (
+        await session.execute(
+            _joined(select(*DETAIL_COLUMNS))
+            .outerjoin(Company, Company.id == Ticket.company_id)
+            .outerjoin(TicketBody, TicketBody.ticket_id == Ticket.id)
+            .where(Ticket.workspace_id == workspace_id, Ticket.id == ticket_id)
+        )
+    ).first()
+    if row is None:
+        raise not_found("Ticket")
+    kinds = await session.execute(
+        select(Comment.kind, func.count())
+        .where(
+            Comment.workspace_id == workspace_id,
+            Comment.ticket_id == ticket_id,
+            Comment.deleted_at.is_(None),
+        )
+        .group_by(Comment.kind)
+    )
+    counts: dict[str, int] = {kind: count for kind, count in kinds.tuples()}
+    return {
+        **summary_of(row),
+        "company": {"id": row.company_id, "name": row.company_name or ""}
+        if row.company_id
+        else None,
+        "cc": row.cc or [],
+        "resolvedAt": row.resolved_at,
+        "closedAt": row.closed_at,
+        "mergedAt": row.merged_at,
+        "linkedTicketId": row.linked_ticket_id,
+        "deletedAt": row.deleted_at,
+        "body": {"content": row.sanitized_html or "", "text": row.plain_text or ""},
+        "counts": {
+            "comments": sum(counts.values()),
+            "replies": counts.get("reply", 0),
+            "notes": counts.get("note", 0),
+            "customerMessages": counts.get("customer", 0),
+        },
+    }
+
+
+# ---------------------------------------------------------------- the inbox list
+
+
+@dataclass
+class TicketFilters:
+    """The filters of `GET /v1/tickets`; `assignee_id` may be `me` or `none`."""
+
+    status: list[str] = field(default_factory=list)
+    priority: list[str] = field(default_factory=list)
+    assignee_id: str | None = None
+    team_id: str | None = None
+    category_id: str | None = None
+    user_id: str | None = None
+    company_id: str | None = None
+    mailbox_id: str | None = None
+    tag: str | None = None
+    q: str | None = None
+    created_after: int | None = None
+    created_before: int | None = None
+    updated_after: int | None = None
+    updated_before: int | None = None
+    include_merged: bool = False
+    sort: str = "-updatedAt"
+
+
+COMMON_TAG = 2000  # tickets carrying a tag above which SQLite walks the list index
+# sorts whose key a change can move backwards (a priority lowered, a due date postponed)
+MOVABLE_SORTS = frozenset({"priority", "dueAt"})
+
+
+def _sort_keys(sort: str) -> list[SortKey]:
+    if sort == "-createdAt":
+        return [SortKey(Ticket.created_at, True), SortKey(Ticket.id, True)]
+    if sort == "priority":  # most urgent first, then most recently updated
+        return [
+            SortKey(Ticket.priority_weight, True),
+            SortKey(Ticket.updated_at, True),
+            SortKey(Ticket.id, True),
+        ]
+    if sort == "dueAt":  # soonest due first, tickets without a due date last
+        return [SortKey(DUE_KEY), SortKey(Ticket.id)]
+    return [SortKey(Ticket.updated_at, True), SortKey(Ticket.id, True)]
+
+
+def _key_of(sort: str) -> Any:
+    if sort == "-createdAt":
+        return lambda r: (r.created_at, r.id)
+    if sort == "priority":
+        return lambda r: (r.priority_weight, r.updated_at, r.id)
+    if sort == "dueAt":
+        return lambda r: (NO_DUE_DATE if r.due_at is None else r.due_at, r.id)
+    return lambda r: (r.updated_at, r.id)
+
+
+async def _tagged(session: AsyncSession, workspace_id: str, tag: str) -> ColumnElement[bool]:
+    """The `tag` filter. PostgreSQL's planner picks between walking the list index and probing
+    `ticket_tags`, or reading the tag's tickets and sorting them, from its statistics. SQLite
+    takes the first plan when the tag is common and the second when it is rare, so it is told
+    which: one index-only count, capped."""
+    tagged = select(TicketTag.ticket_id).where(
+        TicketTag.workspace_id == workspace_id, TicketTag.tag == tag
+    )
+    if search.is_sqlite(session):
+        capped = select(func.count()).select_from(tagged.limit(COMMON_TAG).subquery())
+        if (await session.execute(capped)).scalar_one() >= COMMON_TAG:
+            return exists().where(TicketTag.ticket_id == Ticket.id, TicketTag.tag == tag)
+    return Ticket.id.in_(tagged)
+
+
+async def _conditions(
+    session: AsyncSession, workspace_id: str, agent_id: str, f: TicketFilters
+) -> list[ColumnElement[bool]]:
+    where: list[ColumnElement[bool]] = [
+        Ticket.workspace_id == workspace_id,
+        Ticket.deleted_at.is_(None),
+    ]
+    if not f.include_merged:
+        where.append(Ticket.merged_into_ticket_id.is_(None))
+    if f.status:
+        where.append(Ticket.status.in_(f.status))
+    if f.priority:
+        where.append(Ticket.priority.in_(f.priority))
+    if f.assignee_id == "none":
+        where.append(Ticket.assignee_id.is_(None))
+    elif f.assignee_id:
+        where.append(Ticket.assignee_id == (agent_id if f.assignee_id == "me" else f.assignee_id))
+    for column, value in (
+        (Ticket.team_id, f.team_id),
+        (Ticket.category_id, f.category_id),
+        (Ticket.user_id, f.user_id),
+        (Ticket.company_id, f.company_id),
+        (Ticket.mailbox_id, f.mailbox_id),
+    ):
+        if value:
+            where.append(column == value)
+    if f.tag:
+        where.append(await _tagged(session, workspace_id, f.tag))
+    if f.created_after is not None:
+        where.append(Ticket.created_at >= f.created_after)
+    if f.created_before is not None:
+        where.append(Ticket.created_at < f.created_before)
+    if f.updated_after is not None:
+        where.append(Ticket.updated_at >= f.updated_after)
+    if f.updated_before is not None:
+        where.append(Ticket.updated_at < f.updated_before)
+    if f.q:
+        matches = await search.search_condition(session, workspace_id, f.q)
+        if matches is not None:
+            where.append(matches)
+    return where
+
+
+def _decode(cursor: str, arity: int) -> tuple[list[Any], int]:
+    """The last row's sort key and the moment the paging started; all integers but the id."""
+    values = decode_cursor(cursor, arity + 1)
+    *key, as_of = values
+    ints_ok = all(isinstance(v, int) and not isinstance(v, bool) for v in [*key[:-1], as_of])
+    if not ints_ok or not isinstance(key[-1], str):
+        raise ApiError("VALIDATION_ERROR", details=[{"path": "cursor", "message": "bad cursor"}])
+    return key, as_of
+
+
+async def list_tickets(
+    session: AsyncSession,
+    *,
+    workspace_id: str,
+    agent_id: str,
+    filters: TicketFilters,
+    page: PageParams,
+) -> Page[Summary]:
+    """One page of the inbox: one query (two with `includeTotal`).
+
+    Keyset pagination never lists a ticket twice and never skips one that did not change while
+    the client paged. `-updatedAt` keys only grow (`touch`) and `-createdAt` keys never change, so
+    the keyset alone guarantees it. `priority` and `dueAt` keys can move back past the cursor:
+    the cursor carries the second the first page was read, and later pages leave out tickets
+    changed since that second began (they are at the top of the inbox, and real-time events
+    bring them).
+    """
+    keys = _sort_keys(filters.sort)
+    stmt = _joined(select(*SUMMARY_COLUMNS)).where(
+        and_(*await _conditions(session, workspace_id, agent_id, filters))
+    )
+    total = None
+    if page.include_total:
+        count = select(func.count()).select_from(stmt.with_only_columns(Ticket.id).subquery())
+        total = (await session.execute(count)).scalar_one()
+    as_of = now()
+    if page.cursor:
+        after, as_of = _decode(page.cursor, len(keys))
+        stmt = stmt.where(after_condition(keys, after))
+        if filters.sort in MOVABLE_SORTS:
+            stmt = stmt.where(Ticket.updated_at < as_of)
+    order = [k.column.desc() if k.descending else k.column.asc() for k in keys]
+    rows = (await session.execute(stmt.order_by(*order).limit(page.limit + 1))).all()
+    next_cursor = None
+    if len(rows) > page.limit:
+        rows = rows[: page.limit]
+        next_cursor = encode_cursor([*_key_of(filters.sort)(rows[-1]), as_of])
+    return Page([summary_of(r) for r in rows], next_cursor, total)
+
+
+# ---------------------------------------------------------------- the audit trail
+
+
+async def list_activities(
+    session: AsyncSession, *, workspace_id: str, ticket_id: str, page: PageParams
+) -> Page[ActivityOut]:
+    """Everything recorded about a ticket, oldest first (ids are time-ordered)."""
+    stmt = (
+        select(Activity, ActorAgent.display_name)
+        .outerjoin(
+            ActorAgent,
+            and_(Activity.actor_type == "agent", ActorAgent.id == Activity.actor_id),
+        )
+        .where(
+            Activity.workspace_id == workspace_id,
+            Activity.subject_type == "ticket",
+            Activity.subject_id == ticket_id,
+        )
+    )
+    result = await keyset_page(
+        session, stmt, [SortKey(Activity.id)], page, lambda r: (r[0].id,), scalars=False
+    )
+    items = [
+        ActivityOut(
+            id=a.id,
+            actor={"type": a.actor_type, "id": a.actor_id, "name": name},
+            verb=a.verb,
+            before=a.before,
+            after=a.after,
+            created_at=a.created_at,
+        )
+        for a, name in result.items
+    ]
+    return Page(items, result.next_cursor, result.total)

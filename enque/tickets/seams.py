@@ -1,0 +1,65 @@
+"""Where other domains plug into tickets and comments, through `runtime.services`.
+
+- `runtime.services["mailboxes"]`: a `MailboxDirectory` (the email domain) — without it no
+  ticket can name a mailbox (`mailboxId` answers 422).
+- `runtime.services["attachments"]`: `TicketAttachments` (the attachments domain) — links
+  uploaded files to a new comment, lists them with the thread, and moves them on merge.
+  Without it `attachmentIds` answers 422 and comments carry `attachments: []`.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Protocol
+
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from enque.core.errors import validation_error
+from enque.core.runtime import runtime_of
+
+MAILBOXES = "mailboxes"
+ATTACHMENTS = "attachments"
+
+
+class MailboxDirectory(Protocol):
+    async def exists(self, session: AsyncSession, *, workspace_id: str, mailbox_id: str) -> bool:
+        """Whether the mailbox is in the workspace (and may receive tickets)."""
+
+
+class TicketAttachments(Protocol):
+    async def link(
+        self,
+        session: AsyncSession,
+        *,
+        workspace_id: str,
+        ticket_id: str,
+        comment_id: str,
+        attachment_ids: list[str],
+    ) -> None:
+        """Attach uploaded files to a new comment, in the caller's transaction (422 if unusable)."""
+
+    async def for_comments(
+        self, session: AsyncSession, *, workspace_id: str, comment_ids: list[str]
+    ) -> dict[str, list[dict[str, Any]]]:
+        """Metadata of the files of these comments, by comment id (one query)."""
+
+    async def move(
+        self,
+        session: AsyncSession,
+        *,
+        workspace_id: str,
+        source_ticket_ids: list[str],
+        target_ticket_id: str,
+    ) -> None:
+        """Re-home the files of merged tickets under the target, in the caller's transaction."""
+
+
+def attachments(session: AsyncSession) -> TicketAttachments | None:
+    return runtime_of(session).services.get(ATTACHMENTS)
+
+
+async def check_mailbox(session: AsyncSession, workspace_id: str, mailbox_id: str) -> None:
+    directory: MailboxDirectory | None = runtime_of(session).services.get(MAILBOXES)
+    if directory is None or not await directory.exists(
+        session, workspace_id=workspace_id, mailbox_id=mailbox_id
+    ):
+        raise validation_error("mailboxId", "no such mailbox in this workspace")

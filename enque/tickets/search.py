@@ -1,0 +1,214 @@
+"""Full-text search over tickets with the database's own engine.
+
+One search document per ticket: number, subject, body, customer name and email, and the text of
+every comment. SQLite keeps it in the FTS5 table `ticket_search`, whose rowids
+`ticket_search_docs` maps to tickets; PostgreSQL keeps a `tsvector` in `ticket_search` with a GIN
+index (revision 0002). Services call `reindex_tickets` in the transaction that changes any of
+those parts.
+
+Text is folded the same way for both engines before indexing and querying (lower case, accents
+removed, split into letters-and-digits words), and every query word matches as a prefix, all
+words required — so "alice@exa" finds a ticket from alice@example.com on either engine.
+"""
+
+from __future__ import annotations
+
+import re
+import unicodedata
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from sqlalchemy import (
+    Column,
+    ColumnElement,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    bindparam,
+    func,
+    literal_column,
+    select,
+    text,
+)
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from enque.comments.models import Comment
+from enque.customers.models import User
+from enque.tickets.models import Ticket, TicketBody
+
+MAX_TERMS = 16
+MAX_DOCUMENT = 200_000  # characters of folded text per ticket
+BATCH = 200
+COMMON_MATCH = 2000  # matches above which SQLite walks the list index instead
+_WORD = re.compile(r"[^\W_]+")
+
+# The search objects are created by a hand-written revision, not by the models.
+_meta = MetaData()
+sqlite_docs = Table(
+    "ticket_search_docs",
+    _meta,
+    Column("id", Integer, primary_key=True),
+    Column("ticket_id", String(36)),
+    Column("workspace_id", String(36)),
+)
+sqlite_fts = Table("ticket_search", _meta, Column("rowid", Integer), Column("document", Text))
+pg_search = Table(
+    "ticket_search",
+    MetaData(),
+    Column("ticket_id", String(36), primary_key=True),
+    Column("workspace_id", String(36)),
+    Column("document", Text),
+)
+
+
+def fold(value: str) -> str:
+    """Lower case, accents removed, punctuation turned into spaces."""
+    decomposed = unicodedata.normalize("NFKD", value.lower())
+    plain = "".join(c for c in decomposed if not unicodedata.combining(c))
+    return " ".join(_WORD.findall(plain))
+
+
+def query_terms(q: str) -> list[str]:
+    return [t[:64] for t in fold(q).split()][:MAX_TERMS]
+
+
+def is_sqlite(session: AsyncSession) -> bool:
+    return session.get_bind().dialect.name == "sqlite"
+
+
+async def search_condition(
+    session: AsyncSession, workspace_id: str, q: str
+) -> ColumnElement[bool] | None:
+    """Tickets whose document holds every word of `q` (as prefixes); None for a blank `q`.
+
+    PostgreSQL's planner chooses between reading the matches and sorting them, or walking the
+    list index and checking each ticket, from its statistics. SQLite is told: when a capped
+    count finds many matches it walks the list index (`+tickets.id` keeps it off the id index)
+    and checks each ticket against the matches; otherwise it reads the matches.
+    """
+    terms = query_terms(q)
+    if not terms:
+        return None
+    if not is_sqlite(session):
+        tsquery = " & ".join(f"{t}:*" for t in terms)
+        condition: ColumnElement[bool] = pg_search.c.document.op("@@")(
+            func.to_tsquery(literal_column("'simple'"), tsquery)
+        )
+        return Ticket.id.in_(
+            select(pg_search.c.ticket_id).where(pg_search.c.workspace_id == workspace_id, condition)
+        )
+    match = literal_column("ticket_search").op("MATCH")(" AND ".join(f'"{t}"*' for t in terms))
+    matched = (
+        select(sqlite_docs.c.ticket_id)
+        .join(sqlite_fts, sqlite_fts.c.rowid == sqlite_docs.c.id)
+        .where(match, sqlite_docs.c.workspace_id == workspace_id)
+    )
+    capped = select(func.count()).select_from(
+        select(sqlite_fts.c.rowid).where(match).limit(COMMON_MATCH).subquery()
+    )
+    if (await session.execute(capped)).scalar_one() < COMMON_MATCH:
+        return Ticket.id.in_(matched)
+    return literal_column("+tickets.id", String()).in_(matched)
+
+
+def _chunks(ids: Sequence[str]) -> Iterable[Sequence[str]]:
+    for start in range(0, len(ids), BATCH):
+        yield ids[start : start + BATCH]
+
+
+async def reindex_tickets(
+    session: AsyncSession, workspace_id: str, ticket_ids: Iterable[str]
+) -> None:
+    """Rebuild the search documents of these tickets (a constant number of queries per batch)."""
+    ids = list(dict.fromkeys(ticket_ids))
+    for chunk in _chunks(ids):
+        await _reindex_chunk(session, workspace_id, chunk)
+
+
+async def _reindex_chunk(session: AsyncSession, workspace_id: str, ids: Sequence[str]) -> None:
+    heads = (
+        await session.execute(
+            select(
+                Ticket.id,
+                Ticket.number,
+                Ticket.subject,
+                TicketBody.plain_text,
+                User.name,
+                User.email,
+            )
+            .outerjoin(TicketBody, TicketBody.ticket_id == Ticket.id)
+            .outerjoin(User, User.id == Ticket.user_id)
+            .where(Ticket.workspace_id == workspace_id, Ticket.id.in_(ids))
+        )
+    ).all()
+    parts: dict[str, list[str]] = {
+        row.id: [
+            str(row.number),
+            row.subject,
+            row.name or "",
+            row.email or "",
+            row.plain_text or "",
+        ]
+        for row in heads
+    }
+    comments = await session.execute(
+        select(Comment.ticket_id, Comment.text)
+        .where(
+            Comment.workspace_id == workspace_id,
+            Comment.ticket_id.in_(list(parts)),
+            Comment.deleted_at.is_(None),
+        )
+        .order_by(Comment.ticket_id, Comment.created_at, Comment.id)
+    )
+    for ticket_id, body in comments:
+        parts[ticket_id].append(body)
+    rows = [
+        {
+            "ticket_id": tid,
+            "workspace_id": workspace_id,
+            "document": fold(" ".join(p))[:MAX_DOCUMENT],
+        }
+        for tid, p in parts.items()
+    ]
+    if not rows:
+        return
+    if is_sqlite(session):
+        await _write_sqlite(session, rows)
+        return
+    await session.execute(
+        text(
+            "INSERT INTO ticket_search (ticket_id, workspace_id, document) "
+            "VALUES (:ticket_id, :workspace_id, to_tsvector('simple', :document)) "
+            "ON CONFLICT (ticket_id) DO UPDATE SET document = excluded.document"
+        ).bindparams(bindparam("document", type_=Text)),
+        rows,
+    )
+
+
+async def _write_sqlite(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
+    """Give each ticket its FTS rowid once, then replace its document under that rowid."""
+    await session.execute(
+        text(
+            "INSERT INTO ticket_search_docs (ticket_id, workspace_id) "
+            "VALUES (:ticket_id, :workspace_id) ON CONFLICT (ticket_id) DO NOTHING"
+        ),
+        rows,
+    )
+    found = await session.execute(
+        select(sqlite_docs.c.ticket_id, sqlite_docs.c.id).where(
+            sqlite_docs.c.ticket_id.in_([r["ticket_id"] for r in rows])
+        )
+    )
+    rowids = {ticket_id: rowid for ticket_id, rowid in found.tuples()}
+    await session.execute(
+        text("DELETE FROM ticket_search WHERE rowid IN :rowids").bindparams(
+            bindparam("rowids", expanding=True)
+        ),
+        {"rowids": list(rowids.values())},
+    )
+    await session.execute(
+        text("INSERT INTO ticket_search (rowid, document) VALUES (:rowid, :document)"),
+        [{"rowid": rowids[r["ticket_id"]], "document": r["document"]} for r in rows],
+    )

@@ -1,0 +1,605 @@
+"""Ticket changes: create, update (optimistic concurrency), bulk, delete and restore.
+
+Every function takes the acting `Actor` (an agent, a customer through email, the system or an
+automation rule), writes in one unit of work, records the audit rows and emits the events after
+commit. Reads live in `queries.py`, merging in `merge.py`, search documents in `search.py`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from pydantic.alias_generators import to_camel
+from sqlalchemy import delete, select, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
+from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm.exc import StaleDataError
+
+from enque.activity.service import Actor, record
+from enque.agents.models import Agent, AgentWorkspace
+from enque.categories.models import Category
+from enque.core.db import now, unit
+from enque.core.errors import ApiError, conflict, not_found, validation_error
+from enque.core.events import Event, emit
+from enque.core.html import html_to_text, sanitize_html
+from enque.customers.models import User
+from enque.customers.service import find_or_create_customer
+from enque.teams.models import Team
+from enque.tickets import seams, search
+from enque.tickets.models import Ticket, TicketBody, TicketCounter, TicketTag
+from enque.tickets.queries import Summary, summaries, ticket_detail
+from enque.tickets.schemas import BulkResult
+
+CHANGEABLE = (
+    "subject",
+    "status",
+    "priority",
+    "assignee_id",
+    "team_id",
+    "category_id",
+    "tags",
+    "due_at",
+    "is_read",
+)
+BULK_CHANGEABLE = frozenset({"status", "assignee_id", "team_id", "priority", "category_id"})
+NOT_NULL = frozenset({"subject", "status", "priority", "tags", "is_read"})
+# audit verbs for fields that reports and notifications look for by name
+FIELD_VERBS = {"status": "ticket.status_changed", "assigneeId": "ticket.assigned"}
+
+
+def channels(ticket_id: str) -> list[str]:
+    return ["tickets", f"ticket:{ticket_id}"]
+
+
+def addresses(values: Iterable[str]) -> list[str]:
+    """Email addresses without duplicates (compared case-insensitively), domains in lower case."""
+    seen: dict[str, str] = {}
+    for value in values:
+        local, _, domain = value.strip().rpartition("@")
+        address = f"{local}@{domain.lower()}" if local else value.strip()
+        seen.setdefault(address.lower(), address)
+    return list(seen.values())
+
+
+def touch(ticket: Ticket) -> int:
+    """Move `updated_at` forward (never back, so a keyset cursor never sees a ticket twice)."""
+    moment = max(now(), ticket.updated_at or 0)
+    ticket.updated_at = moment
+    return moment
+
+
+# ---------------------------------------------------------------- lookups
+
+
+async def get_ticket(
+    session: AsyncSession, *, workspace_id: str, ticket_id: str, lock: bool = False
+) -> Ticket:
+    """The ticket (also deleted or merged ones); `lock` holds its row until commit."""
+    stmt = select(Ticket).where(Ticket.workspace_id == workspace_id, Ticket.id == ticket_id)
+    if lock:
+        stmt = stmt.with_for_update()
+    ticket = (await session.execute(stmt)).scalar_one_or_none()
+    if ticket is None:
+        raise not_found("Ticket")
+    return ticket
+
+
+async def lock_tickets(
+    session: AsyncSession, workspace_id: str, ids: Iterable[str]
+) -> dict[str, Ticket]:
+    """Several tickets, their rows locked in id order (no deadlock between two bulk changes)."""
+    stmt = (
+        select(Ticket)
+        .where(Ticket.workspace_id == workspace_id, Ticket.id.in_(list(ids)))
+        .order_by(Ticket.id)
+        .with_for_update()
+    )
+    return {t.id: t for t in (await session.execute(stmt)).scalars()}
+
+
+def ensure_open_for_change(ticket: Ticket) -> None:
+    if ticket.deleted_at is not None:
+        raise conflict("The ticket is deleted; restore it first")
+    if ticket.merged_into_ticket_id is not None:
+        raise conflict(
+            "The ticket was merged into another one",
+            {"mergedIntoTicketId": ticket.merged_into_ticket_id},
+        )
+
+
+async def active_agent_ids(
+    session: AsyncSession, workspace_id: str, agent_ids: Iterable[str]
+) -> set[str]:
+    """Those of `agent_ids` that are active members of the workspace."""
+    wanted = list(set(agent_ids))
+    if not wanted:
+        return set()
+    rows = await session.execute(
+        select(AgentWorkspace.agent_id)
+        .join(Agent, Agent.id == AgentWorkspace.agent_id)
+        .where(
+            AgentWorkspace.workspace_id == workspace_id,
+            AgentWorkspace.agent_id.in_(wanted),
+            AgentWorkspace.is_active.is_(True),
+            Agent.is_active.is_(True),
+        )
+    )
+    return set(rows.scalars())
+
+
+async def _exists(session: AsyncSession, stmt: Any) -> bool:
+    return (await session.execute(stmt.limit(1))).first() is not None
+
+
+async def check_references(
+    session: AsyncSession, workspace_id: str, fields: dict[str, Any]
+) -> None:
+    """Ids named in a change must be live in this workspace (422 otherwise, never a leak)."""
+    if fields.get("assignee_id") and not await active_agent_ids(
+        session, workspace_id, [fields["assignee_id"]]
+    ):
+        raise validation_error("assigneeId", "no such agent in this workspace")
+    if fields.get("team_id") and not await _exists(
+        session,
+        select(Team.id).where(
+            Team.workspace_id == workspace_id,
+            Team.id == fields["team_id"],
+            Team.deleted_at.is_(None),
+        ),
+    ):
+        raise validation_error("teamId", "no such team in this workspace")
+    if fields.get("category_id") and not await _exists(
+        session,
+        select(Category.id).where(
+            Category.workspace_id == workspace_id,
+            Category.id == fields["category_id"],
+            Category.deleted_at.is_(None),
+        ),
+    ):
+        raise validation_error("categoryId", "no such category in this workspace")
+    if fields.get("user_id") and not await _exists(
+        session,
+        select(User.id).where(
+            User.workspace_id == workspace_id,
+            User.id == fields["user_id"],
+            User.deleted_at.is_(None),
+        ),
+    ):
+        raise validation_error("userId", "no such customer in this workspace")
+    if fields.get("mailbox_id"):
+        await seams.check_mailbox(session, workspace_id, fields["mailbox_id"])
+
+
+# ---------------------------------------------------------------- writing
+
+
+async def allocate_number(session: AsyncSession, workspace_id: str) -> int:
+    """The next ticket number of the workspace. The counter row stays locked until commit, so
+    concurrent creators queue on it and no number is ever given twice."""
+    bump = (
+        update(TicketCounter)
+        .where(TicketCounter.workspace_id == workspace_id)
+        .values(last_number=TicketCounter.last_number + 1)
+        .returning(TicketCounter.last_number)
+        .execution_options(synchronize_session=False)
+    )
+    number = (await session.execute(bump)).scalar_one_or_none()
+    if number is None:
+        insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+        await session.execute(
+            insert(TicketCounter)
+            .values(workspace_id=workspace_id, last_number=0)
+            .on_conflict_do_nothing(index_elements=["workspace_id"])
+        )
+        number = (await session.execute(bump)).scalar_one()
+    return int(number)
+
+
+async def set_tags(session: AsyncSession, ticket: Ticket, tags: Sequence[str]) -> None:
+    """Set the tag list and its index rows."""
+    wanted = list(dict.fromkeys(tags))
+    current = set(ticket.tags or [])
+    gone = current - set(wanted)
+    if gone:
+        await session.execute(
+            delete(TicketTag).where(TicketTag.ticket_id == ticket.id, TicketTag.tag.in_(gone))
+        )
+    session.add_all(
+        TicketTag(workspace_id=ticket.workspace_id, ticket_id=ticket.id, tag=tag)
+        for tag in wanted
+        if tag not in current
+    )
+    ticket.tags = wanted
+
+
+def _set_status(ticket: Ticket, status: str, moment: int) -> None:
+    """Closing stamps `closed_at` (and `resolved_at` the first time); reopening clears
+    `closed_at` and keeps `resolved_at`, the first resolution."""
+    if status == ticket.status:
+        return
+    if status == "Closed":
+        ticket.closed_at = moment
+        ticket.resolved_at = ticket.resolved_at or moment
+    elif ticket.status == "Closed":
+        ticket.closed_at = None
+    ticket.status = status
+
+
+async def apply_changes(
+    session: AsyncSession, ticket: Ticket, changes: dict[str, Any]
+) -> dict[str, list[Any]]:
+    """Write `changes` onto the ticket; returns `{camelField: [old, new]}` of what changed.
+
+    Marking an `Unread` ticket read (`isRead: true`) opens it (`Open`).
+    """
+    for key, value in changes.items():
+        if value is None and key in NOT_NULL:
+            raise validation_error(to_camel(key), "may not be null")
+    before = {key: getattr(ticket, key) for key in CHANGEABLE}
+    before["closed_at"], before["resolved_at"] = ticket.closed_at, ticket.resolved_at
+    moment = now()
+    for key in CHANGEABLE:
+        if key not in changes or changes[key] == getattr(ticket, key):
+            continue
+        if key == "status":
+            _set_status(ticket, changes[key], moment)
+        elif key == "tags":
+            await set_tags(session, ticket, changes[key])
+        else:
+            setattr(ticket, key, changes[key])
+    if changes.get("is_read") and ticket.status == "Unread" and "status" not in changes:
+        _set_status(ticket, "Open", moment)
+    diff = {
+        to_camel(key): [old, getattr(ticket, key)]
+        for key, old in before.items()
+        if getattr(ticket, key) != old
+    }
+    if diff:
+        touch(ticket)
+    return diff
+
+
+def record_changes(
+    session: AsyncSession, ticket: Ticket, diff: dict[str, list[Any]], actor: Actor
+) -> None:
+    """Audit rows for a change: status and assignee under their own verbs, the rest together."""
+    rest = {k: v for k, v in diff.items() if k not in FIELD_VERBS and k != "updatedAt"}
+    for field_name, verb in FIELD_VERBS.items():
+        if field_name in diff:
+            old, new = diff[field_name]
+            record(
+                session,
+                workspace_id=ticket.workspace_id,
+                actor=actor,
+                verb=verb,
+                subject_type="ticket",
+                subject_id=ticket.id,
+                before={field_name: old},
+                after={field_name: new},
+            )
+    if rest:
+        record(
+            session,
+            workspace_id=ticket.workspace_id,
+            actor=actor,
+            verb="ticket.updated",
+            subject_type="ticket",
+            subject_id=ticket.id,
+            before={k: v[0] for k, v in rest.items()},
+            after={k: v[1] for k, v in rest.items()},
+        )
+
+
+def emit_updated(
+    session: AsyncSession,
+    ticket: Ticket,
+    diff: dict[str, list[Any]],
+    summary: Summary,
+    actor: Actor,
+) -> None:
+    payload = {"id": ticket.id, "changes": diff, "ticket": summary}
+    emit(
+        session,
+        Event(
+            "ticket.updated",
+            ticket.workspace_id,
+            payload,
+            channels=channels(ticket.id),
+            actor=actor.as_dict(),
+        ),
+    )
+
+
+async def flush(session: AsyncSession) -> None:
+    """Flush, turning a lost optimistic-lock race into 409."""
+    try:
+        await session.flush()
+    except StaleDataError as exc:
+        raise conflict("The ticket was changed by someone else; reload it") from exc
+
+
+async def publish_changes(
+    session: AsyncSession, ticket: Ticket, diff: dict[str, list[Any]], actor: Actor
+) -> None:
+    """After `apply_changes`: flush, audit, search document, `ticket.updated`."""
+    await flush(session)
+    if not diff:
+        return
+    record_changes(session, ticket, diff, actor)
+    if "subject" in diff:
+        await search.reindex_tickets(session, ticket.workspace_id, [ticket.id])
+    summary = (await summaries(session, ticket.workspace_id, [ticket.id]))[ticket.id]
+    emit_updated(session, ticket, diff, summary, actor)
+
+
+async def create_ticket(
+    session: AsyncSession,
+    *,
+    workspace_id: str,
+    actor: Actor,
+    subject: str,
+    body: str = "",
+    user_id: str | None = None,
+    customer_email: str | None = None,
+    customer_name: str | None = None,
+    priority: str = "Medium",
+    status: str | None = None,
+    assignee_id: str | None = None,
+    team_id: str | None = None,
+    category_id: str | None = None,
+    tags: Sequence[str] = (),
+    due_at: int | None = None,
+    mailbox_id: str | None = None,
+    is_read: bool | None = None,
+    cc: Sequence[str] = (),
+    conversation_id: str | None = None,
+    root_message_id: str | None = None,
+    linked_ticket_id: str | None = None,
+) -> Ticket:
+    """A new ticket with its body (`body` is HTML, kept as given and sanitized for display).
+
+    The customer is `user_id`, or found or created by `customer_email`. An agent's ticket
+    starts `Open` and read; anyone else's (a customer by email) starts `Unread`.
+    """
+    by_agent = actor.type == "agent"
+    async with unit(session):
+        refs = {
+            "assignee_id": assignee_id,
+            "team_id": team_id,
+            "category_id": category_id,
+            "mailbox_id": mailbox_id,
+            "user_id": user_id,
+        }
+        await check_references(session, workspace_id, refs)
+        if user_id:
+            user = await session.get_one(User, user_id)
+        elif customer_email:
+            user = await find_or_create_customer(
+                session, workspace_id, customer_email, customer_name, actor=actor
+            )
+        else:
+            raise validation_error("userId", "give userId or customer")
+        moment = now()
+        ticket = Ticket(
+            workspace_id=workspace_id,
+            number=await allocate_number(session, workspace_id),
+            subject=subject,
+            status="Unread",
+            priority=priority,
+            user_id=user.id,
+            company_id=user.company_id,
+            assignee_id=assignee_id,
+            team_id=team_id,
+            category_id=category_id,
+            mailbox_id=mailbox_id,
+            tags=list(dict.fromkeys(tags)),
+            cc=addresses(cc),
+            due_at=due_at,
+            is_read=by_agent if is_read is None else is_read,
+            last_customer_reply_at=None if by_agent else moment,
+            conversation_id=conversation_id,
+            root_message_id=root_message_id,
+            linked_ticket_id=linked_ticket_id,
+            created_at=moment,
+            updated_at=moment,
+        )
+        _set_status(ticket, status or ("Open" if by_agent else "Unread"), moment)
+        session.add(ticket)
+        await session.flush()
+        sanitized = sanitize_html(body)
+        session.add(
+            TicketBody(
+                workspace_id=workspace_id,
+                ticket_id=ticket.id,
+                original_html=body,
+                sanitized_html=sanitized,
+                plain_text=html_to_text(sanitized),
+            )
+        )
+        session.add_all(
+            TicketTag(workspace_id=workspace_id, ticket_id=ticket.id, tag=t) for t in ticket.tags
+        )
+        await session.flush()
+        await search.reindex_tickets(session, workspace_id, [ticket.id])
+        summary = (await summaries(session, workspace_id, [ticket.id]))[ticket.id]
+        record(
+            session,
+            workspace_id=workspace_id,
+            actor=actor,
+            verb="ticket.created",
+            subject_type="ticket",
+            subject_id=ticket.id,
+            after={
+                "number": ticket.number,
+                "subject": subject,
+                "status": ticket.status,
+                "priority": priority,
+                "userId": user.id,
+            },
+        )
+        emit(
+            session,
+            Event(
+                "ticket.created",
+                workspace_id,
+                summary,
+                channels=channels(ticket.id),
+                actor=actor.as_dict(),
+            ),
+        )
+    return ticket
+
+
+async def update_ticket(
+    session: AsyncSession,
+    *,
+    workspace_id: str,
+    actor: Actor,
+    ticket_id: str,
+    changes: dict[str, Any],
+    expected_version: int | None = None,
+) -> Ticket:
+    """Change fields of a ticket. With `expected_version`, a ticket changed since that version
+    is refused with 409 and nothing is written."""
+    changes = {k: v for k, v in changes.items() if k in CHANGEABLE}
+    async with unit(session):
+        ticket = await get_ticket(
+            session, workspace_id=workspace_id, ticket_id=ticket_id, lock=True
+        )
+        if expected_version is not None and expected_version != ticket.version:
+            raise conflict(
+                "The ticket was changed by someone else; reload it",
+                {"version": ticket.version},
+            )
+        ensure_open_for_change(ticket)
+        await check_references(session, workspace_id, changes)
+        diff = await apply_changes(session, ticket, changes)
+        await publish_changes(session, ticket, diff, actor)
+    return ticket
+
+
+async def bulk_update(
+    session: AsyncSession,
+    *,
+    workspace_id: str,
+    actor: Actor,
+    ticket_ids: Sequence[str],
+    changes: dict[str, Any],
+) -> list[BulkResult]:
+    """The same change on many tickets in one transaction; one result per id."""
+    changes = {k: v for k, v in changes.items() if k in BULK_CHANGEABLE}
+    ids = list(dict.fromkeys(ticket_ids))
+    results: dict[str, BulkResult] = {}
+    diffs: dict[str, dict[str, list[Any]]] = {}
+    async with unit(session):
+        await check_references(session, workspace_id, changes)
+        tickets = await lock_tickets(session, workspace_id, ids)
+        for ticket_id in ids:
+            ticket = tickets.get(ticket_id)
+            try:
+                if ticket is None:
+                    raise not_found("Ticket")
+                ensure_open_for_change(ticket)
+            except ApiError as err:
+                results[ticket_id] = BulkResult(
+                    id=ticket_id, success=False, error={"code": err.code, "message": err.message}
+                )
+                continue
+            diffs[ticket_id] = await apply_changes(session, ticket, changes)
+        await flush(session)
+        changed = await summaries(session, workspace_id, list(diffs))
+        for ticket_id, diff in diffs.items():
+            if diff:
+                record_changes(session, tickets[ticket_id], diff, actor)
+                emit_updated(session, tickets[ticket_id], diff, changed[ticket_id], actor)
+            results[ticket_id] = BulkResult.model_validate(
+                {"id": ticket_id, "success": True, "ticket": changed[ticket_id]}
+            )
+    return [results[i] for i in ids]
+
+
+async def delete_ticket(
+    session: AsyncSession, *, workspace_id: str, actor: Actor, ticket_id: str
+) -> None:
+    """Soft delete: out of lists and search, restorable. Deleting twice changes nothing."""
+    async with unit(session):
+        ticket = await get_ticket(
+            session, workspace_id=workspace_id, ticket_id=ticket_id, lock=True
+        )
+        if ticket.deleted_at is not None:
+            return
+        ticket.deleted_at = touch(ticket)
+        await flush(session)
+        record(
+            session,
+            workspace_id=workspace_id,
+            actor=actor,
+            verb="ticket.deleted",
+            subject_type="ticket",
+            subject_id=ticket.id,
+            after={"deletedAt": ticket.deleted_at},
+        )
+        emit(
+            session,
+            Event(
+                "ticket.deleted",
+                workspace_id,
+                {"id": ticket.id},
+                channels=channels(ticket.id),
+                actor=actor.as_dict(),
+            ),
+        )
+
+
+async def restore_ticket(
+    session: AsyncSession, *, workspace_id: str, actor: Actor, ticket_id: str
+) -> Ticket:
+    async with unit(session):
+        ticket = await get_ticket(
+            session, workspace_id=workspace_id, ticket_id=ticket_id, lock=True
+        )
+        if ticket.deleted_at is None:
+            return ticket
+        diff: dict[str, list[Any]] = {"deletedAt": [ticket.deleted_at, None]}
+        ticket.deleted_at = None
+        touch(ticket)
+        await flush(session)
+        record(
+            session,
+            workspace_id=workspace_id,
+            actor=actor,
+            verb="ticket.restored",
+            subject_type="ticket",
+            subject_id=ticket.id,
+            before={"deletedAt": diff["deletedAt"][0]},
+            after={"deletedAt": None},
+        )
+        summary = (await summaries(session, workspace_id, [ticket.id]))[ticket.id]
+        emit_updated(session, ticket, diff, summary, actor)
+    return ticket
+
+
+async def detail(session: AsyncSession, *, workspace_id: str, ticket_id: str) -> Summary:
+    """The ticket view (`TicketDetail` in its wire shape)."""
+    return await ticket_detail(session, workspace_id=workspace_id, ticket_id=ticket_id)
+
+
+async def reindex_customer_tickets(
+    session: AsyncSession, *, workspace_id: str, user_id: str
+) -> None:
+    """Refresh the search documents of a customer's tickets (after a name or email change)."""
+    async with unit(session):
+        ids = (
+            (
+                await session.execute(
+                    select(Ticket.id).where(
+                        Ticket.workspace_id == workspace_id, Ticket.user_id == user_id
+                    )
+                )
+            )
+            .scalars()
+            .all()
+        )
+        await search.reindex_tickets(session, workspace_id, ids)
