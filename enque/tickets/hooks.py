@@ -4,12 +4,23 @@ from __future__ import annotations
 
 from enque.core.events import Event
 from enque.core.runtime import Runtime
+from enque.tickets import automation
 from enque.tickets.service import reindex_customer_tickets
 
 SEARCHED_CUSTOMER_FIELDS = frozenset({"name", "email"})
 
 
 def setup(runtime: Runtime) -> None:
+    runtime.services["ticket_facts"] = automation.load_ticket_facts
+    runtime.services["automation_executor"] = automation.TicketActions()
+    runtime.services.setdefault("lookups", {}).update(
+        {
+            "category": automation.category_ids,
+            "company": automation.company_ids,
+            "mailbox": automation.mailbox_ids,
+        }
+    )
+
     async def reindex_on_customer_change(event: Event) -> None:
         if event.type != "user.updated":
             return

@@ -1,0 +1,186 @@
+"""What automation rules see of a ticket, and how their actions change it.
+
+Registered from `enque/tickets/hooks.py` as `runtime.services["ticket_facts"]`,
+`runtime.services["automation_executor"]` and the `lookups` the rule validator uses. Every
+action calls the same service function a route calls, acting as `Actor("automation", rule)`.
+"""
+
+from __future__ import annotations
+
+import logging
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from enque.activity.service import record
+from enque.automations.engine import TicketFacts
+from enque.automations.executor import ActionContext
+from enque.categories.models import Category
+from enque.comments.service import add_note, add_reply
+from enque.core.errors import ApiError
+from enque.core.runtime import runtime_of
+from enque.customers.models import Company, User
+from enque.mailboxes.models import Mailbox
+from enque.tickets.models import Ticket, TicketBody
+from enque.tickets.service import get_ticket, update_ticket
+
+log = logging.getLogger(__name__)
+
+
+async def load_ticket_facts(
+    session: AsyncSession, workspace_id: str, ticket_id: str
+) -> TicketFacts | None:
+    """One query: the ticket, its first message's text and its customer's address."""
+    row = (
+        await session.execute(
+            select(Ticket, TicketBody.plain_text, User.email)
+            .outerjoin(TicketBody, TicketBody.ticket_id == Ticket.id)
+            .join(User, User.id == Ticket.user_id)
+            .where(
+                Ticket.workspace_id == workspace_id,
+                Ticket.id == ticket_id,
+                Ticket.deleted_at.is_(None),
+                Ticket.merged_into_ticket_id.is_(None),
+            )
+        )
+    ).first()
+    if row is None:
+        return None
+    ticket, body, email = row
+    return TicketFacts(
+        id=ticket.id,
+        workspace_id=ticket.workspace_id,
+        subject=ticket.subject,
+        body=body or "",
+        status=ticket.status,
+        priority=ticket.priority,
+        customer_email=email,
+        mailbox_id=ticket.mailbox_id,
+        assignee_id=ticket.assignee_id,
+        team_id=ticket.team_id,
+        category_id=ticket.category_id,
+        company_id=ticket.company_id,
+        tags=tuple(ticket.tags or ()),
+        created_at=ticket.created_at,
+        updated_at=ticket.updated_at,
+        last_customer_reply_at=ticket.last_customer_reply_at,
+        last_agent_reply_at=ticket.last_agent_reply_at,
+    )
+
+
+class TicketActions:
+    """The automation executor: one service call per action."""
+
+    async def _set(self, ctx: ActionContext, **changes: object) -> None:
+        await update_ticket(
+            ctx.session,
+            workspace_id=ctx.workspace_id,
+            actor=ctx.actor,
+            ticket_id=ctx.ticket_id,
+            changes=dict(changes),
+        )
+
+    async def set_status(self, ctx: ActionContext, status: str) -> None:
+        await self._set(ctx, status=status)
+
+    async def set_priority(self, ctx: ActionContext, priority: str) -> None:
+        await self._set(ctx, priority=priority)
+
+    async def set_assignee(self, ctx: ActionContext, agent_id: str | None) -> None:
+        await self._set(ctx, assignee_id=agent_id)
+
+    async def set_team(self, ctx: ActionContext, team_id: str | None) -> None:
+        await self._set(ctx, team_id=team_id)
+
+    async def set_category(self, ctx: ActionContext, category_id: str | None) -> None:
+        await self._set(ctx, category_id=category_id)
+
+    async def _tags(self, ctx: ActionContext) -> list[str]:
+        ticket = await get_ticket(
+            ctx.session, workspace_id=ctx.workspace_id, ticket_id=ctx.ticket_id
+        )
+        return list(ticket.tags or [])
+
+    async def add_tag(self, ctx: ActionContext, tag: str) -> None:
+        tags = await self._tags(ctx)
+        if tag.lower() not in (t.lower() for t in tags):
+            await self._set(ctx, tags=[*tags, tag])
+
+    async def remove_tag(self, ctx: ActionContext, tag: str) -> None:
+        tags = await self._tags(ctx)
+        kept = [t for t in tags if t.lower() != tag.lower()]
+        if kept != tags:
+            await self._set(ctx, tags=kept)
+
+    async def add_note(self, ctx: ActionContext, content: str) -> None:
+        await add_note(
+            ctx.session,
+            workspace_id=ctx.workspace_id,
+            actor=ctx.actor,
+            ticket_id=ctx.ticket_id,
+            content=content,
+        )
+
+    async def send_canned_reply(self, ctx: ActionContext, canned_reply_id: str) -> None:
+        """Render the canned reply for this ticket and send it as a public reply."""
+        render = runtime_of(ctx.session).services.get("canned_render")
+        if render is None:
+            raise ApiError("INTEGRATION_ERROR", "Canned replies are not available")
+        content = await render(
+            ctx.session,
+            workspace_id=ctx.workspace_id,
+            canned_reply_id=canned_reply_id,
+            ticket_id=ctx.ticket_id,
+            agent_id=None,
+        )
+        await add_reply(
+            ctx.session,
+            workspace_id=ctx.workspace_id,
+            actor=ctx.actor,
+            ticket_id=ctx.ticket_id,
+            content=content,
+        )
+
+    async def notify_agents(self, ctx: ActionContext, agent_ids: list[str]) -> None:
+        """Hand the notice to the notifications domain; the audit log keeps it either way."""
+        notify = runtime_of(ctx.session).services.get("notify_agents")
+        if notify is not None:
+            await notify(
+                ctx.session,
+                workspace_id=ctx.workspace_id,
+                agent_ids=agent_ids,
+                ticket_id=ctx.ticket_id,
+                reason=f"automation:{ctx.actor.id}",
+            )
+        record(
+            ctx.session,
+            workspace_id=ctx.workspace_id,
+            actor=ctx.actor,
+            verb="automation.notified",
+            subject_type="ticket",
+            subject_id=ctx.ticket_id,
+            after={"agentIds": agent_ids},
+        )
+
+
+async def _existing(
+    session: AsyncSession, model: type, workspace_id: str, ids: set[str]
+) -> set[str]:
+    stmt = select(model.id).where(  # type: ignore[attr-defined]
+        model.workspace_id == workspace_id,  # type: ignore[attr-defined]
+        model.id.in_(ids),  # type: ignore[attr-defined]
+        model.deleted_at.is_(None),  # type: ignore[attr-defined]
+    )
+    return set((await session.execute(stmt)).scalars())
+
+
+async def category_ids(session: AsyncSession, workspace_id: str, ids: set[str]) -> set[str]:
+    return await _existing(session, Category, workspace_id, ids)
+
+
+async def company_ids(session: AsyncSession, workspace_id: str, ids: set[str]) -> set[str]:
+    return await _existing(session, Company, workspace_id, ids)
+
+
+async def mailbox_ids(session: AsyncSession, workspace_id: str, ids: set[str]) -> set[str]:
+    return await _existing(session, Mailbox, workspace_id, ids)
