@@ -10,7 +10,8 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable
 
-from tests.support.api import Tenant
+from tests.support.api import Tenant, data, unique
+from tests.support.people import invite
 
 Factory = Callable[[Tenant], Awaitable[str]]
 FACTORIES: dict[str, Factory] = {}
@@ -28,3 +29,21 @@ def factory(*segments: str) -> Callable[[Factory], Factory]:
 @factory("workspaces")
 async def workspace_id(tenant: Tenant) -> str:
     return tenant.workspace_id
+
+
+@factory("agents")
+async def agent_id(tenant: Tenant) -> str:
+    """The tenant's admin: an agent that belongs to that workspace only."""
+    return tenant.agent_id
+
+
+@factory("teams")
+async def team_id(tenant: Tenant) -> str:
+    response = await tenant.post("/v1/teams", json={"name": unique("team")})
+    return str(data(response, 201)["id"])
+
+
+@factory("invitations")
+async def invitation_id(tenant: Tenant) -> str:
+    invitation = await invite(tenant, f"{unique('inv')}@example.com")
+    return str(invitation["id"])

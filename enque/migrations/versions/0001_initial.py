@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-28 23:59:59.375986
+Create Date: 2026-11-29 00:45:26.152598
 """
 
 from __future__ import annotations
@@ -212,9 +212,16 @@ def upgrade() -> None:
             ondelete="CASCADE",
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_teams")),
-        sa.UniqueConstraint("workspace_id", "name", name=op.f("uq_teams_workspace_id_name")),
     )
     op.create_index(op.f("ix_teams_workspace_id"), "teams", ["workspace_id"], unique=False)
+    op.create_index(
+        "uq_teams_live_name",
+        "teams",
+        ["workspace_id", sa.literal_column("lower(name)")],
+        unique=True,
+        postgresql_where=sa.text("deleted_at IS NULL"),
+        sqlite_where=sa.text("deleted_at IS NULL"),
+    )
     op.create_table(
         "team_members",
         sa.Column("team_id", sa.String(length=36), nullable=False),
@@ -256,6 +263,12 @@ def downgrade() -> None:
     op.drop_index(op.f("ix_team_members_workspace_id"), table_name="team_members")
     op.drop_index(op.f("ix_team_members_agent_id"), table_name="team_members")
     op.drop_table("team_members")
+    op.drop_index(
+        "uq_teams_live_name",
+        table_name="teams",
+        postgresql_where=sa.text("deleted_at IS NULL"),
+        sqlite_where=sa.text("deleted_at IS NULL"),
+    )
     op.drop_index(op.f("ix_teams_workspace_id"), table_name="teams")
     op.drop_table("teams")
     op.drop_index(op.f("ix_password_resets_agent_id"), table_name="password_resets")
