@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from sqlalchemy import select
@@ -220,3 +221,19 @@ async def test_member_fixture_roles(tenant: Tenant, smtp_server: Any) -> None:
     """The helper used across the suite makes members of the asked role."""
     member: Member = await add_member(tenant, smtp_server, "manager")
     assert data(await member.request("GET", "/v1/auth/me"))["role"] == "manager"
+
+
+async def test_two_admins_demoting_each_other_at_once_leave_one(
+    tenant: Tenant, smtp_server: Any
+) -> None:
+    second = await add_member(tenant, smtp_server, "admin")
+    results = await asyncio.gather(
+        tenant.patch(f"/v1/agents/{second.agent_id}", json={"role": "agent"}),
+        second.request("PATCH", f"/v1/agents/{tenant.agent_id}", json={"role": "agent"}),
+    )
+    # the loser finds itself no longer admin (403) or the other the last admin (409)
+    statuses = [r.status_code for r in results]
+    assert sorted(statuses) in ([200, 403], [200, 409])
+    winner = tenant.token if statuses[0] == 200 else second.token
+    admins = data(await tenant.get("/v1/agents", params={"role": "admin"}, token=winner))
+    assert len(admins) == 1

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 from typing import Any
 
 from sqlalchemy import select, update
@@ -246,3 +247,13 @@ async def test_deleted_team_is_skipped_on_accept(tenant: Tenant, smtp_server: An
     assert (await tenant.delete(f"/v1/teams/{gone}")).status_code == 204
     signed = data(await accept(tenant, await last_token(smtp_server, email)))
     assert data(await tenant.get(f"/v1/teams/{kept}"))["memberIds"] == [signed["agent"]["id"]]
+
+
+async def test_concurrent_accepts_use_the_token_once(tenant: Tenant, smtp_server: Any) -> None:
+    email = new_email()
+    await invite(tenant, email)
+    token = await last_token(smtp_server, email)
+    results = await asyncio.gather(*(accept(tenant, token) for _ in range(3)))
+    assert sorted(r.status_code for r in results) == [200, 400, 400]
+    members = [a for a in data(await tenant.get("/v1/agents")) if a["email"] == email]
+    assert len(members) == 1

@@ -6,72 +6,44 @@ import subprocess
 import sys
 from typing import Any
 
+import pytest
 from click.testing import CliRunner
 
+from enque.agents.service import add_admin
 from enque.cli import main
 from enque.config import get_settings
+from enque.core.errors import ApiError
 from tests.support.api import PASSWORD, Tenant, data, error, unique
+from tests.support.people import add_member
 
 
 def run(base_env: dict[str, str], database_url: str, *args: str, stdin: str = "") -> Any:
     env = {**base_env, "DATABASE_URL": database_url, "PATH": "/usr/bin:/bin"}
+    command = [sys.executable, "-m", "enque.cli", "create-admin", *args]
     return subprocess.run(
-        [sys.executable, "-m", "enque.cli", "create-admin", *args],
-        env=env,
-        input=stdin,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
+        command, env=env, input=stdin, capture_output=True, text=True, timeout=60, check=False
     )
 
 
-async def login(
-    tenant_http: Any, email: str, password: str, workspace_id: str | None = None
-) -> Any:
+async def login(http: Any, email: str, password: str, workspace_id: str | None = None) -> Any:
     body: dict[str, Any] = {"email": email, "password": password}
     if workspace_id:
         body["workspaceId"] = workspace_id
-    return await tenant_http.post("/v1/auth/login", json=body)
+    return await http.post("/v1/auth/login", json=body)
 
 
 async def test_new_workspace_with_its_admin(
     http: Any, base_env: dict[str, str], database_url: str, migrated: Any
 ) -> None:
     email, subdomain = f"{unique('op')}@example.com", unique("cli")
-    done = run(
-        base_env,
-        database_url,
-        "--email",
-        email,
-        "--password",
-        PASSWORD,
-        "--workspace-name",
-        "From the CLI",
-        "--subdomain",
-        subdomain,
-    )
+    args = ["--email", email, "--password", PASSWORD]
+    done = run(base_env, database_url, *args, "--workspace-name", "CLI", "--subdomain", subdomain)
     assert done.returncode == 0, done.stderr
     signed = data(await login(http, email, PASSWORD))
-    assert signed["workspace"]["subdomain"] == subdomain
-    assert signed["workspace"]["name"] == "From the CLI"
-    assert (
-        signed["agent"]["role"] == "admin" and signed["agent"]["displayName"] == email.split("@")[0]
-    )
-    assert signed["workspace"]["id"] in done.stdout
-    again = run(
-        base_env,
-        database_url,
-        "--email",
-        f"{unique('x')}@example.com",
-        "--password",
-        PASSWORD,
-        "--workspace-name",
-        "Dup",
-        "--subdomain",
-        subdomain,
-    )
-    assert again.returncode != 0 and "Subdomain is taken" in again.stderr
+    workspace, agent = signed["workspace"], signed["agent"]
+    assert (workspace["subdomain"], workspace["name"]) == (subdomain, "CLI")
+    assert (agent["role"], agent["displayName"]) == ("admin", email.split("@")[0])
+    assert workspace["id"] in done.stdout
 
 
 async def test_admin_for_an_existing_workspace_with_prompted_password(
@@ -79,17 +51,11 @@ async def test_admin_for_an_existing_workspace_with_prompted_password(
 ) -> None:
     email = f"{unique('second')}@example.com"
     typed = "typed at the prompt"
+    args = ["--email", email, "--display-name", "Second Admin"]
     done = run(
-        base_env,
-        database_url,
-        "--email",
-        email,
-        "--display-name",
-        "Second Admin",
-        "--workspace-id",
-        tenant.workspace_id,
+        base_env, database_url, *args, "--workspace-id", tenant.workspace_id,
         stdin=f"{typed}\n{typed}\n",
-    )
+    )  # fmt: skip
     assert done.returncode == 0, done.stderr
     assert typed not in done.stdout
     signed = data(await login(tenant.http, email, typed))
@@ -100,83 +66,69 @@ async def test_admin_for_an_existing_workspace_with_prompted_password(
 
 
 async def test_existing_agent_must_give_its_password(
-    tenant: Tenant, make_tenant: Any, base_env: dict[str, str], database_url: str
+    tenant: Tenant,
+    make_tenant: Any,
+    app_runtime: Any,
+    base_env: dict[str, str],
+    database_url: str,
 ) -> None:
     other = await make_tenant()
-    wrong = run(
-        base_env,
-        database_url,
-        "--email",
-        other.email,
-        "--password",
-        "wrong password!",
-        "--workspace-id",
-        tenant.workspace_id,
-    )
-    assert wrong.returncode != 0 and "wrong password" in wrong.stderr
-    error(
-        await login(tenant.http, other.email, other.password, tenant.workspace_id),
-        401,
-        "UNAUTHORIZED",
-    )
-    done = run(
-        base_env,
-        database_url,
-        "--email",
-        other.email,
-        "--password",
-        other.password,
-        "--workspace-id",
-        tenant.workspace_id,
-    )
+    async with app_runtime.db.session() as session:
+        with pytest.raises(ApiError) as refused:
+            await add_admin(
+                session, workspace_id=tenant.workspace_id, email=other.email,
+                password="wrong password!", display_name="x",
+            )  # fmt: skip
+    assert refused.value.code == "UNAUTHORIZED" and "wrong password" in refused.value.message
+    wrong = await login(tenant.http, other.email, other.password, tenant.workspace_id)
+    error(wrong, 401, "UNAUTHORIZED")
+    args = ["--email", other.email, "--password", other.password]
+    done = run(base_env, database_url, *args, "--workspace-id", tenant.workspace_id)
     assert done.returncode == 0, done.stderr
     signed = data(await login(tenant.http, other.email, other.password, tenant.workspace_id))
     assert signed["agent"]["id"] == other.agent_id and signed["agent"]["role"] == "admin"
 
 
+async def test_existing_member_is_promoted(
+    tenant: Tenant, smtp_server: Any, app_runtime: Any
+) -> None:
+    member = await add_member(tenant, smtp_server, "agent")
+
+    async def promote() -> None:
+        async with app_runtime.db.session() as session:
+            await add_admin(
+                session, workspace_id=tenant.workspace_id, email=member.email,
+                password=member.password, display_name="ignored",
+            )  # fmt: skip
+
+    await promote()
+    assert data(await member.request("GET", "/v1/auth/me"))["role"] == "admin"
+    with pytest.raises(ApiError) as again:
+        await promote()
+    assert again.value.code == "CONFLICT"
+
+
 def test_bad_invocations(base_env: dict[str, str], database_url: str) -> None:
-    """In-process (each case is refused before any lasting work)."""
+    """In-process: each case is refused, and said why."""
     env = {**base_env, "DATABASE_URL": database_url}
+    taken = unique("taken")
+    good = ["--email", "a@example.com", "--password", PASSWORD]
+    new = ["--workspace-name", "X", "--subdomain"]
+    create = ["--email", f"{taken}@example.com", "--password", PASSWORD, *new, taken]
     cases = [
-        (["--email", "a@example.com", "--password", PASSWORD], "either"),
-        (["--email", "a@example.com", "--password", PASSWORD, "--workspace-name", "X"], "both"),
-        (
-            [
-                "--email",
-                "a@example.com",
-                "--password",
-                PASSWORD,
-                "--workspace-name",
-                "X",
-                "--subdomain",
-                "x",
-                "--workspace-id",
-                "y",
-            ],
-            "either",
-        ),
+        (good, "either"),
+        ([*good, "--workspace-name", "X"], "both"),
+        ([*good, *new, "x", "--workspace-id", "y"], "either"),
         (["--email", "nope", "--password", PASSWORD, "--workspace-id", "y"], "--email"),
         (["--email", "a@example.com", "--password", "short", "--workspace-id", "y"], "--password"),
-        (
-            [
-                "--email",
-                "a@example.com",
-                "--password",
-                PASSWORD,
-                "--workspace-name",
-                "X",
-                "--subdomain",
-                "Bad_Sub",
-            ],
-            "--subdomain",
-        ),
-        (
-            ["--email", "a@example.com", "--password", PASSWORD, "--workspace-id", "missing"],
-            "Workspace not found",
-        ),
+        ([*good, *new, "Bad_Sub"], "--subdomain"),
+        ([*good, "--workspace-id", "missing"], "Workspace not found"),
+        ([*good, *new, taken], "Subdomain is taken"),
+        ([*create[:-1], unique("free")], "An agent with this email exists"),
     ]
     get_settings.cache_clear()
     try:
+        assert CliRunner().invoke(main, ["create-admin", *create], env=env).exit_code == 0
         for args, message in cases:
             done = CliRunner().invoke(main, ["create-admin", *args], env=env)
             assert done.exit_code != 0, args

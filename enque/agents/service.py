@@ -301,7 +301,8 @@ async def add_admin(
 ) -> Agent:
     """Make `email` an admin of an existing workspace (operator's command line).
 
-    A new agent gets `password`; an existing one must prove it with its own password.
+    A new agent gets `password`; an existing one must prove it with its own password, and
+    is promoted if it is already a member.
     """
     workspace = await session.get(Workspace, workspace_id)
     agent = await find_agent_by_email(session, email)
@@ -322,9 +323,26 @@ async def add_admin(
                 await session.flush()
             except IntegrityError as exc:
                 raise conflict("An agent with this email exists") from exc
-        await join_workspace(
-            session, workspace_id=workspace_id, agent=agent, role="admin", actor=SYSTEM
-        )
+        membership = (
+            await session.execute(
+                select(AgentWorkspace).where(
+                    AgentWorkspace.workspace_id == workspace_id,
+                    AgentWorkspace.agent_id == agent.id,
+                    AgentWorkspace.is_active.is_(True),
+                )
+            )
+        ).scalar_one_or_none()
+        if membership is None:
+            await join_workspace(
+                session, workspace_id=workspace_id, agent=agent, role="admin", actor=SYSTEM
+            )
+        elif membership.role == "admin":
+            raise conflict("This agent is already an admin of the workspace")
+        else:
+            _apply_membership(
+                session, Member(agent, membership), {"role": "admin"},
+                workspace_id=workspace_id, actor=SYSTEM,
+            )  # fmt: skip
     return agent
 
 
