@@ -294,6 +294,20 @@ def test_templates_escape_html_and_link_to_public_url(settings: Any) -> None:
     assert "<script>" in mail.text and "<script>" not in (mail.html or "")
     assert "&lt;script&gt;" in (mail.html or "") and "Acme &amp; Co" in (mail.html or "")
     assert 'href="http://enque.test/accept-invitation?token=tok-123"' in (mail.html or "")
+    folded = invitation_mail(
+        settings, to="n@example.com", inviter="Eve\r\nBcc: victim@example.com",
+        workspace="W", role="agent", token="t",
+    )  # fmt: skip
+    assert folded.subject == "Eve Bcc: victim@example.com invites you to W on Enque"
     reset = password_reset_mail(settings, to="a@example.com", name="Ada", token="r-1")
     assert "http://enque.test/reset-password?token=r-1" in reset.text
     assert "60 minutes" in reset.text
+
+
+async def test_unbuildable_message_is_logged_not_raised(
+    smtp_server: Any, caplog: pytest.LogCaptureFixture
+) -> None:
+    with caplog.at_level(logging.WARNING, "enque.core.mail"):
+        bad = Mail("a@example.com\nBcc: b@example.com", "S", "b")
+        assert await quick(smtp_server.url).send(bad) is False
+    assert "not sent" in caplog.records[-1].getMessage()

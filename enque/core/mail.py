@@ -163,7 +163,6 @@ class SystemMailer:
         if self.target is None:
             log.warning("SMTP_URL is not set: system mail %r to %s not sent", mail.subject, mail.to)
             return False
-        message = self.message(mail)
         retrying = AsyncRetrying(
             stop=stop_after_attempt(self.attempts),
             wait=wait_exponential(multiplier=self.wait_base, max=self.wait_max),
@@ -172,6 +171,7 @@ class SystemMailer:
             reraise=True,
         )
         try:
+            message = self.message(mail)
             async for attempt in retrying:
                 with attempt:
                     await self._send_once(message)
@@ -297,6 +297,5 @@ def invitation_mail(
     text, html = render(
         "invitation", inviter=inviter, workspace=workspace, role=role, link=link, days=days
     )
-    return Mail(
-        to=to, subject=f"{inviter} invites you to {workspace} on Enque", text=text, html=html
-    )
+    subject = " ".join(f"{inviter} invites you to {workspace} on Enque".split())
+    return Mail(to=to, subject=subject, text=text, html=html)
