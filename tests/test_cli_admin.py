@@ -18,7 +18,7 @@ from tests.support.people import add_member
 
 
 def run(base_env: dict[str, str], database_url: str, *args: str, stdin: str = "") -> Any:
-    env = {**base_env, "DATABASE_URL": database_url, "PATH": "/usr/bin:/bin"}
+    env = {**base_env, "DATABASE_URL": database_url}
     command = [sys.executable, "-m", "enque.cli", "create-admin", *args]
     return subprocess.run(
         command, env=env, input=stdin, capture_output=True, text=True, timeout=60, check=False
