@@ -105,6 +105,110 @@ def db_downgrade(revision: str) -> None:
     click.echo(f"database at {revision}")
 
 
+@main.command("create-admin")
+@click.option("--email", required=True, help="The admin's sign-in email.")
+@click.option("--password", help="Prompted (hidden, twice) when not given.")
+@click.option("--display-name", help="Shown to other agents (default: the email's name part).")
+@click.option("--workspace-name", help="Create a new workspace with this name…")
+@click.option("--subdomain", help="…and this subdomain (lowercase letters, digits, dashes).")
+@click.option("--workspace-id", help="Or make the agent an admin of this existing workspace.")
+def create_admin(
+    email: str,
+    password: str | None,
+    display_name: str | None,
+    workspace_name: str | None,
+    subdomain: str | None,
+    workspace_id: str | None,
+) -> None:
+    """Create an admin: a new workspace with its first admin, or an admin of an existing one.
+
+    \b
+    Examples:
+      enque create-admin --email ada@example.com --workspace-name Acme --subdomain acme
+      enque create-admin --email bob@example.com --workspace-id 0190f3c2-…
+    """
+    from enque.core.migrate import upgrade_sync
+
+    new_workspace = workspace_name is not None or subdomain is not None
+    if new_workspace == (workspace_id is not None):
+        raise click.UsageError("give either --workspace-name and --subdomain, or --workspace-id")
+    if new_workspace and not (workspace_name and subdomain):
+        raise click.UsageError("a new workspace needs both --workspace-name and --subdomain")
+    email, password, name = _admin_inputs(email, password, display_name, subdomain)
+    settings = _settings()
+    upgrade_sync(settings)
+    created = asyncio.run(
+        _create_admin(settings, email, password, name, workspace_name, subdomain, workspace_id)
+    )
+    click.echo(f"admin {email} in workspace {created}")
+
+
+def _admin_inputs(
+    email: str, password: str | None, display_name: str | None, subdomain: str | None
+) -> tuple[str, str, str]:
+    """Validate the inputs as the API does; prompt for the password if absent."""
+    from pydantic import TypeAdapter, ValidationError
+
+    from enque.auth.schemas import Subdomain
+    from enque.core.api import Email, Password
+
+    if password is None:
+        password = click.prompt("Password", hide_input=True, confirmation_prompt=True)
+    checks: list[tuple[str, Any, Any]] = [("email", Email, email), ("password", Password, password)]
+    if subdomain is not None:
+        checks.append(("subdomain", Subdomain, subdomain))
+    for name, kind, value in checks:
+        try:
+            TypeAdapter(kind).validate_python(value)
+        except ValidationError as exc:
+            raise click.BadParameter(exc.errors()[0]["msg"], param_hint=f"--{name}") from exc
+    email = TypeAdapter(Email).validate_python(email)
+    return email, password, display_name or email.split("@", 1)[0]
+
+
+async def _create_admin(
+    settings: Settings,
+    email: str,
+    password: str,
+    display_name: str,
+    workspace_name: str | None,
+    subdomain: str | None,
+    workspace_id: str | None,
+) -> str:
+    """Run the service function; API errors become command-line errors."""
+    from enque.agents.service import add_admin
+    from enque.auth.service import create_workspace_with_admin
+    from enque.core.errors import ApiError
+    from enque.core.runtime import Runtime
+
+    runtime = Runtime.build(settings)
+    try:
+        async with runtime.db.session() as session:
+            if workspace_id is not None:
+                await add_admin(
+                    session,
+                    workspace_id=workspace_id,
+                    email=email,
+                    password=password,
+                    display_name=display_name,
+                )
+                return workspace_id
+            assert workspace_name is not None and subdomain is not None
+            _, workspace = await create_workspace_with_admin(
+                session,
+                email=email,
+                password=password,
+                display_name=display_name,
+                workspace_name=workspace_name,
+                subdomain=subdomain,
+            )
+            return workspace.id
+    except ApiError as exc:
+        raise click.ClickException(exc.message) from exc
+    finally:
+        await runtime.close()
+
+
 @main.command()
 def check() -> None:
     """Report the configuration and whether every dependency answers."""

@@ -60,8 +60,14 @@ async def principal_from_jwt(runtime: Runtime, session: AsyncSession, token: str
         raise unauthorized("Token has been revoked")
     row = (
         await session.execute(
-            select(Agent.is_active, Agent.token_version, AgentWorkspace.role,
-                   AgentWorkspace.is_active, Workspace.is_active, Workspace.deleted_at)
+            select(
+                Agent.is_active,
+                Agent.token_version,
+                AgentWorkspace.role,
+                AgentWorkspace.is_active,
+                Workspace.is_active,
+                Workspace.deleted_at,
+            )
             .join(AgentWorkspace, AgentWorkspace.agent_id == Agent.id)
             .join(Workspace, Workspace.id == AgentWorkspace.workspace_id)
             .where(Agent.id == claims.agent_id, Workspace.id == claims.workspace_id)

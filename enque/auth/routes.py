@@ -3,10 +3,19 @@ from __future__ import annotations
 from fastapi import APIRouter, Depends, Request, Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from enque.agents.schemas import AgentOut
+from enque.agents import invitations
+from enque.agents.schemas import AcceptInvitationIn, AgentOut
 from enque.auth import service
 from enque.auth.deps import CurrentAgent, Principal, limit_public
-from enque.auth.schemas import AuthOut, LoginIn, MeOut, RegisterIn, SwitchWorkspaceIn
+from enque.auth.schemas import (
+    AuthOut,
+    ForgotPasswordIn,
+    LoginIn,
+    MeOut,
+    RegisterIn,
+    ResetPasswordIn,
+    SwitchWorkspaceIn,
+)
 from enque.core.api import Envelope, JSONResponse, created, no_content, ok
 from enque.core.deps import get_session
 from enque.workspaces.schemas import WorkspaceOut
@@ -72,4 +81,34 @@ async def switch_workspace(
     session: AsyncSession = Depends(get_session),
 ) -> JSONResponse:
     result = await service.switch_workspace(session, principal, body.workspace_id)
+    return ok(auth_out(result))
+
+
+@router.post("/password/forgot", response_model=Envelope[None], status_code=202)
+async def forgot_password(
+    body: ForgotPasswordIn, request: Request, session: AsyncSession = Depends(get_session)
+) -> JSONResponse:
+    """Always 202, whether or not the email belongs to an agent."""
+    await limit_public(request, body.email)
+    await service.request_password_reset(session, email=body.email)
+    return ok(None, status=202)
+
+
+@router.post("/password/reset", status_code=204, response_class=Response)
+async def reset_password(
+    body: ResetPasswordIn, request: Request, session: AsyncSession = Depends(get_session)
+) -> Response:
+    await limit_public(request, "password-reset")
+    await service.reset_password(session, token=body.token, password=body.password)
+    return no_content()
+
+
+@router.post("/invitations/accept", response_model=Envelope[AuthOut])
+async def accept_invitation(
+    body: AcceptInvitationIn, request: Request, session: AsyncSession = Depends(get_session)
+) -> JSONResponse:
+    await limit_public(request, "invitation")
+    result = await invitations.accept_invitation(
+        session, token=body.token, password=body.password, display_name=body.display_name
+    )
     return ok(auth_out(result))

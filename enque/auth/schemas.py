@@ -4,7 +4,7 @@ from typing import Annotated
 
 from pydantic import Field
 
-from enque.agents.schemas import AgentOut
+from enque.agents.schemas import AgentOut, GivenPassword
 from enque.core.api import ApiInput, ApiModel, Email, Password
 from enque.workspaces.schemas import WorkspaceOut
 
@@ -21,12 +21,21 @@ class RegisterIn(ApiInput):
 
 class LoginIn(ApiInput):
     email: Annotated[str, Field(min_length=1, max_length=320)]
-    password: Annotated[str, Field(min_length=1, max_length=1024)]
+    password: GivenPassword
     workspace_id: str | None = None
 
 
 class SwitchWorkspaceIn(ApiInput):
     workspace_id: str
+
+
+class ForgotPasswordIn(ApiInput):
+    email: Annotated[str, Field(min_length=1, max_length=320)]
+
+
+class ResetPasswordIn(ApiInput):
+    token: Annotated[str, Field(min_length=1, max_length=256)]
+    password: Password
 
 
 class AuthOut(ApiModel):

@@ -5,21 +5,24 @@ from __future__ import annotations
 import asyncio
 from dataclasses import dataclass
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from enque.activity.service import Actor, record
-from enque.agents.models import Agent, AgentWorkspace
+from enque.agents.models import Agent, AgentWorkspace, PasswordReset
 from enque.auth.deps import Principal, revoked_key
 from enque.core.db import now, unit
 from enque.core.errors import ApiError, conflict, unauthorized
+from enque.core.mail import password_reset_mail, send_after_commit
 from enque.core.runtime import runtime_of
 from enque.core.security import (
     burn_password_time,
     hash_password,
     issue_token,
     needs_rehash,
+    new_token,
+    token_hash,
     verify_password,
 )
 from enque.workspaces.models import Workspace
@@ -36,7 +39,8 @@ class SignedIn:
     role: str
 
 
-def _issue(session: AsyncSession, agent: Agent, workspace: Workspace, role: str) -> SignedIn:
+def issue_session(session: AsyncSession, agent: Agent, workspace: Workspace, role: str) -> SignedIn:
+    """A JWT for `agent` in `workspace` with `role` (carries the agent's token version)."""
     settings = runtime_of(session).settings
     token, claims = issue_token(
         secret=settings.resolved_secret_key(),
@@ -99,7 +103,7 @@ async def create_workspace_with_admin(
 
 async def register(session: AsyncSession, **fields: str) -> SignedIn:
     agent, workspace = await create_workspace_with_admin(session, **fields)
-    return _issue(session, agent, workspace, "admin")
+    return issue_session(session, agent, workspace, "admin")
 
 
 async def _membership(
@@ -128,14 +132,15 @@ async def login(
 ) -> SignedIn:
     """Check the password (same answer and similar time for unknown emails), then sign in."""
     agent = await find_agent_by_email(session, email)
+    membership = None
+    if agent is not None and agent.is_active:
+        membership = await _membership(session, agent.id, workspace_id)
+    await session.commit()  # end the read: no database lock is held while hashing
     if agent is None or not agent.password_hash:
         await asyncio.to_thread(burn_password_time, password)
         raise unauthorized(INVALID_LOGIN)
     if not await asyncio.to_thread(verify_password, password, agent.password_hash):
         raise unauthorized(INVALID_LOGIN)
-    if not agent.is_active:
-        raise unauthorized(INVALID_LOGIN)
-    membership = await _membership(session, agent.id, workspace_id)
     if membership is None:
         raise unauthorized(INVALID_LOGIN)
     workspace, role = membership
@@ -154,7 +159,7 @@ async def login(
             subject_type="agent",
             subject_id=agent.id,
         )
-    return _issue(session, agent, workspace, role)
+    return issue_session(session, agent, workspace, role)
 
 
 async def logout(session: AsyncSession, principal: Principal) -> None:
@@ -172,7 +177,7 @@ async def switch_workspace(
     if agent is None or membership is None:
         raise ApiError("NOT_FOUND", "Workspace not found")
     workspace, role = membership
-    return _issue(session, agent, workspace, role)
+    return issue_session(session, agent, workspace, role)
 
 
 async def me(session: AsyncSession, principal: Principal) -> tuple[Agent, Workspace, str]:
@@ -187,3 +192,101 @@ async def me(session: AsyncSession, principal: Principal) -> tuple[Agent, Worksp
     if row is None:
         raise unauthorized()
     return row[0], row[1], principal.role
+
+
+# ---------------------------------------------------------------- password reset
+
+INVALID_RESET = "The reset link is invalid, expired or already used"
+
+
+async def _live_workspace_ids(session: AsyncSession, agent_id: str) -> list[str]:
+    """The workspaces where the agent is an active member (for the audit rows)."""
+    stmt = (
+        select(Workspace.id)
+        .join(AgentWorkspace, AgentWorkspace.workspace_id == Workspace.id)
+        .where(
+            AgentWorkspace.agent_id == agent_id,
+            AgentWorkspace.is_active.is_(True),
+            Workspace.deleted_at.is_(None),
+        )
+        .order_by(Workspace.id)
+    )
+    return list((await session.execute(stmt)).scalars().all())
+
+
+async def request_password_reset(session: AsyncSession, *, email: str) -> None:
+    """Mail a single-use reset link to an active agent; silently nothing for anyone else."""
+    agent = await find_agent_by_email(session, email)
+    workspace_ids = await _live_workspace_ids(session, agent.id) if agent else []
+    if agent is None or not agent.is_active or not workspace_ids:
+        await session.commit()
+        return
+    settings = runtime_of(session).settings
+    token = new_token()
+    async with unit(session):
+        reset = PasswordReset(
+            agent_id=agent.id,
+            token_hash=token_hash(token),
+            expires_at=now() + settings.password_reset_ttl_seconds,
+        )
+        session.add(reset)
+        for workspace_id in workspace_ids:
+            record(
+                session,
+                workspace_id=workspace_id,
+                actor=Actor("agent", agent.id),
+                verb="agent.password_reset_requested",
+                subject_type="agent",
+                subject_id=agent.id,
+            )
+        send_after_commit(
+            session,
+            password_reset_mail(settings, to=agent.email, name=agent.display_name, token=token),
+        )
+
+
+async def reset_password(session: AsyncSession, *, token: str, password: str) -> None:
+    """Set a new password with a reset token: single use, before expiry; revokes all tokens."""
+    invalid = ApiError("BAD_REQUEST", INVALID_RESET, [{"path": "token", "message": "invalid"}])
+    digest = token_hash(token)
+    found = (
+        await session.execute(select(PasswordReset.id).where(PasswordReset.token_hash == digest))
+    ).first()
+    await session.commit()
+    if found is None:
+        raise invalid
+    password_hash = await asyncio.to_thread(hash_password, password)
+    async with unit(session):
+        moment = now()
+        claimed = await session.execute(
+            update(PasswordReset)
+            .where(
+                PasswordReset.id == found[0],
+                PasswordReset.used_at.is_(None),
+                PasswordReset.expires_at > moment,
+            )
+            .values(used_at=moment)
+            .returning(PasswordReset.agent_id)
+        )
+        agent_id = claimed.scalar_one_or_none()
+        agent = await session.get(Agent, agent_id) if agent_id else None
+        if agent is None or not agent.is_active:
+            raise invalid
+        agent.password_hash = password_hash
+        agent.token_version += 1
+        if agent.auth_method == "microsoft":
+            agent.auth_method = "both"
+        await session.execute(
+            update(PasswordReset)
+            .where(PasswordReset.agent_id == agent.id, PasswordReset.used_at.is_(None))
+            .values(used_at=moment)
+        )
+        for workspace_id in await _live_workspace_ids(session, agent.id):
+            record(
+                session,
+                workspace_id=workspace_id,
+                actor=Actor("agent", agent.id),
+                verb="agent.password_reset",
+                subject_type="agent",
+                subject_id=agent.id,
+            )

@@ -10,7 +10,7 @@ from typing import Annotated, Any, Generic, Literal, TypeVar
 import orjson
 from fastapi import Query
 from fastapi.responses import Response
-from pydantic import AfterValidator, BaseModel, ConfigDict
+from pydantic import AfterValidator, BaseModel, ConfigDict, StringConstraints, field_validator
 from pydantic.alias_generators import to_camel
 
 from enque.core.errors import ApiError
@@ -33,6 +33,17 @@ class ApiInput(ApiModel):
         extra="forbid",
         str_strip_whitespace=True,
     )
+
+
+def not_null(*fields: str) -> Any:
+    """A validator for PATCH bodies: these fields may be left out, but not sent as null."""
+
+    def check(cls: Any, value: Any) -> Any:
+        if value is None:
+            raise ValueError("may be left out but not null")
+        return value
+
+    return field_validator(*fields)(classmethod(check))
 
 
 class PageMeta(ApiModel):
@@ -177,4 +188,7 @@ def _password_bytes(value: str) -> str:
 
 
 Email = Annotated[str, AfterValidator(normalize_email)]
-Password = Annotated[str, AfterValidator(_password_bytes)]
+# Passwords are taken exactly as typed: never stripped like other strings.
+Password = Annotated[
+    str, StringConstraints(strip_whitespace=False), AfterValidator(_password_bytes)
+]

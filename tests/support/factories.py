@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 
 from tests.support.api import Tenant, data, unique
+from tests.support.people import invite
 
 Factory = Callable[[Tenant], Awaitable[str]]
 FACTORIES: dict[str, Factory] = {}
@@ -85,3 +86,21 @@ async def comment_id(tenant: Tenant) -> str:
     ticket = await ticket_id(tenant)
     note = await tenant.post(f"/v1/tickets/{ticket}/notes", json={"content": "a note"})
     return str(data(note, 201)["id"])
+
+
+@factory("agents")
+async def agent_id(tenant: Tenant) -> str:
+    """The tenant's admin: an agent that belongs to that workspace only."""
+    return tenant.agent_id
+
+
+@factory("teams")
+async def team_id(tenant: Tenant) -> str:
+    response = await tenant.post("/v1/teams", json={"name": unique("team")})
+    return str(data(response, 201)["id"])
+
+
+@factory("invitations")
+async def invitation_id(tenant: Tenant) -> str:
+    invitation = await invite(tenant, f"{unique('inv')}@example.com")
+    return str(invitation["id"])

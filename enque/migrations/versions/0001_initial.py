@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-29 00:52:16.580430
+Create Date: 2026-11-29 01:04:56.378541
 """
 
 from __future__ import annotations
@@ -427,9 +427,16 @@ def upgrade() -> None:
             ondelete="CASCADE",
         ),
         sa.PrimaryKeyConstraint("id", name=op.f("pk_teams")),
-        sa.UniqueConstraint("workspace_id", "name", name=op.f("uq_teams_workspace_id_name")),
     )
     op.create_index(op.f("ix_teams_workspace_id"), "teams", ["workspace_id"], unique=False)
+    op.create_index(
+        "uq_teams_live_name",
+        "teams",
+        ["workspace_id", sa.literal_column("lower(name)")],
+        unique=True,
+        postgresql_where=sa.text("deleted_at IS NULL"),
+        sqlite_where=sa.text("deleted_at IS NULL"),
+    )
     op.create_table(
         "ticket_counters",
         sa.Column("workspace_id", sa.String(length=36), nullable=False),
@@ -989,6 +996,12 @@ def downgrade() -> None:
     op.drop_index(op.f("ix_automation_runs_workspace_id"), table_name="automation_runs")
     op.drop_table("automation_runs")
     op.drop_table("ticket_counters")
+    op.drop_index(
+        "uq_teams_live_name",
+        table_name="teams",
+        postgresql_where=sa.text("deleted_at IS NULL"),
+        sqlite_where=sa.text("deleted_at IS NULL"),
+    )
     op.drop_index(op.f("ix_teams_workspace_id"), table_name="teams")
     op.drop_table("teams")
     op.drop_index(op.f("ix_password_resets_agent_id"), table_name="password_resets")
