@@ -121,6 +121,14 @@ async def app(migrated: Settings) -> AsyncIterator[Any]:
         yield application
 
 
+@pytest.fixture(scope="module")
+async def http_module(app: Any) -> AsyncIterator[httpx.AsyncClient]:
+    """A client shared by the tests of one module (for module-scoped data)."""
+    transport = httpx.ASGITransport(app=app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://enque.test") as client:
+        yield client
+
+
 @pytest.fixture
 async def http(app: Any) -> AsyncIterator[httpx.AsyncClient]:
     transport = httpx.ASGITransport(app=app)
