@@ -53,13 +53,23 @@ def _validation_details(exc: RequestValidationError) -> tuple[str, list[dict[str
     return code, details
 
 
+def _is_json(content_type: str) -> bool:
+    return content_type == "application/json" or content_type.endswith("+json")
+
+
 def _install_error_handlers(app: FastAPI) -> None:
     @app.exception_handler(ApiError)
     async def api_error(_: Request, exc: ApiError) -> JSONResponse:
         return error_response(exc)
 
     @app.exception_handler(RequestValidationError)
-    async def validation(_: Request, exc: RequestValidationError) -> JSONResponse:
+    async def validation(request: Request, exc: RequestValidationError) -> JSONResponse:
+        content_type = request.headers.get("content-type", "").split(";")[0].strip().lower()
+        body_refused = any(tuple(e.get("loc", ())) == ("body",) for e in exc.errors())
+        if body_refused and content_type and not _is_json(content_type):
+            return error_response(
+                ApiError("UNSUPPORTED_MEDIA_TYPE", "Send the body as application/json")
+            )
         code, details = _validation_details(exc)
         message = "Malformed JSON body" if code == "BAD_REQUEST" else "Validation failed"
         return error_response(ApiError(code, message, details))
@@ -199,8 +209,11 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
         allow_methods=["GET", "POST", "PUT", "PATCH", "DELETE", "OPTIONS"],
         allow_headers=["Authorization", "Content-Type", "If-Match", "X-Request-ID"],
         expose_headers=[
-            "X-Request-ID", "X-RateLimit-Limit", "X-RateLimit-Remaining",
-            "X-RateLimit-Reset", "Retry-After",
+            "X-Request-ID",
+            "X-RateLimit-Limit",
+            "X-RateLimit-Remaining",
+            "X-RateLimit-Reset",
+            "Retry-After",
         ],
     )
     app.add_middleware(
@@ -215,7 +228,5 @@ def _wildcard_origins(origins: list[str]) -> str | None:
     """`https://*.example.com` → a regex for subdomain origins."""
     import re
 
-    patterns = [
-        re.escape(o).replace(r"\*", "[a-z0-9-]+") for o in origins if "*" in o and o != "*"
-    ]
+    patterns = [re.escape(o).replace(r"\*", "[a-z0-9-]+") for o in origins if "*" in o and o != "*"]
     return "^(" + "|".join(patterns) + ")$" if patterns else None

@@ -88,7 +88,10 @@ def db() -> None:
 @db.command("upgrade")
 @click.argument("revision", default="head")
 def db_upgrade(revision: str) -> None:
-    """Apply migrations up to REVISION (default: head)."""
+    """Apply migrations up to REVISION (default: head).
+
+    Example: enque db upgrade
+    """
     from enque.core.migrate import upgrade_sync
 
     upgrade_sync(_settings(), revision)
@@ -98,7 +101,10 @@ def db_upgrade(revision: str) -> None:
 @db.command("downgrade")
 @click.argument("revision")
 def db_downgrade(revision: str) -> None:
-    """Revert migrations down to REVISION (e.g. `base`)."""
+    """Revert migrations down to REVISION (e.g. `base`).
+
+    Example: enque db downgrade 0001
+    """
     from enque.core.migrate import downgrade_sync
 
     downgrade_sync(_settings(), revision)
@@ -211,7 +217,10 @@ async def _create_admin(
 
 @main.command()
 def check() -> None:
-    """Report the configuration and whether every dependency answers."""
+    """Report the configuration and whether every dependency answers (exit 1 if one fails).
+
+    Example: DATABASE_URL=postgresql://enque@db/enque enque check
+    """
     from enque.app import runtime_probes
     from enque.core.runtime import Runtime
 

@@ -7,6 +7,7 @@ A domain is a sub-package of `enque` that may hold `models.py` (tables), `routes
 from __future__ import annotations
 
 import importlib
+import importlib.util
 import pkgutil
 from functools import cache
 from types import ModuleType

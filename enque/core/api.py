@@ -139,7 +139,9 @@ def decode_cursor(cursor: str, arity: int) -> list[Any]:
             "VALIDATION_ERROR", details=[{"path": "cursor", "message": "invalid cursor"}]
         ) from exc
     if not isinstance(values, list) or len(values) != arity:
-        raise ApiError("VALIDATION_ERROR", details=[{"path": "cursor", "message": "invalid cursor"}])
+        raise ApiError(
+            "VALIDATION_ERROR", details=[{"path": "cursor", "message": "invalid cursor"}]
+        )
     return values
 
 
@@ -166,7 +168,9 @@ def page_meta(limit: int, next_cursor: str | None, total: int | None = None) -> 
 
 # ---------------------------------------------------------------- common field types
 
-_EMAIL = re.compile(r"^[^@\s<>(),;:\"\[\]\\]+@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)+$")
+_EMAIL = re.compile(
+    r"^[^@\s<>(),;:\"\[\]\\]+@[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]*[A-Za-z0-9])?)+$"
+)
 
 
 def normalize_email(value: str) -> str:

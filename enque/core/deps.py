@@ -13,7 +13,7 @@ READ_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
 
 
 def get_runtime(request: Request) -> Runtime:
-    return request.app.state.runtime  # type: ignore[no-any-return]
+    return request.app.state.runtime
 
 
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:

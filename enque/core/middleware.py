@@ -60,23 +60,40 @@ class RequestContextMiddleware:
         limit = self.upload_limit if content_type.startswith("multipart/") else self.json_limit
         declared = headers.get(b"content-length")
         if declared is not None and declared.isdigit() and int(declared) > limit:
-            await self._reply(send, 413, "PAYLOAD_TOO_LARGE", f"Request body exceeds {limit} bytes",
-                              request_id)
+            await self._reply(
+                send, 413, "PAYLOAD_TOO_LARGE", f"Request body exceeds {limit} bytes", request_id
+            )
             return
 
         received = 0
+        too_large = False
+        replaced = False
 
         async def bounded_receive() -> Message:
-            nonlocal received
+            nonlocal received, too_large
             message = await receive()
             if message["type"] == "http.request":
                 received += len(message.get("body", b""))
                 if received > limit:
+                    too_large = True
                     raise BodyTooLarge(limit)
             return message
 
         async def send_with_headers(message: Message) -> None:
-            nonlocal response_started, status_code
+            nonlocal response_started, status_code, replaced
+            if too_large:
+                # whatever the app made of the aborted body, the answer is 413
+                if not replaced:
+                    replaced = response_started = True
+                    status_code = 413
+                    await self._reply(
+                        send,
+                        413,
+                        "PAYLOAD_TOO_LARGE",
+                        f"Request body exceeds {limit} bytes",
+                        request_id,
+                    )
+                return
             if message["type"] == "http.response.start":
                 response_started = True
                 status_code = message["status"]

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from pathlib import Path
+from typing import Any
 
 from alembic import command
 from alembic.config import Config
@@ -11,6 +12,15 @@ from alembic.config import Config
 from enque.config import Settings
 
 MIGRATIONS = Path(__file__).resolve().parent.parent / "migrations"
+
+# Objects created by hand-written migrations (full-text search) that models do not describe.
+UNMANAGED_PREFIXES = ("ticket_search", "sqlite_", "ix_tickets_search")
+
+
+def include_object(
+    obj: Any, name: str | None, type_: str, reflected: bool, compare_to: Any
+) -> bool:
+    return not (name and name.startswith(UNMANAGED_PREFIXES))
 
 
 def alembic_config(settings: Settings) -> Config:
@@ -34,3 +44,7 @@ def downgrade_sync(settings: Settings, revision: str) -> None:
 async def upgrade(settings: Settings, revision: str = "head") -> None:
     """Run migrations from async code (Alembic's env runs its own loop in a thread)."""
     await asyncio.to_thread(upgrade_sync, settings, revision)
+
+
+async def downgrade(settings: Settings, revision: str) -> None:
+    await asyncio.to_thread(downgrade_sync, settings, revision)

@@ -56,4 +56,4 @@ class Runtime:
 
 def runtime_of(session: AsyncSession) -> Runtime:
     """The runtime a session was opened from (sessions carry it in `info`)."""
-    return session.info["runtime"]  # type: ignore[no-any-return]
+    return session.info["runtime"]

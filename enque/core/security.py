@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import hmac
 import secrets
@@ -54,10 +55,8 @@ def verify_password(password: str, stored: str | None) -> bool:
 
 def _burn(password: str) -> None:
     """Spend the time of one verification, for unknown accounts."""
-    try:
+    with contextlib.suppress(VerificationError):
         _hasher.verify(_DUMMY_HASH, password)
-    except VerificationError:
-        pass
 
 
 def burn_password_time(password: str) -> None:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-from typing import Any
 
 from alembic import context
 from sqlalchemy import pool, text
@@ -12,17 +11,11 @@ from sqlalchemy.ext.asyncio import create_async_engine
 
 from enque import domains
 from enque.core.db import Base
+from enque.core.migrate import include_object
 
 domains.load_models()
 target_metadata = Base.metadata
 config = context.config
-
-# Objects created by hand-written migrations (full-text search) that models do not describe.
-UNMANAGED_PREFIXES = ("ticket_search", "sqlite_", "ix_tickets_search")
-
-
-def include_object(obj: Any, name: str | None, type_: str, reflected: bool, compare_to: Any) -> bool:
-    return not (name and name.startswith(UNMANAGED_PREFIXES))
 
 
 def _configure(connection: Connection) -> None:

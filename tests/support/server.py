@@ -6,6 +6,7 @@ import os
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -25,11 +26,14 @@ class ServerProcess:
         workers: int = 1,
         port: int | None = None,
         cwd: Path | None = None,
+        demo: bool = False,
     ) -> None:
         self.port = port or free_port()
         self.env = {**os.environ, **env}
         self.workers = workers
         self.cwd = cwd
+        self.demo = demo
+        self.demo = demo
         self.proc: subprocess.Popen[bytes] | None = None
         self.log_path: Path | None = None
 
@@ -38,7 +42,7 @@ class ServerProcess:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self, timeout: float = 30) -> ServerProcess:
-        log_dir = Path(self.env.get("ENQUE_TEST_LOGS", "/tmp"))
+        log_dir = Path(self.env.get("ENQUE_TEST_LOGS") or tempfile.gettempdir())
         log_dir.mkdir(parents=True, exist_ok=True)
         self.log_path = log_dir / f"enque-server-{self.port}.log"
         log = self.log_path.open("wb")
@@ -54,7 +58,7 @@ class ServerProcess:
                 str(self.port),
                 "--workers",
                 str(self.workers),
-                "--no-demo",
+                *([] if self.demo else ["--no-demo"]),
             ],
             env=self.env,
             stdout=log,

@@ -7,6 +7,7 @@ A test that needs a server that is absent skips with a loud reason locally and f
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import email
 import email.policy
 import os
@@ -71,10 +72,8 @@ def create_pg_database(name: str) -> str:
 
 
 def drop_pg_database(name: str) -> None:
-    try:
+    with contextlib.suppress(subprocess.CalledProcessError):
         _psql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-    except subprocess.CalledProcessError:
-        pass
 
 
 # ---------------------------------------------------------------- SMTP

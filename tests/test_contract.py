@@ -1,0 +1,182 @@
+"""The API contract: envelope, error codes, request ids, headers, documents, health."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import AsyncIterator
+from typing import Any
+
+import httpx
+import pytest
+from fastapi import APIRouter
+
+from enque.app import create_app
+from enque.config import Settings
+from tests.conftest import settings_from
+from tests.support.api import Tenant, data, error
+
+UUID7 = re.compile(r"^[0-9a-f]{8}-[0-9a-f]{4}-7[0-9a-f]{3}-[89ab][0-9a-f]{3}-[0-9a-f]{12}$")
+
+
+async def test_success_envelope_camel_case_ids_and_seconds(tenant: Tenant):
+    body = (await tenant.get("/v1/auth/me")).json()
+    assert body["success"] is True and set(body) <= {"success", "data", "meta"}
+    agent = body["data"]["agent"]
+    assert UUID7.match(agent["id"])
+    assert "displayName" in agent and "display_name" not in agent
+    assert (
+        isinstance(agent["createdAt"], int) and 1_700_000_000 < agent["createdAt"] < 4_000_000_000
+    )
+    assert agent["avatarUrl"] is None  # empty optional values are null, not absent
+
+
+async def test_malformed_json_is_bad_request(http: httpx.AsyncClient):
+    response = await http.post(
+        "/v1/auth/login", content=b'{"email": ', headers={"content-type": "application/json"}
+    )
+    error(response, 400, "BAD_REQUEST")
+
+
+async def test_wrong_types_are_validation_errors_with_paths(http: httpx.AsyncClient):
+    response = await http.post("/v1/auth/login", json={"email": 42, "password": ["x"]})
+    details = error(response, 422, "VALIDATION_ERROR")["details"]
+    assert {d["path"] for d in details} == {"email", "password"}
+    assert all(d["message"] for d in details)
+
+
+async def test_unknown_fields_are_refused(tenant: Tenant):
+    response = await tenant.post("/v1/teams", json={"name": "Support", "colour": "red"})
+    details = error(response, 422, "VALIDATION_ERROR")["details"]
+    assert details[0]["path"] == "colour"
+
+
+@pytest.mark.parametrize("content_type", ["text/plain", "application/x-www-form-urlencoded"])
+async def test_non_json_body_is_unsupported_media_type(http: httpx.AsyncClient, content_type: str):
+    response = await http.post(
+        "/v1/auth/login", content=b"email=a&password=b", headers={"content-type": content_type}
+    )
+    error(response, 415, "UNSUPPORTED_MEDIA_TYPE")
+
+
+async def test_unknown_route_and_wrong_method(http: httpx.AsyncClient):
+    error(await http.get("/v1/no-such-thing"), 404, "NOT_FOUND")
+    error(await http.delete("/v1/auth/login"), 405, "METHOD_NOT_ALLOWED")
+
+
+@pytest.mark.parametrize("resource", ["teams", "agents", "tickets", "users", "companies"])
+@pytest.mark.parametrize("bad_id", ["01900000-0000-7000-8000-000000000000", "not-a-uuid", "1"])
+async def test_unknown_and_malformed_ids_are_not_found(tenant: Tenant, resource: str, bad_id: str):
+    error(await tenant.get(f"/v1/{resource}/{bad_id}"), 404, "NOT_FOUND")
+
+
+async def test_oversize_body_with_content_length(http: httpx.AsyncClient, settings: Settings):
+    big = b'{"email": "' + b"a" * (settings.max_json_body_kb * 1024 + 10) + b'"}'
+    response = await http.post(
+        "/v1/auth/login", content=big, headers={"content-type": "application/json"}
+    )
+    error(response, 413, "PAYLOAD_TOO_LARGE")
+
+
+async def test_oversize_body_streamed_without_length(http: httpx.AsyncClient, settings: Settings):
+    chunk = b"a" * 65536
+    limit = settings.max_json_body_kb * 1024
+
+    async def chunks() -> AsyncIterator[bytes]:
+        yield b'{"email": "'
+        for _ in range(limit // len(chunk) + 2):
+            yield chunk
+        yield b'"}'
+
+    response = await http.post(
+        "/v1/auth/login", content=chunks(), headers={"content-type": "application/json"}
+    )
+    assert "content-length" not in response.request.headers
+    error(response, 413, "PAYLOAD_TOO_LARGE")
+
+
+async def test_request_id_echoed_or_generated(http: httpx.AsyncClient):
+    echoed = await http.get("/health", headers={"X-Request-ID": "client-abc.123"})
+    assert echoed.headers["x-request-id"] == "client-abc.123"
+    generated = await http.get("/health")
+    assert UUID7.match(generated.headers["x-request-id"])
+    unsafe = await http.get("/health", headers={"X-Request-ID": "bad id\twith spaces"})
+    assert unsafe.headers["x-request-id"] != "bad id\twith spaces"
+    failed = await http.get("/v1/auth/me")
+    assert failed.status_code == 401 and failed.headers["x-request-id"]
+
+
+async def test_security_headers(http: httpx.AsyncClient):
+    response = await http.get("/health")
+    assert response.headers["x-content-type-options"] == "nosniff"
+    assert response.headers["x-frame-options"] == "DENY"
+
+
+async def test_openapi_documents_the_envelope(http: httpx.AsyncClient):
+    document = data_or_raw(await http.get("/v1/openapi.json"))
+    assert document["openapi"].startswith("3.")
+    for path, item in document["paths"].items():
+        assert path.startswith("/v1/"), path
+        for method, operation in item.items():
+            responses = operation["responses"]
+            assert "4XX" in responses and "5XX" in responses, f"{method} {path}"
+            success = [code for code in responses if code[0] in "23"]
+            assert success, f"{method} {path} documents no success response"
+    docs = await http.get("/docs")
+    assert docs.status_code == 200 and "swagger" in docs.text.lower()
+
+
+def data_or_raw(response: httpx.Response) -> Any:
+    assert response.status_code == 200
+    return response.json()
+
+
+async def test_health_and_ready(http: httpx.AsyncClient):
+    health = await http.get("/health")
+    assert health.status_code == 200 and health.text == "ok"
+    ready = data(await http.get("/health/ready"))
+    assert ready["checks"]["database"] == "ok"
+
+
+@pytest.fixture
+async def broken_app(base_env: dict[str, str]) -> AsyncIterator[Any]:
+    """An app whose database is a closed port, plus a route that fails unexpectedly."""
+    settings = settings_from(base_env, database_url="postgresql://enque@127.0.0.1:9/none")
+    app = create_app(settings)
+    boom = APIRouter()
+
+    @boom.get("/v1/test-only/boom")
+    async def explode() -> None:
+        raise RuntimeError("secret internals: password=hunter2")
+
+    app.include_router(boom)
+    async with app.router.lifespan_context(app):
+        yield app
+
+
+async def test_ready_names_the_failing_database(broken_app: Any):
+    transport = httpx.ASGITransport(app=broken_app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+        assert (await client.get("/health")).status_code == 200  # no database needed
+        response = await client.get("/health/ready")
+        failure = error(response, 503, "SERVICE_UNAVAILABLE")
+        assert "database" in failure["message"]
+        assert failure["details"]["checks"]["cache"] == "ok"
+
+
+async def test_database_down_is_service_unavailable(broken_app: Any):
+    transport = httpx.ASGITransport(app=broken_app)
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+        response = await client.post(
+            "/v1/auth/login", json={"email": "a@example.com", "password": "whatever1"}
+        )
+        error(response, 503, "SERVICE_UNAVAILABLE")
+
+
+async def test_unexpected_error_is_a_generic_500(broken_app: Any):
+    transport = httpx.ASGITransport(app=broken_app, raise_app_exceptions=False)
+    async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
+        response = await client.get("/v1/test-only/boom", headers={"X-Request-ID": "trace-1"})
+        failure = error(response, 500, "INTERNAL_ERROR")
+        assert failure["message"] == "Internal server error"
+        assert "hunter2" not in response.text and "Traceback" not in response.text
+        assert response.headers["x-request-id"] == "trace-1"
