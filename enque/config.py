@@ -113,6 +113,7 @@ class Settings(BaseSettings):
         return problems
 
 
+@lru_cache
 def _dev_secret(data_dir: Path, name: str, as_key: bool = False) -> str:
     """A secret generated once into the data folder, for development only."""
     path = data_dir / name

@@ -135,3 +135,19 @@ async def test_limits_and_revocation_hold_across_two_workers(two_workers):
         token = login.json()["data"]["token"]
         assert (await a.post("/v1/auth/logout", headers=_auth(token))).status_code == 204
         error(await b.get("/v1/auth/me", headers=_auth(token)), 401, "UNAUTHORIZED")
+
+        # a password changed through one worker ends the tokens another worker has cached
+        login = await a.post("/v1/auth/login", json={"email": tenant.email, "password": PASSWORD})
+        token = login.json()["data"]["token"]
+        assert (
+            await b.post("/v1/teams", json={"name": "cached"}, headers=_auth(token))
+        ).status_code == 201
+        change = await a.patch(
+            "/v1/profile",
+            json={"currentPassword": PASSWORD, "password": "a brand new password"},
+            headers=_auth(token),
+        )
+        assert change.status_code == 200, change.text
+        error(
+            await b.post("/v1/teams", json={"name": "x"}, headers=_auth(token)), 401, "UNAUTHORIZED"
+        )

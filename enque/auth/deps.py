@@ -7,15 +7,13 @@ from dataclasses import dataclass
 
 from fastapi import Depends, Request
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
-from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from enque.agents.models import Agent, AgentWorkspace
+from enque.auth.context import AuthContext, load_context
 from enque.core.deps import READ_METHODS, get_session
 from enque.core.errors import ApiError, forbidden, unauthorized
 from enque.core.runtime import Runtime
 from enque.core.security import InvalidToken, decode_token
-from enque.workspaces.models import Workspace
 
 bearer = HTTPBearer(auto_error=False, description="JWT from /v1/auth/login")
 
@@ -33,6 +31,7 @@ class Principal:
     expires_at: int
     kind: str = "agent"  # or "api_token"
     scopes: frozenset[str] = frozenset()
+    context: AuthContext | None = None  # the cached agent + workspace, for agent tokens
 
     @property
     def is_admin(self) -> bool:
@@ -41,10 +40,6 @@ class Principal:
     @property
     def is_manager(self) -> bool:
         return self.role in ("admin", "manager")
-
-
-def revoked_key(jti: str) -> str:
-    return f"revoked:{jti}"
 
 
 async def principal_from_jwt(runtime: Runtime, session: AsyncSession, token: str) -> Principal:
@@ -56,33 +51,23 @@ async def principal_from_jwt(runtime: Runtime, session: AsyncSession, token: str
         )
     except InvalidToken as exc:
         raise unauthorized("Invalid or expired token") from exc
-    if await runtime.cache.exists(revoked_key(claims.jti)):
+    context = await load_context(
+        runtime.cache,
+        session,
+        agent_id=claims.agent_id,
+        workspace_id=claims.workspace_id,
+        jti=claims.jti,
+    )
+    if context.token_version != claims.token_version:
         raise unauthorized("Token has been revoked")
-    row = (
-        await session.execute(
-            select(
-                Agent.is_active,
-                Agent.token_version,
-                AgentWorkspace.role,
-                AgentWorkspace.is_active,
-                Workspace.is_active,
-                Workspace.deleted_at,
-            )
-            .join(AgentWorkspace, AgentWorkspace.agent_id == Agent.id)
-            .join(Workspace, Workspace.id == AgentWorkspace.workspace_id)
-            .where(Agent.id == claims.agent_id, Workspace.id == claims.workspace_id)
-        )
-    ).first()
-    if row is None:
-        raise unauthorized("Invalid token")
-    agent_active, token_version, role, member_active, ws_active, ws_deleted = row
-    if not agent_active or not member_active:
-        raise unauthorized("Agent is deactivated")
-    if token_version != claims.token_version:
-        raise unauthorized("Token has been revoked")
-    if not ws_active or ws_deleted is not None:
-        raise unauthorized("Workspace no longer exists")
-    return Principal(claims.agent_id, claims.workspace_id, role, claims.jti, claims.expires_at)
+    return Principal(
+        claims.agent_id,
+        claims.workspace_id,
+        context.role,
+        claims.jti,
+        claims.expires_at,
+        context=context,
+    )
 
 
 async def current_principal(

@@ -65,6 +65,9 @@ async def logout(
 async def me(
     principal: Principal = CurrentAgent, session: AsyncSession = Depends(get_session)
 ) -> JSONResponse:
+    if principal.context is not None:  # already loaded (and cached) by the token check
+        context = principal.context
+        return ok({"agent": context.agent, "workspace": context.workspace, "role": context.role})
     agent, workspace, role = await service.me(session, principal)
     out = MeOut(
         agent=AgentOut.model_validate(agent).model_copy(update={"role": role}),

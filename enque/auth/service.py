@@ -11,7 +11,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from enque.activity.service import Actor, record
 from enque.agents.models import Agent, AgentWorkspace, PasswordReset
-from enque.auth.deps import Principal, revoked_key
+from enque.auth.context import revoked_key
+from enque.auth.deps import Principal
 from enque.core.db import now, unit
 from enque.core.errors import ApiError, conflict, unauthorized
 from enque.core.mail import password_reset_mail, send_after_commit

@@ -15,6 +15,7 @@ import redis.asyncio as aioredis
 
 class Cache(Protocol):
     async def get(self, key: str) -> str | None: ...
+    async def get_many(self, *keys: str) -> list[str | None]: ...
     async def set(self, key: str, value: str, ttl: int | None = None) -> None: ...
     async def set_nx(self, key: str, value: str, ttl: int) -> bool: ...
     async def delete(self, *keys: str) -> None: ...
@@ -49,6 +50,9 @@ class MemoryCache:
 
     async def get(self, key: str) -> str | None:
         return self._live(key)
+
+    async def get_many(self, *keys: str) -> list[str | None]:
+        return [self._live(key) for key in keys]
 
     async def set(self, key: str, value: str, ttl: int | None = None) -> None:
         self._sweep()
@@ -97,6 +101,11 @@ class RedisCache:
     async def get(self, key: str) -> str | None:
         value = await self.client.get(self._k(key))
         return None if value is None else str(value)
+
+    async def get_many(self, *keys: str) -> list[str | None]:
+        """One round trip for several keys."""
+        values = await self.client.mget([self._k(k) for k in keys])
+        return [None if v is None else str(v) for v in values]
 
     async def set(self, key: str, value: str, ttl: int | None = None) -> None:
         await self.client.set(self._k(key), value, ex=ttl)

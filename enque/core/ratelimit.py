@@ -7,7 +7,7 @@ from dataclasses import dataclass
 
 from limits import RateLimitItem, parse
 from limits.aio.storage import MemoryStorage, RedisStorage, Storage
-from limits.aio.strategies import MovingWindowRateLimiter
+from limits.aio.strategies import SlidingWindowCounterRateLimiter
 
 from enque.config import Settings
 from enque.core.errors import ApiError
@@ -39,7 +39,8 @@ class RateLimiter:
         else:
             storage = MemoryStorage()
         self.storage = storage
-        self.strategy = MovingWindowRateLimiter(storage)
+        # O(1) per hit whatever the limit (a moving window keeps every timestamp)
+        self.strategy = SlidingWindowCounterRateLimiter(storage)
         self.enabled = settings.rate_limit_enabled
         self.limits: dict[str, RateLimitItem] = {
             "auth": parse(settings.rate_limit_auth),

@@ -6,6 +6,8 @@ import contextlib
 import hashlib
 import hmac
 import secrets
+import time
+from collections import OrderedDict
 from dataclasses import dataclass
 from typing import Any
 
@@ -139,8 +141,30 @@ def issue_token(
     return jwt.encode(payload, secret, algorithm=algorithm), claims
 
 
+# Tokens verified before, by (secret, algorithm, token): the signature is checked once per
+# process; expiry is checked on every use. Bounded, least recently used out first.
+_VERIFIED: OrderedDict[tuple[str, str, str], TokenClaims] = OrderedDict()
+_VERIFIED_MAX = 10_000
+
+
 def decode_token(token: str, *, secret: str, algorithm: str = "HS256") -> TokenClaims:
     """Verify signature, algorithm and expiry; anything off raises InvalidToken."""
+    key = (secret, algorithm, token)
+    claims = _VERIFIED.get(key)
+    if claims is not None:
+        if claims.expires_at <= time.time():
+            del _VERIFIED[key]
+            raise InvalidToken("Signature has expired")
+        _VERIFIED.move_to_end(key)
+        return claims
+    claims = _decode(token, secret=secret, algorithm=algorithm)
+    _VERIFIED[key] = claims
+    if len(_VERIFIED) > _VERIFIED_MAX:
+        _VERIFIED.popitem(last=False)
+    return claims
+
+
+def _decode(token: str, *, secret: str, algorithm: str) -> TokenClaims:
     try:
         payload = jwt.decode(
             token,

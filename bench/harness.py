@@ -1,0 +1,174 @@
+"""Shared pieces of the benchmarks: a server process on a fresh database, and `wrk`."""
+
+from __future__ import annotations
+
+import base64
+import os
+import re
+import secrets
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def bench_env(data_dir: Path, **overrides: str) -> dict[str, str]:
+    """Environment of a benchmark server: a new SQLite file, limits that never refuse."""
+    return {
+        **os.environ,
+        "ENV": "development",
+        "DATA_DIR": str(data_dir),
+        "DATABASE_URL": f"sqlite:///{data_dir / 'bench.db'}",
+        "STORAGE_URL": f"file://{data_dir / 'files'}",
+        "SECRET_KEY": secrets.token_hex(32),
+        "ENCRYPTION_KEY": base64.b64encode(secrets.token_bytes(32)).decode(),
+        "RATE_LIMIT_ENABLED": "true",  # the limiter runs, with limits the load never reaches
+        "RATE_LIMIT_READ": "100000000/minute",
+        "RATE_LIMIT_WRITE": "100000000/minute",
+        "RATE_LIMIT_AUTH": "100000000/minute",
+        "SCHEDULER_ENABLED": "false",
+        "LOG_LEVEL": "WARNING",
+        **overrides,
+    }
+
+
+@dataclass
+class Server:
+    proc: subprocess.Popen[bytes]
+    url: str
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            self.proc.wait(timeout=30)
+
+
+def wait_healthy(url: str, proc: subprocess.Popen[bytes], timeout: float = 60) -> float:
+    """Seconds until `GET /health` answers 200."""
+    started = time.perf_counter()
+    while time.perf_counter() - started < timeout:
+        if proc.poll() is not None:
+            raise RuntimeError("server exited")
+        try:
+            if httpx.get(url + "/health", timeout=0.5).status_code == 200:
+                return time.perf_counter() - started
+        except httpx.HTTPError:
+            time.sleep(0.005)
+    raise RuntimeError("server not healthy in time")
+
+
+def start_enque(env: dict[str, str], workers: int = 1) -> Server:
+    port = free_port()
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "enque.cli",
+            "serve",
+            "--port",
+            str(port),
+            "--no-demo",
+            "--workers",
+            str(workers),
+        ],
+        env=env,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    server = Server(proc, f"http://127.0.0.1:{port}")
+    wait_healthy(server.url, proc)
+    return server
+
+
+def start_bare() -> Server:
+    """A bare FastAPI app on the same server stack: the ceiling."""
+    port = free_port()
+    proc = subprocess.Popen(
+        [
+            sys.executable,
+            "-m",
+            "uvicorn",
+            "bench.bare_app:app",
+            "--port",
+            str(port),
+            "--log-level",
+            "warning",
+            "--no-access-log",
+        ],
+        cwd=ROOT,
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        start_new_session=True,
+    )
+    server = Server(proc, f"http://127.0.0.1:{port}")
+    wait_healthy(server.url, proc)
+    return server
+
+
+@dataclass
+class Load:
+    requests_per_s: float
+    p50_ms: float
+    p99_ms: float
+    errors: int
+
+    def row(self, name: str) -> str:
+        return (
+            f"| {name} | {self.requests_per_s:,.0f} | {self.p50_ms:.2f} | {self.p99_ms:.2f} "
+            f"| {self.errors} |"
+        )
+
+
+_UNITS = {"us": 0.001, "ms": 1.0, "s": 1000.0}
+
+
+def _ms(value: str) -> float:
+    number, unit = re.match(r"([\d.]+)(us|ms|s)", value).groups()  # type: ignore[union-attr]
+    return float(number) * _UNITS[unit]
+
+
+def wrk(
+    url: str,
+    *,
+    connections: int,
+    seconds: int = 10,
+    headers: dict[str, str] | None = None,
+    script: Path | None = None,
+) -> Load:
+    """Run wrk (Debian package `wrk`) and read requests/s and latency percentiles."""
+    if shutil.which("wrk") is None:
+        raise SystemExit("wrk is needed: apt-get install -y wrk")
+    args = ["wrk", "-t2", f"-c{connections}", f"-d{seconds}s", "--latency"]
+    for name, value in (headers or {}).items():
+        args += ["-H", f"{name}: {value}"]
+    if script is not None:
+        args += ["-s", str(script)]
+    out = subprocess.run([*args, url], capture_output=True, text=True, check=True).stdout
+    rps = float(re.search(r"Requests/sec:\s+([\d.]+)", out).group(1))  # type: ignore[union-attr]
+    p50 = _ms(re.search(r"^\s+50%\s+(\S+)", out, re.M).group(1))  # type: ignore[union-attr]
+    p99 = _ms(re.search(r"^\s+99%\s+(\S+)", out, re.M).group(1))  # type: ignore[union-attr]
+    errors = 0
+    for pattern in (r"Non-2xx or 3xx responses: (\d+)", r"Socket errors: connect (\d+)"):
+        found = re.search(pattern, out)
+        errors += int(found.group(1)) if found else 0
+    return Load(rps, p50, p99, errors)
+
+
+def scratch_dir() -> Path:
+    return Path(tempfile.mkdtemp(prefix="enque-bench-"))
