@@ -68,6 +68,7 @@ class Ticket(IdMixin, TimestampMixin, Base):
         _list_index("category_id"),
         _list_index("mailbox_id"),
         Index("ix_tickets_workspace_merged_into", "workspace_id", "merged_into_ticket_id"),
+        Index("ix_tickets_workspace_conversation", "workspace_id", "conversation_id"),
     )
     workspace_id: Mapped[str] = _workspace()
     number: Mapped[int] = mapped_column(BigInteger)

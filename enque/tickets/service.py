@@ -86,6 +86,31 @@ async def get_ticket(
     return ticket
 
 
+async def ticket_by_number(
+    session: AsyncSession, *, workspace_id: str, number: int
+) -> Ticket | None:
+    """The ticket a subject token (`[#1042]`, legacy `[ID:1042]`) names, in this workspace."""
+    stmt = select(Ticket).where(Ticket.workspace_id == workspace_id, Ticket.number == number)
+    return (await session.execute(stmt)).scalar_one_or_none()
+
+
+async def ticket_by_conversation(
+    session: AsyncSession, *, workspace_id: str, mailbox_id: str, conversation_id: str
+) -> Ticket | None:
+    """The newest ticket of a mail conversation (Graph `conversationId`) in this mailbox."""
+    stmt = (
+        select(Ticket)
+        .where(
+            Ticket.workspace_id == workspace_id,
+            Ticket.conversation_id == conversation_id,
+            Ticket.mailbox_id == mailbox_id,
+        )
+        .order_by(Ticket.created_at.desc(), Ticket.id.desc())
+        .limit(1)
+    )
+    return (await session.execute(stmt)).scalar_one_or_none()
+
+
 async def lock_tickets(
     session: AsyncSession, workspace_id: str, ids: Iterable[str]
 ) -> dict[str, Ticket]:

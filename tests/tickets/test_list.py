@@ -137,14 +137,14 @@ async def test_paging_while_tickets_change(tenant: Tenant, app_runtime: Runtime)
     rng = random.Random(7)
     base = now() - 5000
     initial = []
-    for i in range(30):
+    for i in range(20):
         ticket = await new_ticket(tenant, priority=rng.choice(["Low", "Medium", "High"]))
         await set_columns(app_runtime, ticket["id"], updated_at=base + i, created_at=base + i)
         initial.append(ticket["id"])
 
     async def churn(updated: set[str]) -> None:
         await new_ticket(tenant)
-        for ticket_id in rng.sample(initial, 3):
+        for ticket_id in rng.sample(initial, 4):
             fields = {
                 "priority": rng.choice(["Low", "Critical"]),
                 "dueAt": rng.randint(now(), now() + 10**6),

@@ -1,7 +1,12 @@
 import asyncio
 
+from sqlalchemy import update
+
 from enque.core.runtime import Runtime
+from enque.tickets import service
+from enque.tickets.models import Ticket
 from enque.tickets.schemas import TicketDetail, TicketSummary
+from enque.tickets.seams import MAILBOXES
 from tests.support.api import Tenant, data, error
 from tests.support.helpdesk import add_agent, add_team, new_ticket
 
@@ -310,3 +315,71 @@ async def test_malformed_and_foreign_ticket_ids(tenant: Tenant, make_tenant):
             "NOT_FOUND",
         )
         error(await tenant.get(f"/v1/tickets/{ticket_id}/activities"), 404, "NOT_FOUND")
+
+
+async def test_tags_follow_patches(tenant: Tenant):
+    ticket = await new_ticket(tenant, tags=["alpha", "beta"])
+    changed = data(
+        await tenant.patch(f"/v1/tickets/{ticket['id']}", json={"tags": ["Beta", "gamma"]})
+    )
+    assert changed["tags"] == ["beta", "gamma"]
+    for tag, expected in (("alpha", []), ("beta", [ticket["id"]]), ("gamma", [ticket["id"]])):
+        listed = data(await tenant.get("/v1/tickets", params={"tag": tag}))
+        assert [t["id"] for t in listed] == expected
+
+
+class Mailboxes:
+    """A stand-in for the email domain's mailbox directory."""
+
+    def __init__(self, workspace_id: str, mailbox_id: str) -> None:
+        self.known = (workspace_id, mailbox_id)
+
+    async def exists(self, session, *, workspace_id: str, mailbox_id: str) -> bool:
+        return (workspace_id, mailbox_id) == self.known
+
+
+async def test_email_lookups(tenant: Tenant, make_tenant, app_runtime: Runtime, monkeypatch):
+    mailbox = "01900000-0000-7000-8000-00000000abcd"
+    monkeypatch.setitem(app_runtime.services, MAILBOXES, Mailboxes(tenant.workspace_id, mailbox))
+    ticket = await new_ticket(tenant, mailboxId=mailbox)
+    assert ticket["mailboxId"] == mailbox
+    other = await make_tenant()
+    error(
+        await other.post(
+            "/v1/tickets",
+            json={"subject": "s", "mailboxId": mailbox, "customer": {"email": "c@example.com"}},
+        ),
+        422,
+        "VALIDATION_ERROR",
+    )
+    async with app_runtime.db.transaction() as session:
+        await session.execute(
+            update(Ticket).where(Ticket.id == ticket["id"]).values(conversation_id="conv-1")
+        )
+    async with app_runtime.db.transaction() as session:
+        found = await service.ticket_by_number(
+            session, workspace_id=tenant.workspace_id, number=ticket["number"]
+        )
+        assert found is not None and found.id == ticket["id"]
+        assert (
+            await service.ticket_by_number(
+                session, workspace_id=other.workspace_id, number=ticket["number"]
+            )
+            is None
+        )
+        thread = await service.ticket_by_conversation(
+            session,
+            workspace_id=tenant.workspace_id,
+            mailbox_id=mailbox,
+            conversation_id="conv-1",
+        )
+        assert thread is not None and thread.id == ticket["id"]
+        assert (
+            await service.ticket_by_conversation(
+                session,
+                workspace_id=other.workspace_id,
+                mailbox_id=mailbox,
+                conversation_id="conv-1",
+            )
+            is None
+        )

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-29 01:04:56.378541
+Create Date: 2026-11-29 01:30:55.631385
 """
 
 from __future__ import annotations
@@ -779,6 +779,12 @@ def upgrade() -> None:
         unique=False,
     )
     op.create_index(
+        "ix_tickets_workspace_conversation",
+        "tickets",
+        ["workspace_id", "conversation_id"],
+        unique=False,
+    )
+    op.create_index(
         "ix_tickets_workspace_created",
         "tickets",
         ["workspace_id", "created_at", "id"],
@@ -966,6 +972,7 @@ def downgrade() -> None:
     op.drop_index("ix_tickets_workspace_mailbox_id_updated", table_name="tickets")
     op.drop_index("ix_tickets_workspace_due", table_name="tickets")
     op.drop_index("ix_tickets_workspace_created", table_name="tickets")
+    op.drop_index("ix_tickets_workspace_conversation", table_name="tickets")
     op.drop_index("ix_tickets_workspace_company_id_updated", table_name="tickets")
     op.drop_index("ix_tickets_workspace_category_id_updated", table_name="tickets")
     op.drop_index("ix_tickets_workspace_assignee_id_updated", table_name="tickets")
