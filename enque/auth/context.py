@@ -17,7 +17,6 @@ from typing import Any
 
 import orjson
 from sqlalchemy import event, select
-from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
 from enque.agents.models import Agent, AgentWorkspace
@@ -25,6 +24,7 @@ from enque.agents.schemas import AgentOut
 from enque.core.cache import Cache
 from enque.core.db import on_commit
 from enque.core.errors import unauthorized
+from enque.core.runtime import Runtime
 from enque.workspaces.models import Workspace
 from enque.workspaces.schemas import WorkspaceOut
 
@@ -69,9 +69,13 @@ def _workspace_epoch(workspace_id: str) -> str:
 
 
 async def load_context(
-    cache: Cache, session: AsyncSession, *, agent_id: str, workspace_id: str, jti: str
+    runtime: Runtime, *, agent_id: str, workspace_id: str, jti: str
 ) -> AuthContext:
-    """The live context of a token's agent and workspace, or UNAUTHORIZED."""
+    """The live context of a token's agent and workspace, or UNAUTHORIZED.
+
+    A cache hit needs no database connection at all; a miss reads one row.
+    """
+    cache = runtime.cache
     revoked, blob, agent_epoch, workspace_epoch = await cache.get_many(
         revoked_key(jti),
         _context_key(agent_id, workspace_id),
@@ -85,9 +89,10 @@ async def load_context(
         cached = AuthContext(**orjson.loads(blob))
         if (cached.agent_epoch, cached.workspace_epoch) == epochs:
             return cached
-    row = (
-        await session.execute(_QUERY.where(Agent.id == agent_id, Workspace.id == workspace_id))
-    ).first()
+    async with runtime.db.session(write=False) as session:
+        row = (
+            await session.execute(_QUERY.where(Agent.id == agent_id, Workspace.id == workspace_id))
+        ).first()
     if row is None:
         raise unauthorized("Invalid token")
     agent, role, member_active, workspace = row

@@ -10,7 +10,7 @@ from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from enque.auth.context import AuthContext, load_context
-from enque.core.deps import READ_METHODS, get_session
+from enque.core.deps import READ_METHODS
 from enque.core.errors import ApiError, forbidden, unauthorized
 from enque.core.runtime import Runtime
 from enque.core.security import InvalidToken, decode_token
@@ -42,7 +42,7 @@ class Principal:
         return self.role in ("admin", "manager")
 
 
-async def principal_from_jwt(runtime: Runtime, session: AsyncSession, token: str) -> Principal:
+async def principal_from_jwt(runtime: Runtime, token: str) -> Principal:
     """Decode and check a JWT: signature, expiry, revocation, agent and workspace still live."""
     settings = runtime.settings
     try:
@@ -52,8 +52,7 @@ async def principal_from_jwt(runtime: Runtime, session: AsyncSession, token: str
     except InvalidToken as exc:
         raise unauthorized("Invalid or expired token") from exc
     context = await load_context(
-        runtime.cache,
-        session,
+        runtime,
         agent_id=claims.agent_id,
         workspace_id=claims.workspace_id,
         jti=claims.jti,
@@ -73,7 +72,6 @@ async def principal_from_jwt(runtime: Runtime, session: AsyncSession, token: str
 async def current_principal(
     request: Request,
     credentials: HTTPAuthorizationCredentials | None = Depends(bearer),
-    session: AsyncSession = Depends(get_session),
 ) -> Principal:
     """The authenticated caller, rate-limited per agent (reads and writes apart)."""
     if credentials is None or credentials.scheme.lower() != "bearer" or not credentials.credentials:
@@ -82,9 +80,10 @@ async def current_principal(
     token = credentials.credentials
     resolver = next((r for p, r in TOKEN_RESOLVERS.items() if token.startswith(p)), None)
     if resolver is not None:
-        principal = await resolver(request, session, token)
+        async with runtime.db.session(write=False) as session:
+            principal = await resolver(request, session, token)
     else:
-        principal = await principal_from_jwt(runtime, session, token)
+        principal = await principal_from_jwt(runtime, token)
     request.state.agent_id = principal.agent_id
     request.state.workspace_id = principal.workspace_id
     if runtime.limiter is not None:

@@ -17,7 +17,7 @@ from enque.auth.schemas import (
     SwitchWorkspaceIn,
 )
 from enque.core.api import Envelope, JSONResponse, created, no_content, ok
-from enque.core.deps import get_session
+from enque.core.deps import get_runtime, get_session
 from enque.workspaces.schemas import WorkspaceOut
 
 router = APIRouter(prefix="/v1/auth", tags=["auth"])
@@ -62,13 +62,12 @@ async def logout(
 
 
 @router.get("/me", response_model=Envelope[MeOut])
-async def me(
-    principal: Principal = CurrentAgent, session: AsyncSession = Depends(get_session)
-) -> JSONResponse:
+async def me(request: Request, principal: Principal = CurrentAgent) -> JSONResponse:
     if principal.context is not None:  # already loaded (and cached) by the token check
         context = principal.context
         return ok({"agent": context.agent, "workspace": context.workspace, "role": context.role})
-    agent, workspace, role = await service.me(session, principal)
+    async with get_runtime(request).db.session(write=False) as session:
+        agent, workspace, role = await service.me(session, principal)
     out = MeOut(
         agent=AgentOut.model_validate(agent).model_copy(update={"role": role}),
         workspace=WorkspaceOut.model_validate(workspace),
