@@ -13,9 +13,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
-import itertools
 import os
-import random
 import secrets
 import statistics
 import subprocess
@@ -25,69 +23,18 @@ import time
 from pathlib import Path
 
 import httpx
-from sqlalchemy import insert, text
+from sqlalchemy import text
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from enque.agents.models import Agent, AgentWorkspace  # noqa: E402
 from enque.auth.service import create_workspace_with_admin  # noqa: E402
 from enque.config import Settings  # noqa: E402
-from enque.core.db import new_id, now  # noqa: E402
 from enque.core.migrate import upgrade_sync  # noqa: E402
 from enque.core.runtime import Runtime  # noqa: E402
 from enque.core.security import issue_token  # noqa: E402
-from enque.customers.models import User  # noqa: E402
-from enque.teams.models import Team  # noqa: E402
-from enque.tickets.models import (  # noqa: E402
-    PRIORITY_WEIGHT,
-    Ticket,
-    TicketBody,
-    TicketCounter,
-    TicketTag,
-)
-from enque.tickets.search import reindex_tickets  # noqa: E402
+from enque.seeding import RARE_WORD, seed_workspace  # noqa: E402
 from tests.support.services import free_port  # noqa: E402
-
-STATUSES = (
-    ["Closed"] * 70 + ["Open"] * 10 + ["In Progress"] * 7 + ["With User"] * 8 + ["Unread"] * 5
-)
-# a vocabulary with a Zipf distribution, as in real mail: a few words are in nearly every
-# ticket, most are rare ("printer" is word 1, "refund" word 5, the made-up ones follow)
-COMMON = [
-    "printer",
-    "invoice",
-    "login",
-    "password",
-    "refund",
-    "shipping",
-    "laptop",
-    "vpn",
-    "email",
-    "outage",
-]
-SYLLABLES = [
-    "ka",
-    "lo",
-    "mi",
-    "nu",
-    "pe",
-    "ra",
-    "si",
-    "to",
-    "vu",
-    "ze",
-    "ba",
-    "do",
-    "fi",
-    "gu",
-    "ha",
-    "je",
-]
-VOCABULARY = COMMON + [a + b + c for a in SYLLABLES for b in SYLLABLES for c in SYLLABLES][:2990]
-WEIGHTS = list(itertools.accumulate(1 / rank for rank in range(1, len(VOCABULARY) + 1)))
-RARE_WORD = VOCABULARY[1500]
-BATCH = 5000
 
 
 def _psql(sql: str) -> None:
@@ -99,9 +46,9 @@ def _psql(sql: str) -> None:
 
 
 async def seed(settings: Settings, count: int, search: bool) -> tuple[str, str]:
-    """One workspace with `count` tickets; returns (token, workspace id)."""
+    """One workspace with `count` tickets built by `enque seed-demo`'s seeding (five comments
+    a ticket on average); returns (token, workspace id)."""
     runtime = Runtime.build(settings)
-    rng = random.Random(42)
     try:
         async with runtime.db.session() as session:
             admin, workspace = await create_workspace_with_admin(
@@ -113,97 +60,14 @@ async def seed(settings: Settings, count: int, search: bool) -> tuple[str, str]:
                 subdomain="bench",
             )
         ws = workspace.id
-        agents = [new_id() for _ in range(10)]
-        teams = [new_id() for _ in range(3)]
-        users = [new_id() for _ in range(max(1, count // 20))]
-        started = now() - 365 * 86400
+        await seed_workspace(
+            runtime,
+            ws,
+            tickets=count,
+            search=search,
+            progress=lambda n: print(f"  seeded {n:>7} tickets", end="\r", flush=True),
+        )
         async with runtime.db.transaction() as session:
-            await session.execute(
-                insert(Agent),
-                [
-                    {"id": a, "email": f"agent{i}@example.com", "display_name": f"Agent {i}"}
-                    for i, a in enumerate(agents)
-                ],
-            )
-            await session.execute(
-                insert(AgentWorkspace),
-                [{"workspace_id": ws, "agent_id": a, "role": "agent"} for a in agents],
-            )
-            await session.execute(
-                insert(Team),
-                [{"id": t, "workspace_id": ws, "name": f"Team {i}"} for i, t in enumerate(teams)],
-            )
-            for start in range(0, len(users), BATCH):
-                await session.execute(
-                    insert(User),
-                    [
-                        {
-                            "id": u,
-                            "workspace_id": ws,
-                            "name": f"Customer {start + i}",
-                            "email": f"customer{start + i}@example.com",
-                        }
-                        for i, u in enumerate(users[start : start + BATCH])
-                    ],
-                )
-        for start in range(0, count, BATCH):
-            tickets, bodies, tags = [], [], []
-            for number in range(start + 1, min(count, start + BATCH) + 1):
-                created = started + number * (365 * 86400 // count)
-                priority = rng.choice(list(PRIORITY_WEIGHT))
-                ticket_id = new_id()
-                ticket_tags = rng.sample(
-                    ["vip", "billing", "bug", "refund", "outage"], rng.randint(0, 2)
-                )
-                subject = " ".join(rng.choices(VOCABULARY, cum_weights=WEIGHTS, k=5))
-                tickets.append(
-                    {
-                        "id": ticket_id,
-                        "workspace_id": ws,
-                        "number": number,
-                        "subject": subject.capitalize(),
-                        "status": rng.choice(STATUSES),
-                        "priority": priority,
-                        "priority_weight": PRIORITY_WEIGHT[priority],
-                        "user_id": rng.choice(users),
-                        "assignee_id": rng.choice([*agents, None, None]),
-                        "team_id": rng.choice([*teams, None]),
-                        "tags": ticket_tags,
-                        "cc": [],
-                        "due_at": rng.choice([None, None, created + rng.randint(1, 30) * 86400]),
-                        "is_read": True,
-                        "version": 1,
-                        "created_at": created,
-                        "updated_at": created + rng.randint(0, 30 * 86400),
-                    }
-                )
-                text_body = " ".join(rng.choices(VOCABULARY, cum_weights=WEIGHTS, k=60))
-                bodies.append(
-                    {
-                        "id": new_id(),
-                        "workspace_id": ws,
-                        "ticket_id": ticket_id,
-                        "original_html": f"<p>{text_body}</p>",
-                        "sanitized_html": f"<p>{text_body}</p>",
-                        "plain_text": text_body,
-                    }
-                )
-                tags += [
-                    {"id": new_id(), "workspace_id": ws, "ticket_id": ticket_id, "tag": t}
-                    for t in ticket_tags
-                ]
-            async with runtime.db.transaction() as session:
-                await session.execute(insert(Ticket), tickets)
-                await session.execute(insert(TicketBody), bodies)
-                if tags:
-                    await session.execute(insert(TicketTag), tags)
-                if search:
-                    await reindex_tickets(session, ws, [t["id"] for t in tickets])
-            print(f"  seeded {min(count, start + BATCH):>7} tickets", end="\r", flush=True)
-        async with runtime.db.transaction() as session:
-            await session.execute(
-                insert(TicketCounter), [{"workspace_id": ws, "last_number": count}]
-            )
             # the signed-in agent holds a share of the tickets, for `assigneeId=me`
             await session.execute(
                 text(
@@ -212,9 +76,6 @@ async def seed(settings: Settings, count: int, search: bool) -> tuple[str, str]:
                 ),
                 {"a": admin.id, "w": ws},
             )
-        async with runtime.db.session() as session:
-            await session.execute(text("ANALYZE"))
-            await session.commit()
         token, _ = issue_token(
             secret=settings.resolved_secret_key(),
             agent_id=admin.id,

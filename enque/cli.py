@@ -215,6 +215,86 @@ async def _create_admin(
         await runtime.close()
 
 
+@main.command("seed-demo")
+@click.option("--tickets", default=1000, show_default=True, type=click.IntRange(0, 10_000_000))
+@click.option(
+    "--comments-per-ticket", default=5.0, show_default=True, type=click.FloatRange(0, 100)
+)
+@click.option("--agents", default=10, show_default=True, type=click.IntRange(1, 1000))
+@click.option(
+    "--workspace",
+    "subdomain",
+    default="demo",
+    show_default=True,
+    help="Subdomain of the workspace to fill (the demo one is created if absent).",
+)
+@click.option("--no-search", is_flag=True, help="Skip building search documents (faster).")
+@click.option("--seed", default=42, show_default=True, type=int)
+def seed_demo(
+    tickets: int,
+    comments_per_ticket: float,
+    agents: int,
+    subdomain: str,
+    no_search: bool,
+    seed: int,
+) -> None:
+    """Fill a workspace with realistic demo data (agents, teams, companies, customers, tickets,
+    threads). Refused when ENV=production.
+
+    Example: enque seed-demo --tickets 100000
+    """
+    import time
+
+    from sqlalchemy import select
+
+    from enque.core.migrate import upgrade_sync
+    from enque.core.runtime import Runtime
+    from enque.demo import ensure_demo_workspace
+    from enque.seeding import seed_workspace
+    from enque.workspaces.models import Workspace
+
+    settings = _settings()
+    if settings.is_production:
+        raise click.ClickException("seed-demo does not run with ENV=production")
+    upgrade_sync(settings)
+    if subdomain == "demo":
+        login = asyncio.run(ensure_demo_workspace(settings))
+        if login is not None:
+            click.echo(f"Demo workspace created; sign in with {login[0]} / {login[1]}")
+
+    async def run() -> Any:
+        runtime = Runtime.build(settings)
+        try:
+            async with runtime.db.session() as session:
+                workspace_id = await session.scalar(
+                    select(Workspace.id).where(
+                        Workspace.subdomain == subdomain, Workspace.deleted_at.is_(None)
+                    )
+                )
+            if workspace_id is None:
+                raise click.ClickException(f"no workspace with the subdomain {subdomain!r}")
+            return await seed_workspace(
+                runtime,
+                workspace_id,
+                tickets=tickets,
+                comments_per_ticket=comments_per_ticket,
+                agents=agents,
+                search=not no_search,
+                seed=seed,
+                progress=lambda n: click.echo(f"  {n:>9,} tickets", err=True),
+            )
+        finally:
+            await runtime.close()
+
+    began = time.perf_counter()
+    report = asyncio.run(run())
+    elapsed = time.perf_counter() - began
+    click.echo(
+        f"Seeded workspace {subdomain}: {report.tickets:,} tickets, {report.comments:,} comments, "
+        f"{report.customers:,} customers, {report.companies:,} companies in {elapsed:.1f} s"
+    )
+
+
 @main.command()
 def check() -> None:
     """Report the configuration and whether every dependency answers (exit 1 if one fails).

@@ -65,8 +65,10 @@ pg_search = Table(
 
 def fold(value: str) -> str:
     """Lower case, accents removed, punctuation turned into spaces."""
-    decomposed = unicodedata.normalize("NFKD", value.lower())
-    plain = "".join(c for c in decomposed if not unicodedata.combining(c))
+    plain = value.lower()
+    if not plain.isascii():  # ASCII has nothing to decompose: skip the per-character pass
+        decomposed = unicodedata.normalize("NFKD", plain)
+        plain = "".join(c for c in decomposed if not unicodedata.combining(c))
     return " ".join(_WORD.findall(plain))
 
 

@@ -1,0 +1,1 @@
+"""Reports: ticket counts, response times, volume and agent figures, computed in SQL."""

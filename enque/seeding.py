@@ -1,0 +1,401 @@
+"""`enque seed-demo`: a realistic workspace built with bulk inserts, fast enough for a million
+tickets. Agents, teams, companies with email domains, customers, categories, tickets across
+statuses with consistent timestamps, comment threads (customer messages, replies, notes), tags
+and search documents. Deterministic for a given seed, so benchmarks are repeatable."""
+
+from __future__ import annotations
+
+import itertools
+import random
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import func, insert, select, text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from enque.agents.models import Agent, AgentWorkspace
+from enque.categories.models import Category
+from enque.comments.models import Comment
+from enque.core.db import new_id, now
+from enque.core.runtime import Runtime
+from enque.customers.models import Company, CompanyDomain, User
+from enque.teams.models import Team, TeamMember
+from enque.tickets.models import (
+    PRIORITY_WEIGHT,
+    Ticket,
+    TicketBody,
+    TicketCounter,
+    TicketTag,
+)
+from enque.tickets.search import reindex_tickets
+
+BATCH = 5000
+YEAR = 365 * 86400
+STATUSES = (
+    ["Closed"] * 70 + ["Open"] * 10 + ["In Progress"] * 7 + ["With User"] * 8 + ["Unread"] * 5
+)
+PRIORITIES = ["Low"] * 3 + ["Medium"] * 5 + ["High"] * 2 + ["Critical"]
+TAGS = ["vip", "billing", "bug", "refund", "outage", "feature-request", "onboarding"]
+CATEGORIES = ["Billing", "Technical", "Account", "Shipping", "Feedback"]
+TEAMS = ["Support", "Billing", "Escalations"]
+FIRST = [
+    "Anna",
+    "Ben",
+    "Chloe",
+    "David",
+    "Elena",
+    "Farid",
+    "Grace",
+    "Hugo",
+    "Ines",
+    "Jonas",
+    "Kira",
+    "Liam",
+    "Maya",
+    "Noah",
+    "Olga",
+    "Pablo",
+    "Quinn",
+    "Rosa",
+    "Sven",
+    "Tara",
+]
+LAST = [
+    "Smith",
+    "Garcia",
+    "Müller",
+    "Rossi",
+    "Nowak",
+    "Silva",
+    "Kim",
+    "Dubois",
+    "Jensen",
+    "Costa",
+    "Novak",
+    "Ahmed",
+    "Tanaka",
+    "Okafor",
+    "Larsen",
+    "Moreau",
+]
+# Words with a Zipf distribution, as in real mail: a few are in nearly every ticket, most are
+# rare. The made-up ones give the search benchmark words of every frequency.
+COMMON = [
+    "printer",
+    "invoice",
+    "login",
+    "password",
+    "refund",
+    "shipping",
+    "laptop",
+    "vpn",
+    "email",
+    "outage",
+]
+SYLLABLES = [
+    "ka",
+    "lo",
+    "mi",
+    "nu",
+    "pe",
+    "ra",
+    "si",
+    "to",
+    "vu",
+    "ze",
+    "ba",
+    "do",
+    "fi",
+    "gu",
+    "ha",
+    "je",
+]
+VOCABULARY = COMMON + [a + b + c for a in SYLLABLES for b in SYLLABLES for c in SYLLABLES][:2990]
+WEIGHTS = list(itertools.accumulate(1 / rank for rank in range(1, len(VOCABULARY) + 1)))
+RARE_WORD = VOCABULARY[1500]
+
+
+@dataclass
+class SeedReport:
+    workspace_id: str
+    tickets: int
+    comments: int
+    customers: int
+    companies: int
+
+
+@dataclass
+class _Cast:
+    agents: list[str]
+    teams: list[str]
+    categories: list[str]
+    users: list[tuple[str, str | None]]  # customer id, company id
+
+
+class _Words:
+    def __init__(self, rng: random.Random) -> None:
+        self.rng = rng
+
+    def __call__(self, k: int) -> str:
+        return " ".join(self.rng.choices(VOCABULARY, cum_weights=WEIGHTS, k=k))
+
+
+async def seed_workspace(
+    runtime: Runtime,
+    workspace_id: str,
+    *,
+    tickets: int,
+    comments_per_ticket: float = 5.0,
+    agents: int = 10,
+    search: bool = True,
+    seed: int = 42,
+    progress: Callable[[int], None] | None = None,
+) -> SeedReport:
+    """Add `tickets` tickets (and their people) to a workspace, numbered after its last one."""
+    rng = random.Random(seed)
+    words = _Words(rng)
+    async with runtime.db.transaction() as session:
+        cast = await _cast(session, workspace_id, rng, agents, customers=max(1, tickets // 20))
+        first_number = await _reserve_numbers(session, workspace_id, tickets)
+    companies = len({c for _, c in cast.users if c})
+    comment_count = 0
+    started = now() - YEAR
+    for start in range(0, tickets, BATCH):
+        rows = _TicketBatch(workspace_id, cast, rng, words, comments_per_ticket)
+        for offset in range(start, min(tickets, start + BATCH)):
+            created = started + offset * (YEAR // max(tickets, 1)) + rng.randint(0, 60)
+            rows.add(first_number + offset, created)
+        async with runtime.db.transaction() as session:
+            await session.execute(insert(Ticket.__table__), rows.tickets)
+            await session.execute(insert(TicketBody.__table__), rows.bodies)
+            if rows.tags:
+                await session.execute(insert(TicketTag.__table__), rows.tags)
+            for chunk in range(0, len(rows.comments), BATCH):
+                await session.execute(insert(Comment.__table__), rows.comments[chunk : chunk + BATCH])
+            if search:
+                await reindex_tickets(session, workspace_id, [t["id"] for t in rows.tickets])
+        comment_count += len(rows.comments)
+        if progress:
+            progress(min(tickets, start + BATCH))
+    async with runtime.db.session() as session:
+        await session.execute(text("ANALYZE"))
+        await session.commit()
+    return SeedReport(workspace_id, tickets, comment_count, len(cast.users), companies)
+
+
+async def _reserve_numbers(session: AsyncSession, workspace_id: str, count: int) -> int:
+    """Take `count` ticket numbers from the workspace counter; return the first."""
+    counter = await session.get(TicketCounter, workspace_id, with_for_update=True)
+    if counter is None:
+        last = await session.scalar(
+            select(func.coalesce(func.max(Ticket.number), 0)).where(
+                Ticket.workspace_id == workspace_id
+            )
+        )
+        counter = TicketCounter(workspace_id=workspace_id, last_number=int(last or 0))
+        session.add(counter)
+    first = counter.last_number + 1
+    counter.last_number += count
+    return first
+
+
+async def _cast(
+    session: AsyncSession, ws: str, rng: random.Random, agent_count: int, customers: int
+) -> _Cast:
+    tag = new_id()[-6:]  # keeps names unique when a workspace is seeded twice
+    agents = [new_id() for _ in range(agent_count)]
+    await session.execute(
+        insert(Agent.__table__),
+        [
+            {
+                "id": a,
+                "email": f"agent{i}.{tag}@demo.enque.local",
+                "display_name": f"{FIRST[i % len(FIRST)]} {LAST[i % len(LAST)]}",
+            }
+            for i, a in enumerate(agents)
+        ],
+    )
+    await session.execute(
+        insert(AgentWorkspace.__table__),
+        [
+            {"workspace_id": ws, "agent_id": a, "role": "manager" if i == 0 else "agent"}
+            for i, a in enumerate(agents)
+        ],
+    )
+    teams = [new_id() for _ in TEAMS]
+    await session.execute(
+        insert(Team.__table__),
+        [
+            {"id": t, "workspace_id": ws, "name": f"{n} {tag}"}
+            for t, n in zip(teams, TEAMS, strict=True)
+        ],
+    )
+    await session.execute(
+        insert(TeamMember.__table__),
+        [
+            {"workspace_id": ws, "team_id": teams[i % len(teams)], "agent_id": a}
+            for i, a in enumerate(agents)
+        ],
+    )
+    categories = [new_id() for _ in CATEGORIES]
+    await session.execute(
+        insert(Category.__table__),
+        [
+            {"id": c, "workspace_id": ws, "name": f"{n} {tag}"}
+            for c, n in zip(categories, CATEGORIES, strict=True)
+        ],
+    )
+    company_ids = [new_id() for _ in range(max(1, customers // 25))]
+    domains = [f"company{i}-{tag}.example" for i in range(len(company_ids))]
+    for start in range(0, len(company_ids), BATCH):
+        chunk = range(start, min(len(company_ids), start + BATCH))
+        await session.execute(
+            insert(Company.__table__),
+            [
+                {"id": company_ids[i], "workspace_id": ws, "name": f"Company {i}",
+                 "email_domains": [domains[i]]}
+                for i in chunk
+            ],
+        )  # fmt: skip
+        await session.execute(
+            insert(CompanyDomain.__table__),
+            [
+                {"workspace_id": ws, "company_id": company_ids[i], "domain": domains[i]}
+                for i in chunk
+            ],
+        )
+    users: list[tuple[str, str | None]] = []
+    for start in range(0, customers, BATCH):
+        rows = []
+        for i in range(start, min(customers, start + BATCH)):
+            company = rng.randrange(len(company_ids)) if rng.random() < 0.6 else None
+            first, last = rng.choice(FIRST), rng.choice(LAST)
+            domain = domains[company] if company is not None else "mail.example"
+            user_id = new_id()
+            company_id = company_ids[company] if company is not None else None
+            users.append((user_id, company_id))
+            rows.append(
+                {
+                    "id": user_id,
+                    "workspace_id": ws,
+                    "name": f"{first} {last}",
+                    "email": f"{first}.{last}.{i}.{tag}@{domain}".lower(),
+                    "company_id": company_id,
+                }
+            )
+        await session.execute(insert(User.__table__), rows)
+    return _Cast(agents, teams, categories, users)
+
+
+class _TicketBatch:
+    """Rows of one batch of tickets with their bodies, tags and threads."""
+
+    def __init__(
+        self, ws: str, cast: _Cast, rng: random.Random, words: _Words, per_ticket: float
+    ) -> None:
+        self.ws, self.cast, self.rng, self.words = ws, cast, rng, words
+        self.per_ticket = per_ticket
+        self.tickets: list[dict[str, Any]] = []
+        self.bodies: list[dict[str, Any]] = []
+        self.tags: list[dict[str, Any]] = []
+        self.comments: list[dict[str, Any]] = []
+
+    def add(self, number: int, created: int) -> None:
+        rng = self.rng
+        ticket_id = new_id()
+        status = rng.choice(STATUSES)
+        priority = rng.choice(PRIORITIES)
+        user_id, company_id = rng.choice(self.cast.users)
+        assignee = (
+            None if status == "Unread" and rng.random() < 0.7 else rng.choice(self.cast.agents)
+        )
+        ticket_tags = rng.sample(TAGS, rng.choice((0, 0, 1, 1, 2)))
+        thread = self._thread(ticket_id, created, status, assignee, user_id)
+        replies = [c for c in thread if c["kind"] == "reply"]
+        customer_msgs = [c for c in thread if c["kind"] == "customer"]
+        last = thread[-1]["created_at"] if thread else created
+        closed = last + rng.randint(60, 86400) if status == "Closed" else None
+        self.tickets.append(
+            {
+                "id": ticket_id,
+                "workspace_id": self.ws,
+                "number": number,
+                "subject": self.words(rng.randint(3, 8)).capitalize(),
+                "status": status,
+                "priority": priority,
+                "priority_weight": PRIORITY_WEIGHT[priority],
+                "user_id": user_id,
+                "company_id": company_id,
+                "assignee_id": assignee,
+                "team_id": rng.choice([*self.cast.teams, None]),
+                "category_id": rng.choice([*self.cast.categories, None]),
+                "tags": ticket_tags,
+                "cc": [],
+                "due_at": rng.choice([None, None, None, created + rng.randint(1, 14) * 86400]),
+                "is_read": status != "Unread",
+                "first_response_at": replies[0]["created_at"] if replies else None,
+                "last_agent_reply_at": replies[-1]["created_at"] if replies else None,
+                "last_customer_reply_at": (
+                    customer_msgs[-1]["created_at"] if customer_msgs else created
+                ),
+                "resolved_at": closed,
+                "closed_at": closed,
+                "version": 1,
+                "created_at": created,
+                "updated_at": closed or last,
+            }
+        )
+        body = self.words(rng.randint(20, 80))
+        self.bodies.append(
+            {
+                "id": new_id(),
+                "workspace_id": self.ws,
+                "ticket_id": ticket_id,
+                "original_html": f"<p>{body}</p>",
+                "sanitized_html": f"<p>{body}</p>",
+                "plain_text": body,
+            }
+        )
+        self.tags += [
+            {"id": new_id(), "workspace_id": self.ws, "ticket_id": ticket_id, "tag": t}
+            for t in ticket_tags
+        ]
+        self.comments += thread
+
+    def _thread(
+        self, ticket_id: str, created: int, status: str, assignee: str | None, user_id: str
+    ) -> list[dict[str, Any]]:
+        rng = self.rng
+        if status == "Unread":
+            return []
+        count = max(1, round(rng.expovariate(1 / self.per_ticket))) if self.per_ticket else 0
+        at = created
+        thread: list[dict[str, Any]] = []
+        agent = assignee or rng.choice(self.cast.agents)
+        for position in range(count):
+            at += rng.randint(300, 2 * 86400)
+            # agents and the customer take turns; some agent turns are internal notes
+            kind = "customer" if position % 2 else ("note" if rng.random() < 0.15 else "reply")
+            author_type, author = ("user", user_id) if kind == "customer" else ("agent", agent)
+            content = self.words(rng.randint(10, 50))
+            thread.append(
+                {
+                    "id": new_id(),
+                    "workspace_id": self.ws,
+                    "ticket_id": ticket_id,
+                    "kind": kind,
+                    "author_type": author_type,
+                    "author_id": author,
+                    "content": f"<p>{content}</p>",
+                    "text": content,
+                    "to": [],
+                    "cc": [],
+                    "bcc": [],
+                    "mentions": [],
+                    "delivery": "sent" if kind == "reply" else None,
+                    "created_at": at,
+                    "updated_at": at,
+                }
+            )
+        return thread
