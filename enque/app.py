@@ -18,6 +18,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from enque import domains
 from enque.config import Settings, get_settings
+from enque.core import metrics
 from enque.core.api import ErrorEnvelope, JSONResponse, error_response, ok
 from enque.core.errors import ApiError
 from enque.core.logging import configure_logging
@@ -198,6 +199,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
 
     _install_error_handlers(app)
     _install_health(app)
+    metrics.install(app)
     for module in domains.route_modules():
         app.include_router(module.router)
 

@@ -56,6 +56,8 @@ def serve(host: str, port: int, workers: int, no_demo: bool) -> None:
     if settings.is_sqlite and workers > 1:
         click.echo("warning: SQLite with several workers; use PostgreSQL to scale out", err=True)
     upgrade_sync(settings)
+    if workers > 1:
+        _share_metrics(settings)
     if not no_demo and not settings.is_production:
         from enque.demo import ensure_demo_workspace
 
@@ -78,6 +80,16 @@ def serve(host: str, port: int, workers: int, no_demo: bool) -> None:
         timeout_graceful_shutdown=20,
         ws_ping_interval=None,
     )
+
+
+def _share_metrics(settings: Settings) -> None:
+    """Give the workers one folder for their metrics, emptied of a previous run's files."""
+    folder = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    path = Path(folder) if folder else settings.data_dir / "metrics"
+    path.mkdir(parents=True, exist_ok=True)
+    for stale in path.glob("*.db"):
+        stale.unlink()
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(path.resolve())
 
 
 @main.group()

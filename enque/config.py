@@ -56,6 +56,7 @@ class Settings(BaseSettings):
     db_pool_size: int = 10
     log_level: str = "INFO"
     log_json: bool | None = None
+    metrics_token: str = ""  # when set, `GET /metrics` needs `Authorization: Bearer <token>`
     scheduler_enabled: bool = True
 
     @field_validator("database_url")

@@ -42,7 +42,9 @@ async def test_seeded_workspace_is_consistent(app_runtime: Runtime, tenant: Tena
         assert comments == report.comments + again.comments > 300
     listed = await tenant.get("/v1/tickets", params={"limit": 50})
     assert len(data(listed)) == 50
-    summary = data(await tenant.get("/v1/reports/summary", params={"from": int(time.time()) - 400 * 86400}))
+    summary = data(
+        await tenant.get("/v1/reports/summary", params={"from": int(time.time()) - 400 * 86400})
+    )
     assert sum(summary["byStatus"].values()) == 350
     assert summary["byStatus"]["Closed"] > summary["byStatus"]["Unread"] > 0
     found = data(await tenant.get("/v1/tickets", params={"q": "printer", "status": "Closed"}))

@@ -12,6 +12,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from enque.core.db import new_id
 from enque.core.errors import ApiError
+from enque.core.metrics import observe_request
 
 log = logging.getLogger("enque.http")
 
@@ -27,6 +28,16 @@ SECURITY_HEADERS = [
 def _envelope(code: str, message: str) -> bytes:
     body = {"success": False, "error": {"code": code, "message": message, "details": None}}
     return orjson.dumps(body)
+
+
+def _route_label(scope: Scope) -> str | None:
+    """The matched route's template; a plain route without parameters is its own path."""
+    route = scope.get("route")
+    if route is not None:
+        return getattr(route, "path", None)
+    if "endpoint" in scope and not scope.get("path_params"):
+        return str(scope.get("path"))
+    return None
 
 
 class BodyTooLarge(ApiError):
@@ -120,8 +131,10 @@ class RequestContextMiddleware:
             self._log(scope, state, status_code, started)
 
     def _log(self, scope: Scope, state: dict[str, Any], status: int, started: float) -> None:
+        route = scope.get("route")
+        elapsed = time.perf_counter() - started
+        observe_request(scope.get("method", ""), _route_label(scope), status, elapsed)
         if log.isEnabledFor(logging.INFO):
-            route = scope.get("route")
             log.info(
                 "%s %s %s",
                 scope.get("method"),
@@ -133,7 +146,7 @@ class RequestContextMiddleware:
                     "agent_id": state.get("agent_id"),
                     "route": getattr(route, "path", None),
                     "status": status,
-                    "latency_ms": round((time.perf_counter() - started) * 1000, 2),
+                    "latency_ms": round(elapsed * 1000, 2),
                 },
             )
 

@@ -1,0 +1,79 @@
+"""`GET /metrics`: Prometheus text, labels by route template, summed over worker processes."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import httpx
+from prometheus_client.parser import text_string_to_metric_families
+
+from enque.core.db import new_id
+from tests.support.api import Tenant
+from tests.support.server import ServerProcess
+
+
+def _samples(text: str, name: str) -> list[tuple[dict[str, str], float]]:
+    return [
+        (sample.labels, sample.value)
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name == name
+    ]
+
+
+async def test_requests_are_counted_by_route_template(tenant: Tenant) -> None:
+    unknown = new_id()
+    assert (await tenant.get(f"/v1/tickets/{unknown}")).status_code == 404
+    assert (await tenant.get(f"/no-such-page-{unknown}")).status_code == 404
+    assert (await tenant.get("/v1/auth/me")).status_code == 200
+    response = await tenant.http.get("/metrics")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/plain")
+    assert unknown not in response.text  # ids never become labels
+    counted = _samples(response.text, "enque_http_requests_total")
+    routes = {(labels["route"], labels["status"]) for labels, _ in counted}
+    assert ("/v1/tickets/{ticket_id}", "404") in routes
+    assert ("<unmatched>", "404") in routes
+    assert ("/v1/auth/me", "200") in routes
+    buckets = _samples(response.text, "enque_http_request_duration_seconds_bucket")
+    assert any(labels["route"] == "/v1/auth/me" for labels, _ in buckets)
+    pools = {
+        labels["pool"] for labels, _ in _samples(response.text, "enque_db_pool_connections_in_use")
+    }
+    assert pools == {"read", "write"}
+
+
+def test_workers_are_summed_and_the_token_is_required(
+    base_env: dict[str, str], tmp_path: Path
+) -> None:
+    env = {
+        **base_env,
+        "DATABASE_URL": f"sqlite:///{tmp_path / 'metrics.db'}",
+        "DATA_DIR": str(tmp_path),
+        "ENQUE_TEST_LOGS": str(tmp_path),
+        "METRICS_TOKEN": "scrape-secret",
+    }
+    env.pop("PROMETHEUS_MULTIPROC_DIR", None)
+    with (
+        ServerProcess(env, workers=2) as server,
+        httpx.Client(base_url=server.url, timeout=10) as client,
+    ):
+        for _ in range(30):
+            with httpx.Client(base_url=server.url, timeout=10) as fresh:
+                assert fresh.get("/v1/openapi.json").status_code == 200
+        refused = client.get("/metrics")
+        assert refused.status_code == 401
+        assert refused.json()["error"]["code"] == "UNAUTHORIZED"
+        wrong = client.get("/metrics", headers={"Authorization": "Bearer nope"})
+        assert wrong.status_code == 401
+        for _ in range(4):  # whichever worker answers, it reports every worker's requests
+            text = client.get("/metrics", headers={"Authorization": "Bearer scrape-secret"}).text
+            served = sum(
+                value
+                for labels, value in _samples(text, "enque_http_requests_total")
+                if labels["route"] == "/v1/openapi.json"
+            )
+            assert served == 30, text
+    assert list((tmp_path / "metrics").glob("*.db")), "workers wrote to the shared folder"
+    assert "PROMETHEUS_MULTIPROC_DIR" not in os.environ
