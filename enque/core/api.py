@@ -12,10 +12,14 @@ from fastapi import Query
 from fastapi.responses import Response
 from pydantic import AfterValidator, BaseModel, ConfigDict, StringConstraints, field_validator
 from pydantic.alias_generators import to_camel
+from starlette.responses import JSONResponse as StarletteJSONResponse
 
 from enque.core.errors import ApiError
 
 T = TypeVar("T")
+
+
+MAX_UNIX = 32503680000  # 3000-01-01: a bound for every Unix-seconds input
 
 
 class ApiModel(BaseModel):
@@ -86,7 +90,9 @@ def dump(data: Any) -> Any:
     return data
 
 
-class JSONResponse(Response):
+class JSONResponse(StarletteJSONResponse):
+    """JSON with orjson; a Starlette JSONResponse, so OpenAPI documents the response models."""
+
     media_type = "application/json"
 
     def render(self, content: Any) -> bytes:

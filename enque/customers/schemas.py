@@ -10,7 +10,7 @@ from enque.core.api import ApiInput, ApiModel, Email
 Name = Annotated[str, Field(min_length=1, max_length=200)]
 Phone = Annotated[str, Field(max_length=64)]
 Notes = Annotated[str, Field(max_length=20_000)]
-Id = Annotated[str, Field(max_length=64)]
+Id = Annotated[str, Field(min_length=1, max_length=64)]
 
 
 def _web_url(value: str) -> str:

@@ -7,7 +7,7 @@ from fastapi.responses import Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from enque.auth.deps import Manager, Principal
-from enque.core.api import Envelope, ok
+from enque.core.api import MAX_UNIX, Envelope, ok
 from enque.core.deps import get_session
 from enque.reports import queries, service
 from enque.reports.csv_export import csv_response, wants_csv
@@ -17,8 +17,8 @@ router = APIRouter(prefix="/v1/reports", tags=["reports"])
 
 
 async def report_scope(
-    start: int | None = Query(None, alias="from", ge=0, le=2**40, description="Unix seconds"),
-    end: int | None = Query(None, alias="to", ge=0, le=2**40, description="Unix seconds"),
+    start: int | None = Query(None, alias="from", ge=0, le=MAX_UNIX, description="Unix seconds"),
+    end: int | None = Query(None, alias="to", ge=0, le=MAX_UNIX, description="Unix seconds"),
     team_id: str | None = Query(None, alias="teamId", max_length=36),
     agent_id: str | None = Query(None, alias="agentId", max_length=36),
     principal: Principal = Manager,

@@ -8,7 +8,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from enque.activity.service import Actor
 from enque.auth.deps import CurrentAgent, Manager, Principal
 from enque.comments import service as comments
-from enque.core.api import Envelope, JSONResponse, PageParams, created, no_content, ok
+from enque.core.api import MAX_UNIX, Envelope, JSONResponse, PageParams, created, no_content, ok
 from enque.core.deps import get_session
 from enque.core.errors import ApiError
 from enque.customers import service as customers
@@ -43,10 +43,10 @@ def ticket_filters(
     mailbox_id: str | None = Query(None, alias="mailboxId", max_length=64),
     tag: str | None = Query(None, max_length=50),
     q: str | None = Query(None, max_length=500),
-    created_after: int | None = Query(None, alias="createdAfter"),
-    created_before: int | None = Query(None, alias="createdBefore"),
-    updated_after: int | None = Query(None, alias="updatedAfter"),
-    updated_before: int | None = Query(None, alias="updatedBefore"),
+    created_after: int | None = Query(None, alias="createdAfter", ge=0, le=MAX_UNIX),
+    created_before: int | None = Query(None, alias="createdBefore", ge=0, le=MAX_UNIX),
+    updated_after: int | None = Query(None, alias="updatedAfter", ge=0, le=MAX_UNIX),
+    updated_before: int | None = Query(None, alias="updatedBefore", ge=0, le=MAX_UNIX),
     include_merged: bool = Query(False, alias="includeMerged"),
     sort: Sort = Query("-updatedAt"),
 ) -> queries.TicketFilters:

@@ -4,7 +4,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, Field
 
-from enque.core.api import ApiInput, ApiModel, Email
+from enque.core.api import MAX_UNIX, ApiInput, ApiModel, Email
 
 Status = Literal["Unread", "Open", "In Progress", "With User", "Closed"]
 Priority = Literal["Low", "Medium", "High", "Critical"]
@@ -12,7 +12,7 @@ Sort = Literal["-updatedAt", "-createdAt", "priority", "dueAt"]
 Id = Annotated[str, Field(min_length=1, max_length=64)]
 Subject = Annotated[str, Field(min_length=1, max_length=1000)]
 Html = Annotated[str, Field(max_length=2_000_000)]
-Timestamp = Annotated[int, Field(ge=0, le=32503680000)]
+Timestamp = Annotated[int, Field(ge=0, le=MAX_UNIX)]
 
 
 def normalize_tag(value: str) -> str:
