@@ -217,44 +217,52 @@ class LostClaim(Exception):
     """Another sender took the row over (our lease ran out) or it was cancelled."""
 
 
+async def _due_ids(session: AsyncSession, moment: int, limit: int) -> list[str]:
+    """Rows due at `moment` (pending, or sending with a lapsed lease), soonest first."""
+    due = (
+        select(ScheduledReply.id)
+        .where(ScheduledReply.status.in_(ACTIVE), ScheduledReply.next_attempt_at <= moment)
+        .order_by(ScheduledReply.next_attempt_at, ScheduledReply.id)
+        .limit(limit)
+    )
+    return list((await session.execute(due)).scalars())
+
+
+async def _take(session: AsyncSession, ids: list[str], moment: int, token: str) -> list[str]:
+    """The conditional UPDATE: of `ids`, those still due become this sender's (`token`).
+
+    A row another sender claimed since `ids` was read is no longer due (its `next_attempt_at`
+    moved to the end of that sender's lease), so it is not taken twice; on PostgreSQL the row
+    lock makes the second UPDATE re-check the condition after the first commits.
+    """
+    claimed = await session.execute(
+        update(ScheduledReply)
+        .where(
+            ScheduledReply.id.in_(ids),
+            ScheduledReply.status.in_(ACTIVE),
+            ScheduledReply.next_attempt_at <= moment,
+        )
+        .values(
+            status="sending",
+            claim_token=token,
+            claimed_until=moment + CLAIM_LEASE,
+            next_attempt_at=moment + CLAIM_LEASE,
+            attempts=ScheduledReply.attempts + 1,
+            updated_at=ScheduledReply.updated_at,
+        )
+        .returning(ScheduledReply.id)
+        .execution_options(synchronize_session=False)
+    )
+    mine = set(claimed.scalars())
+    return [row_id for row_id in ids if row_id in mine]  # in the order they fell due
+
+
 async def _claim(runtime: Runtime, moment: int, limit: int) -> tuple[str, list[str]]:
-    """Claim up to `limit` due rows for this sender: one conditional UPDATE."""
+    """Claim up to `limit` due rows for this sender, in one short transaction."""
     token = new_id()
     async with runtime.db.transaction() as session:
-        due = (
-            select(ScheduledReply.id)
-            .where(
-                ScheduledReply.status.in_(ACTIVE),
-                ScheduledReply.next_attempt_at <= moment,
-            )
-            .order_by(ScheduledReply.next_attempt_at, ScheduledReply.id)
-            .limit(limit)
-        )
-        ids = list((await session.execute(due)).scalars())
-        if not ids:
-            return token, []
-        claimed = await session.execute(
-            update(ScheduledReply)
-            .where(
-                ScheduledReply.id.in_(ids),
-                ScheduledReply.status.in_(ACTIVE),
-                ScheduledReply.next_attempt_at <= moment,
-            )
-            .values(
-                status="sending",
-                claim_token=token,
-                claimed_until=moment + CLAIM_LEASE,
-                next_attempt_at=moment + CLAIM_LEASE,
-                attempts=ScheduledReply.attempts + 1,
-                updated_at=ScheduledReply.updated_at,
-            )
-            .returning(ScheduledReply.id, ScheduledReply.next_attempt_at)
-            .execution_options(synchronize_session=False)
-        )
-        mine = [row_id for row_id, _ in claimed.all()]
-    # send in the order they fell due
-    order = {row_id: i for i, row_id in enumerate(ids)}
-    return token, sorted(mine, key=order.__getitem__)
+        ids = await _due_ids(session, moment, limit)
+        return token, (await _take(session, ids, moment, token) if ids else [])
 
 
 async def _claimed(session: AsyncSession, row_id: str, token: str) -> ScheduledReply:
