@@ -21,6 +21,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import base64
+import math
 import os
 import secrets
 import statistics
@@ -157,7 +158,9 @@ async def run_load(
     finally:
         runtime.reactions.remove(on_sent)
     lateness = [sent_at[i] - send_ats[i] for i in send_ats]
-    tick_only = [min(t for t in ticks if t >= at) - at for at in send_ats.values()]
+    # the first tick of the fixed-rate schedule at or after sendAt: an instant sender's lateness
+    first = ticks[0]
+    tick_only = [first + math.ceil((at - first) / tick) * tick - at for at in send_ats.values()]
     return {"lateness": lateness, "tick_only": tick_only}
 
 
