@@ -20,6 +20,7 @@ Exactly once, across any number of processes:
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Sequence
 
@@ -46,6 +47,7 @@ MAX_AHEAD = 366 * 86400  # a reply may be scheduled up to a year ahead
 PAST_GRACE = 60  # a `sendAt` this far in the past still counts as "now"
 CLAIM_LEASE = 300  # seconds a claim holds before another sender may take the row over
 CLAIM_BATCH = 50
+SEND_CONCURRENCY = 4  # replies written at once on PostgreSQL
 BACKOFF = (60, 300, 900, 3600)  # wait after the 1st, 2nd, … failed attempt
 MAX_ATTEMPTS = len(BACKOFF) + 1
 PERMANENT = frozenset({"NOT_FOUND", "VALIDATION_ERROR", "FORBIDDEN", "BAD_REQUEST"})
@@ -383,14 +385,46 @@ async def _failed(runtime: Runtime, row_id: str, token: str, exc: Exception, mom
             emit(session, _event("failed", row))
 
 
+async def _deliver(runtime: Runtime, row_id: str, token: str, moment: int) -> bool:
+    """Send one claimed reply; on failure schedule the retry or mark it failed."""
+    try:
+        await _send(runtime, row_id, token)
+        return True
+    except LostClaim:
+        log.info("scheduled reply %s: claim lost to another sender", row_id)
+    except Exception as exc:
+        log.warning(
+            "scheduled reply %s failed: %s",
+            row_id,
+            _reason(exc),
+            exc_info=not isinstance(exc, ApiError),
+        )
+        await _failed(runtime, row_id, token, exc, moment)
+    return False
+
+
 async def send_due_replies(
-    runtime: Runtime, now: int | None = None, *, limit: int | None = None
+    runtime: Runtime,
+    now: int | None = None,
+    *,
+    limit: int | None = None,
+    concurrency: int | None = None,
 ) -> int:
     """Send every scheduled reply due at `now` (default: the clock); returns how many went.
 
     Safe to run in any number of processes at once (each row is claimed by one of them).
-    `limit` bounds the rows handled in this call (default: until none is due).
+    `limit` bounds the rows handled in this call (default: until none is due). Up to
+    `concurrency` replies are written at once (default: 1 on SQLite, whose writes are serial
+    anyway, else `SEND_CONCURRENCY`).
     """
+    if concurrency is None:
+        concurrency = 1 if runtime.db.is_sqlite else SEND_CONCURRENCY
+    gate = asyncio.Semaphore(max(1, concurrency))
+
+    async def deliver(row_id: str, token: str, moment: int) -> bool:
+        async with gate:
+            return await _deliver(runtime, row_id, token, moment)
+
     handled = sent = 0
     while limit is None or handled < limit:
         moment = now if now is not None else _clock()
@@ -398,19 +432,7 @@ async def send_due_replies(
         token, ids = await _claim(runtime, moment, batch)
         if not ids:
             break
-        for row_id in ids:
-            handled += 1
-            try:
-                await _send(runtime, row_id, token)
-                sent += 1
-            except LostClaim:
-                log.info("scheduled reply %s: claim lost to another sender", row_id)
-            except Exception as exc:
-                log.warning(
-                    "scheduled reply %s failed: %s",
-                    row_id,
-                    _reason(exc),
-                    exc_info=not isinstance(exc, ApiError),
-                )
-                await _failed(runtime, row_id, token, exc, moment)
+        handled += len(ids)
+        results = await asyncio.gather(*(deliver(row_id, token, moment) for row_id in ids))
+        sent += sum(results)
     return sent
