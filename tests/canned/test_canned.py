@@ -278,3 +278,35 @@ async def test_automation_sends_a_canned_reply(tenant: Tenant, app_runtime: Runt
     # the rule's reference is checked against the canned replies of the workspace
     bad = {**rule, "actions": [{"type": "send_canned_reply", "value": "no-such-reply"}]}
     error(await tenant.post("/v1/automations", json=bad), 422, "VALIDATION_ERROR")
+
+
+async def test_list_and_render_take_a_constant_number_of_queries(
+    tenant: Tenant, app_runtime: Runtime
+):
+    from tests.tickets.test_queries import statements
+
+    agent = await add_agent(app_runtime, tenant, "agent")
+    team = await team_with(tenant, agent.agent_id)
+    ticket = await new_ticket(tenant)
+    made = [await canned(tenant, teamId=team if i % 2 else None) for i in range(2)]
+
+    async def list_queries() -> int:
+        with statements(app_runtime) as seen:
+            data(await tenant.get("/v1/canned-replies", token=agent.token))
+        return len(seen)
+
+    await list_queries()  # the first request also loads the caller's auth context
+    small = await list_queries()
+    for i in range(10):
+        await canned(tenant, teamId=team if i % 2 else None)
+    assert await list_queries() == small
+
+    with statements(app_runtime) as seen:
+        data(
+            await tenant.post(
+                f"/v1/canned-replies/{made[1]['id']}/render",
+                json={"ticketId": ticket["id"]},
+                token=agent.token,
+            )
+        )
+    assert len(seen) <= 5, seen  # scope, canned reply, ticket + customer + workspace, agent, count

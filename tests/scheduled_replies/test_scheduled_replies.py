@@ -422,3 +422,19 @@ async def test_a_claim_race_is_won_by_one_sender(tenant: Tenant, app_runtime: Ru
     assert claimed.claim_token == token and claimed.attempts == 1
     await _send(app_runtime, made["id"], token)
     assert len(await replies_on(app_runtime, ticket["id"])) == 1
+
+
+async def test_list_takes_a_constant_number_of_queries(tenant: Tenant, app_runtime: Runtime):
+    from tests.tickets.test_queries import statements
+
+    ticket = await new_ticket(tenant)
+    path = f"/v1/tickets/{ticket['id']}/scheduled-replies"
+    for _ in range(2):
+        await schedule(tenant, ticket["id"], soon(3600))
+    with statements(app_runtime) as small:
+        assert len(data(await tenant.get(path))) == 2
+    for _ in range(10):
+        await schedule(tenant, ticket["id"], soon(3600))
+    with statements(app_runtime) as large:
+        assert len(data(await tenant.get(path))) == 12
+    assert len(large) == len(small)
