@@ -35,7 +35,7 @@ from enque.core.errors import ApiError, conflict, forbidden, not_found, validati
 from enque.core.events import Event, emit
 from enque.core.html import html_to_text, sanitize_html
 from enque.core.pagination import Page, SortKey, keyset_page
-from enque.core.runtime import Runtime
+from enque.core.runtime import Runtime, runtime_of
 from enque.scheduled_replies.models import ScheduledReply
 from enque.scheduled_replies.schemas import ScheduledReplyOut
 from enque.tickets.seams import attachments
@@ -227,6 +227,8 @@ async def _due_ids(session: AsyncSession, moment: int, limit: int) -> list[str]:
         .order_by(ScheduledReply.next_attempt_at, ScheduledReply.id)
         .limit(limit)
     )
+    if not runtime_of(session).db.is_sqlite:  # concurrent claimers take disjoint rows
+        due = due.with_for_update(skip_locked=True)
     return list((await session.execute(due)).scalars())
 
 
