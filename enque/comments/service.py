@@ -183,6 +183,18 @@ async def _publish_comment(
     )
 
 
+async def _signed(
+    session: AsyncSession, workspace_id: str, actor: Actor, sanitized: str, text: str
+) -> tuple[str, str]:
+    """The reply with the signatures appended (`runtime.services["signatures"]`, if any)."""
+    signatures = runtime_of(session).services.get("signatures")
+    extra = await signatures(session, workspace_id=workspace_id, actor=actor) if signatures else ""
+    if not extra:
+        return sanitized, text
+    signed = sanitize_html(sanitized + extra)
+    return signed, html_to_text(signed)
+
+
 def _touched(ticket: Ticket, diff: dict[str, list[Any]], before: int) -> dict[str, list[Any]]:
     touch(ticket)
     return {**diff, "updatedAt": [before, ticket.updated_at]}
@@ -213,6 +225,7 @@ async def add_reply(
             session, workspace_id=workspace_id, ticket_id=ticket_id, lock=True
         )
         ensure_open_for_change(ticket)
+        sanitized, text = await _signed(session, workspace_id, actor, sanitized, text)
         customer = await session.get_one(User, ticket.user_id)
         comment = Comment(
             workspace_id=workspace_id,

@@ -104,3 +104,19 @@ async def team_id(tenant: Tenant) -> str:
 async def invitation_id(tenant: Tenant) -> str:
     invitation = await invite(tenant, f"{unique('inv')}@example.com")
     return str(invitation["id"])
+
+
+@factory("canned-replies")
+async def canned_reply_id(tenant: Tenant) -> str:
+    body = {"name": unique("Canned "), "content": "<p>Hello {{customer.name}}</p>"}
+    return str(data(await tenant.post("/v1/canned-replies", json=body), 201)["id"])
+
+
+@factory("scheduled-replies")
+async def scheduled_reply_id(tenant: Tenant) -> str:
+    import time
+
+    ticket = await ticket_id(tenant)
+    body = {"content": "<p>later</p>", "sendAt": int(time.time()) + 3600}
+    response = await tenant.post(f"/v1/tickets/{ticket}/scheduled-replies", json=body)
+    return str(data(response, 201)["id"])

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-29 01:30:55.631385
+Create Date: 2026-11-29 04:06:14.067877
 """
 
 from __future__ import annotations
@@ -450,6 +450,36 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("workspace_id", name=op.f("pk_ticket_counters")),
     )
     op.create_table(
+        "workspace_signatures",
+        sa.Column("content", sa.Text(), nullable=False),
+        sa.Column("is_enabled", sa.Boolean(), nullable=False),
+        sa.Column("updated_by_id", sa.String(length=36), nullable=True),
+        sa.Column("id", sa.String(length=36), nullable=False),
+        sa.Column("created_at", sa.BigInteger(), nullable=False),
+        sa.Column("updated_at", sa.BigInteger(), nullable=False),
+        sa.Column("workspace_id", sa.String(length=36), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["updated_by_id"],
+            ["agents.id"],
+            name=op.f("fk_workspace_signatures_updated_by_id_agents"),
+            ondelete="SET NULL",
+        ),
+        sa.ForeignKeyConstraint(
+            ["workspace_id"],
+            ["workspaces.id"],
+            name=op.f("fk_workspace_signatures_workspace_id_workspaces"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_workspace_signatures")),
+        sa.UniqueConstraint("workspace_id", name=op.f("uq_workspace_signatures_workspace_id")),
+    )
+    op.create_index(
+        op.f("ix_workspace_signatures_workspace_id"),
+        "workspace_signatures",
+        ["workspace_id"],
+        unique=False,
+    )
+    op.create_table(
         "automation_runs",
         sa.Column("automation_id", sa.String(length=36), nullable=False),
         sa.Column("ticket_id", sa.String(length=36), nullable=False),
@@ -480,6 +510,59 @@ def upgrade() -> None:
     )
     op.create_index(
         op.f("ix_automation_runs_workspace_id"), "automation_runs", ["workspace_id"], unique=False
+    )
+    op.create_table(
+        "canned_replies",
+        sa.Column("name", sa.String(length=200), nullable=False),
+        sa.Column("description", sa.Text(), nullable=True),
+        sa.Column("content", sa.Text(), nullable=False),
+        sa.Column("shortcut", sa.String(length=64), nullable=True),
+        sa.Column("team_id", sa.String(length=36), nullable=True),
+        sa.Column("is_enabled", sa.Boolean(), nullable=False),
+        sa.Column("usage_count", sa.BigInteger(), nullable=False),
+        sa.Column("created_by_id", sa.String(length=36), nullable=True),
+        sa.Column("deleted_at", sa.BigInteger(), nullable=True),
+        sa.Column("id", sa.String(length=36), nullable=False),
+        sa.Column("created_at", sa.BigInteger(), nullable=False),
+        sa.Column("updated_at", sa.BigInteger(), nullable=False),
+        sa.Column("workspace_id", sa.String(length=36), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["created_by_id"],
+            ["agents.id"],
+            name=op.f("fk_canned_replies_created_by_id_agents"),
+            ondelete="SET NULL",
+        ),
+        sa.ForeignKeyConstraint(
+            ["team_id"],
+            ["teams.id"],
+            name=op.f("fk_canned_replies_team_id_teams"),
+            ondelete="SET NULL",
+        ),
+        sa.ForeignKeyConstraint(
+            ["workspace_id"],
+            ["workspaces.id"],
+            name=op.f("fk_canned_replies_workspace_id_workspaces"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_canned_replies")),
+    )
+    op.create_index(op.f("ix_canned_replies_team_id"), "canned_replies", ["team_id"], unique=False)
+    op.create_index(
+        op.f("ix_canned_replies_workspace_id"), "canned_replies", ["workspace_id"], unique=False
+    )
+    op.create_index(
+        "ix_canned_replies_workspace_name",
+        "canned_replies",
+        ["workspace_id", "name", "id"],
+        unique=False,
+    )
+    op.create_index(
+        "uq_canned_replies_workspace_shortcut",
+        "canned_replies",
+        ["workspace_id", sa.literal_column("lower(shortcut)")],
+        unique=True,
+        sqlite_where=sa.text("deleted_at IS NULL AND shortcut IS NOT NULL"),
+        postgresql_where=sa.text("deleted_at IS NULL AND shortcut IS NOT NULL"),
     )
     op.create_table(
         "company_domains",
@@ -952,11 +1035,100 @@ def upgrade() -> None:
         ["workspace_id", "tag", "ticket_id"],
         unique=False,
     )
+    op.create_table(
+        "scheduled_replies",
+        sa.Column("ticket_id", sa.String(length=36), nullable=False),
+        sa.Column("agent_id", sa.String(length=36), nullable=False),
+        sa.Column("content", sa.Text(), nullable=False),
+        sa.Column(
+            "to",
+            sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql"),
+            nullable=False,
+        ),
+        sa.Column(
+            "cc",
+            sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql"),
+            nullable=True,
+        ),
+        sa.Column(
+            "bcc",
+            sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql"),
+            nullable=False,
+        ),
+        sa.Column(
+            "attachment_ids",
+            sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql"),
+            nullable=False,
+        ),
+        sa.Column("ticket_status", sa.String(length=16), nullable=True),
+        sa.Column("send_at", sa.BigInteger(), nullable=False),
+        sa.Column("status", sa.String(length=16), nullable=False),
+        sa.Column("next_attempt_at", sa.BigInteger(), nullable=False),
+        sa.Column("attempts", sa.BigInteger(), nullable=False),
+        sa.Column("last_error", sa.Text(), nullable=True),
+        sa.Column("claim_token", sa.String(length=36), nullable=True),
+        sa.Column("claimed_until", sa.BigInteger(), nullable=True),
+        sa.Column("sent_comment_id", sa.String(length=36), nullable=True),
+        sa.Column("sent_at", sa.BigInteger(), nullable=True),
+        sa.Column("cancelled_at", sa.BigInteger(), nullable=True),
+        sa.Column("id", sa.String(length=36), nullable=False),
+        sa.Column("created_at", sa.BigInteger(), nullable=False),
+        sa.Column("updated_at", sa.BigInteger(), nullable=False),
+        sa.Column("workspace_id", sa.String(length=36), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["agent_id"],
+            ["agents.id"],
+            name=op.f("fk_scheduled_replies_agent_id_agents"),
+            ondelete="CASCADE",
+        ),
+        sa.ForeignKeyConstraint(
+            ["sent_comment_id"],
+            ["comments.id"],
+            name=op.f("fk_scheduled_replies_sent_comment_id_comments"),
+            ondelete="SET NULL",
+        ),
+        sa.ForeignKeyConstraint(
+            ["ticket_id"],
+            ["tickets.id"],
+            name=op.f("fk_scheduled_replies_ticket_id_tickets"),
+            ondelete="CASCADE",
+        ),
+        sa.ForeignKeyConstraint(
+            ["workspace_id"],
+            ["workspaces.id"],
+            name=op.f("fk_scheduled_replies_workspace_id_workspaces"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_scheduled_replies")),
+    )
+    op.create_index(
+        op.f("ix_scheduled_replies_agent_id"), "scheduled_replies", ["agent_id"], unique=False
+    )
+    op.create_index(
+        "ix_scheduled_replies_due", "scheduled_replies", ["status", "next_attempt_at"], unique=False
+    )
+    op.create_index(
+        "ix_scheduled_replies_ticket",
+        "scheduled_replies",
+        ["workspace_id", "ticket_id", "send_at", "id"],
+        unique=False,
+    )
+    op.create_index(
+        op.f("ix_scheduled_replies_workspace_id"),
+        "scheduled_replies",
+        ["workspace_id"],
+        unique=False,
+    )
     # ### end Alembic commands ###
 
 
 def downgrade() -> None:
     # ### commands auto generated by Alembic - please adjust! ###
+    op.drop_index(op.f("ix_scheduled_replies_workspace_id"), table_name="scheduled_replies")
+    op.drop_index("ix_scheduled_replies_ticket", table_name="scheduled_replies")
+    op.drop_index("ix_scheduled_replies_due", table_name="scheduled_replies")
+    op.drop_index(op.f("ix_scheduled_replies_agent_id"), table_name="scheduled_replies")
+    op.drop_table("scheduled_replies")
     op.drop_index("ix_ticket_tags_workspace_tag", table_name="ticket_tags")
     op.drop_table("ticket_tags")
     op.drop_index(op.f("ix_ticket_bodies_workspace_id"), table_name="ticket_bodies")
@@ -1000,8 +1172,20 @@ def downgrade() -> None:
     op.drop_index(op.f("ix_company_domains_workspace_id"), table_name="company_domains")
     op.drop_index(op.f("ix_company_domains_company_id"), table_name="company_domains")
     op.drop_table("company_domains")
+    op.drop_index(
+        "uq_canned_replies_workspace_shortcut",
+        table_name="canned_replies",
+        sqlite_where=sa.text("deleted_at IS NULL AND shortcut IS NOT NULL"),
+        postgresql_where=sa.text("deleted_at IS NULL AND shortcut IS NOT NULL"),
+    )
+    op.drop_index("ix_canned_replies_workspace_name", table_name="canned_replies")
+    op.drop_index(op.f("ix_canned_replies_workspace_id"), table_name="canned_replies")
+    op.drop_index(op.f("ix_canned_replies_team_id"), table_name="canned_replies")
+    op.drop_table("canned_replies")
     op.drop_index(op.f("ix_automation_runs_workspace_id"), table_name="automation_runs")
     op.drop_table("automation_runs")
+    op.drop_index(op.f("ix_workspace_signatures_workspace_id"), table_name="workspace_signatures")
+    op.drop_table("workspace_signatures")
     op.drop_table("ticket_counters")
     op.drop_index(
         "uq_teams_live_name",
