@@ -196,7 +196,7 @@ class Hub:
         inbox = self._inbox
         while True:
             batch = [await inbox.get()]
-            while not inbox.empty() and len(batch) < 256:
+            while not inbox.empty() and len(batch) < 64:
                 batch.append(inbox.get_nowait())
             try:
                 await self._deliver(batch)
@@ -221,6 +221,7 @@ class Hub:
             for conn in targets:
                 if conn not in refused:
                     conn.offer(text)
+            await asyncio.sleep(0)  # writers hand it on before the next event of a burst
 
     async def check_tokens(self, conns: Iterable[Connection]) -> set[Connection]:
         """The sockets whose token is expired or revoked (they are being closed with 4401).

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import asyncio
+import socket
 from typing import Any
+from urllib.parse import urlsplit
 
 import orjson
 from websockets.asyncio.client import ClientConnection, connect
@@ -17,8 +19,18 @@ class Socket:
         self.ws = ws
 
     @classmethod
-    async def open(cls, url: str, token: str | None = None, **kwargs: Any) -> Socket:
+    async def open(
+        cls, url: str, token: str | None = None, *, rcvbuf: int | None = None, **kwargs: Any
+    ) -> Socket:
+        """`rcvbuf` fixes the kernel's receive buffer (no auto-tuning), for slow readers."""
         target = f"{url}?token={token}" if token else url
+        if rcvbuf is not None:
+            host, port = urlsplit(url).hostname, urlsplit(url).port
+            raw = socket.socket()
+            raw.setsockopt(socket.SOL_SOCKET, socket.SO_RCVBUF, rcvbuf)
+            raw.setblocking(False)
+            await asyncio.get_running_loop().sock_connect(raw, (host, port))
+            kwargs["sock"] = raw
         return cls(await connect(target, open_timeout=10, **kwargs))
 
     @classmethod
