@@ -200,3 +200,44 @@ async def test_broadcast_channel_reaches_every_socket(
     event = await sock.expect("mailbox.status")
     assert event["payload"]["lastError"] == "login failed"
     await sock.close()
+
+
+async def test_mailbox_status_from_its_service(
+    live_url: str, tenant: Tenant, app_runtime: Runtime, events
+):
+    from enque.mailboxes.models import Mailbox
+    from enque.mailboxes.service import set_status
+
+    async with app_runtime.db.transaction() as session:
+        mailbox = Mailbox(
+            workspace_id=tenant.workspace_id,
+            email="support@example.com",
+            display_name="Support",
+            kind="imap",
+        )
+        session.add(mailbox)
+        await session.flush()
+        mailbox_id = mailbox.id
+    sock = await Socket.ready(live_url, tenant.token)
+    for _ in range(2):  # the same state again is not announced again
+        async with app_runtime.db.transaction() as session:
+            await set_status(
+                session,
+                workspace_id=tenant.workspace_id,
+                mailbox_id=mailbox_id,
+                state="error",
+                last_error="LOGIN failed",
+            )
+    async with app_runtime.db.transaction() as session:
+        await set_status(
+            session, workspace_id=tenant.workspace_id, mailbox_id=mailbox_id, state="active"
+        )
+    first, second = await sock.expect("mailbox.status"), await sock.expect("mailbox.status")
+    assert first["payload"] == {
+        "mailboxId": mailbox_id,
+        "state": "error",
+        "lastError": "LOGIN failed",
+    }
+    assert second["payload"] == {"mailboxId": mailbox_id, "state": "active", "lastError": None}
+    assert [e.type for e in events if e.type == "mailbox.status"] == ["mailbox.status"] * 2
+    await sock.close()
