@@ -19,6 +19,7 @@ from enque.auth.deps import Principal, principal_from_jwt
 from enque.core.errors import ApiError
 from enque.realtime.hub import (
     CLOSE_POLICY,
+    CLOSE_RESYNC,
     CLOSE_TOO_BIG,
     CLOSE_UNAUTHORIZED,
     FIXED_CHANNELS,
@@ -61,6 +62,10 @@ async def _authenticate(hub: Hub, ws: WebSocket) -> tuple[str, Principal] | None
         principal = await principal_from_jwt(hub.runtime, token)
     except ApiError as exc:
         await ws.close(CLOSE_UNAUTHORIZED, exc.message or "unauthorized")
+        return None
+    except Exception:  # the cache or database is unavailable: the client retries later
+        log.warning("real-time authentication failed", exc_info=True)
+        await ws.close(CLOSE_RESYNC, "try again later")
         return None
     return token, principal
 
