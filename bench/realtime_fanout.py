@@ -53,17 +53,24 @@ def rss_kb(pid: int) -> int:
 class Fleet:
     """Many client sockets; each records when a `ticket.updated` reaches it."""
 
-    def __init__(self) -> None:
+    def __init__(self, compression: str | None = "deflate") -> None:
+        self.compression = compression
         self.sockets: list[ClientConnection] = []
         self.tasks: list[asyncio.Task[None]] = []
         self.t0 = 0.0
         self.arrivals: list[float] = []
         self.expected = 0
         self.done = asyncio.Event()
+        self.marker = '"ticket.updated"'
 
     async def open(self, url: str, token: str, count: int, channel: str | None = "tickets") -> None:
         async def one() -> None:
-            ws = await connect(f"{url}?token={token}", open_timeout=60, ping_interval=None)
+            ws = await connect(
+                f"{url}?token={token}",
+                open_timeout=60,
+                ping_interval=None,
+                compression=self.compression,  # type: ignore[arg-type]
+            )
             await ws.recv()  # ready
             if channel:
                 await ws.send(f'{{"type":"subscribe","channel":"{channel}"}}')
@@ -77,7 +84,7 @@ class Fleet:
     async def _read(self, ws: ClientConnection) -> None:
         try:
             async for raw in ws:
-                if '"ticket.updated"' in raw:  # type: ignore[operator]
+                if self.marker in raw:  # type: ignore[operator]
                     self.arrivals.append(time.perf_counter() - self.t0)
                     if len(self.arrivals) >= self.expected:
                         self.done.set()
@@ -158,25 +165,55 @@ def row(name: str, values: list[float]) -> str:
     )
 
 
-async def fanout(server: Server, sockets: int, count: int) -> None:
+async def presence_rounds(
+    fleet: Fleet, sender: ClientConnection, ticket_id: str, count: int
+) -> list[float]:
+    """Latency (ms) of a `presence` change sent by one socket to every socket of `fleet`."""
+    fleet.marker = '"type":"presence"'
+    latencies: list[float] = []
+    for n in range(count + 2):
+        await asyncio.sleep(0.05)
+        fleet.arrivals, fleet.expected = [], len(fleet.sockets)
+        fleet.done.clear()
+        state = ("viewing", "typing")[n % 2]
+        fleet.t0 = time.perf_counter()
+        await sender.send(f'{{"type":"presence","ticketId":"{ticket_id}","state":"{state}"}}')
+        await asyncio.wait_for(fleet.done.wait(), 60)
+        if n >= 2:
+            latencies.extend(a * 1000 for a in fleet.arrivals)
+    fleet.marker = '"ticket.updated"'
+    return latencies
+
+
+async def fanout(server: Server, sockets: int, count: int, compression: str | None) -> float:
     ws_url = server.url.replace("http", "ws") + "/v1/realtime"
     async with httpx.AsyncClient(base_url=server.url, timeout=60) as client:
         token, ticket_id = await register(client)
-        single = Fleet()
-        await single.open(ws_url, token, 1)
+        channel = f"ticket:{ticket_id}"
+        sender = await connect(f"{ws_url}?token={token}", ping_interval=None)
+        await sender.recv()
+        single = Fleet(compression)
+        await single.open(ws_url, token, 1, channel)
         ceiling, requests = await rounds([single], client, token, ticket_id, count)
+        presence_one = await presence_rounds(single, sender, ticket_id, count)
         await single.close()
-        many = Fleet()
-        await many.open(ws_url, token, sockets)
+        many = Fleet(compression)
+        await many.open(ws_url, token, sockets, channel)
         latencies, requests_many = await rounds([many], client, token, ticket_id, count)
+        presence_many = await presence_rounds(many, sender, ticket_id, count)
         await many.close()
-    print(f"\n## Fan-out, 1 worker, embedded (SQLite, in-process broker), {count} rounds\n")
-    print("| measured from the PATCH request sent | receipts | p50 ms | p99 ms | max ms |")
+        await sender.close()
+    mode = "permessage-deflate" if compression else "no compression"
+    print(f"\n## Fan-out, 1 worker, embedded (SQLite, in-process broker), {mode}, {count} rounds\n")
+    print("| measured from the client's action | receipts | p50 ms | p99 ms | max ms |")
     print("| --- | ---: | ---: | ---: | ---: |")
-    print(row("1 socket (ceiling: no fan-out)", ceiling))
-    print(row(f"{sockets:,} sockets", latencies))
+    print(row("PATCH → `ticket.updated`, 1 socket (ceiling: no fan-out)", ceiling))
+    print(row(f"PATCH → `ticket.updated`, {sockets:,} sockets", latencies))
+    print(row("`presence` sent → received, 1 socket (ceiling)", presence_one))
+    print(row(f"`presence` sent → received, {sockets:,} sockets", presence_many))
     print(row("the PATCH request alone (1 socket open)", requests))
     print(row(f"the PATCH request alone ({sockets:,} sockets open)", requests_many))
+    return statistics.median(presence_one)
 
 
 def start_bare_ws() -> Server:
@@ -205,10 +242,12 @@ def start_bare_ws() -> Server:
     return server
 
 
-async def idle_memory(server: Server, sockets: int, token: str | None) -> tuple[int, int]:
+async def idle_memory(
+    server: Server, sockets: int, token: str | None, compression: str | None
+) -> tuple[int, int]:
     """Server RSS (kB) before and after `sockets` idle sockets (subscribed to `tickets`)."""
     ws_url = server.url.replace("http", "ws") + "/v1/realtime"
-    fleet = Fleet()
+    fleet = Fleet(compression)
     await fleet.open(ws_url, token or "x", 20)  # warm up: code paths loaded, pools made
     await asyncio.sleep(1)
     before = rss_kb(server.proc.pid)
@@ -220,20 +259,21 @@ async def idle_memory(server: Server, sockets: int, token: str | None) -> tuple[
     return before, after
 
 
-async def memory(env: dict[str, str], sockets: int) -> None:
+async def memory(env: dict[str, str], sockets: int, compression: str | None) -> None:
     bare = start_bare_ws()
     try:
-        bare_before, bare_after = await idle_memory(bare, sockets, None)
+        bare_before, bare_after = await idle_memory(bare, sockets, None, compression)
     finally:
         bare.stop()
     server = start_enque(env)
     try:
         async with httpx.AsyncClient(base_url=server.url, timeout=60) as client:
             token, _ = await register(client)
-        before, after = await idle_memory(server, sockets, token)
+        before, after = await idle_memory(server, sockets, token, compression)
     finally:
         server.stop()
-    print(f"\n## Memory per idle socket, {sockets:,} sockets, 1 worker\n")
+    mode = "permessage-deflate" if compression else "no compression"
+    print(f"\n## Memory per idle socket, {sockets:,} sockets, 1 worker, {mode}\n")
     print("| server | RSS before MB | RSS after MB | per socket KB |")
     print("| --- | ---: | ---: | ---: |")
     for name, (b, a) in (
@@ -243,7 +283,9 @@ async def memory(env: dict[str, str], sockets: int) -> None:
         print(f"| {name} | {b / 1024:.0f} | {a / 1024:.0f} | {(a - b) / sockets:.1f} |")
 
 
-async def redis_hop(base: dict[str, str], sockets: int, count: int) -> None:
+async def redis_hop(
+    base: dict[str, str], sockets: int, count: int, compression: str | None
+) -> float:
     from tests.support.services import REDIS_TEST_URL, create_pg_database, drop_pg_database
 
     name = f"enque_bench_rt_{secrets.token_hex(3)}"
@@ -255,27 +297,48 @@ async def redis_hop(base: dict[str, str], sockets: int, count: int) -> None:
     }
     first = start_enque(env)
     second = start_enque(env)
+    results: dict[str, list[float]] = {}
     try:
         async with httpx.AsyncClient(base_url=first.url, timeout=60) as client:
             token, ticket_id = await register(client)
-            results = {}
+            channel = f"ticket:{ticket_id}"
+            ws_a = first.url.replace("http", "ws") + "/v1/realtime"
+            sender = await connect(f"{ws_a}?token={token}", ping_interval=None)
+            await sender.recv()
             for label, server in (("A", first), ("B", second)):
-                fleet = Fleet()
-                await fleet.open(server.url.replace("http", "ws") + "/v1/realtime", token, sockets)
-                results[label] = await rounds([fleet], client, token, ticket_id, count)
+                url = server.url.replace("http", "ws") + "/v1/realtime"
+                one = Fleet(compression)
+                await one.open(url, token, 1, channel)
+                results[f"presence 1 {label}"] = await presence_rounds(
+                    one, sender, ticket_id, count
+                )
+                await one.close()
+                fleet = Fleet(compression)
+                await fleet.open(url, token, sockets, channel)
+                results[f"patch {label}"], requests = await rounds(
+                    [fleet], client, token, ticket_id, count
+                )
+                results[f"presence {label}"] = await presence_rounds(
+                    fleet, sender, ticket_id, count
+                )
+                results["requests"] = results.get("requests", []) + requests
                 await fleet.close()
+            await sender.close()
     finally:
         second.stop()
         first.stop()
         drop_pg_database(name)
     print(f"\n## Through Redis: 2 workers sharing Redis and PostgreSQL, {count} rounds\n")
-    print("| change through worker A | receipts | p50 ms | p99 ms | max ms |")
+    print(
+        "| measured from the client's action (on worker A) | receipts | p50 ms | p99 ms | max ms |"
+    )
     print("| --- | ---: | ---: | ---: | ---: |")
-    print(row(f"{sockets:,} sockets on worker A (through Redis)", results["A"][0]))
-    print(row(f"{sockets:,} sockets on worker B (across workers)", results["B"][0]))
-    print(row("the PATCH request alone (PostgreSQL)", results["A"][1] + results["B"][1]))
-    added = statistics.median(results["B"][0]) - statistics.median(results["A"][0])
-    print(f"\nadded p50 from worker A to worker B: {added:.1f} ms")
+    for label, where in (("A", "worker A (through Redis)"), ("B", "worker B (across workers)")):
+        print(row(f"`presence` → 1 socket on {where}", results[f"presence 1 {label}"]))
+        print(row(f"`presence` → {sockets:,} sockets on {where}", results[f"presence {label}"]))
+        print(row(f"PATCH → {sockets:,} sockets on {where}", results[f"patch {label}"]))
+    print(row("the PATCH request alone (PostgreSQL)", results["requests"]))
+    return statistics.median(results["presence 1 B"])
 
 
 async def main() -> None:
@@ -285,20 +348,35 @@ async def main() -> None:
     parser.add_argument("--idle", type=int, default=5000)
     parser.add_argument("--skip-memory", action="store_true")
     parser.add_argument("--skip-redis", action="store_true")
+    parser.add_argument("--skip-fanout", action="store_true")
+    parser.add_argument(
+        "--compression", choices=["deflate", "none"], default="deflate", help="of the clients"
+    )
     args = parser.parse_args()
     env = bench_env(scratch_dir(), RATE_LIMIT_ENABLED="false")
     print(f"python {sys.version.split()[0]}, {os.cpu_count()} cores shared by client and server")
-    server = start_enque(env)
-    try:
-        await fanout(server, args.sockets, args.rounds)
-    finally:
-        server.stop()
+    compression = None if args.compression == "none" else "deflate"
+    embedded = None
+    if not args.skip_fanout:
+        server = start_enque(env)
+        try:
+            embedded = await fanout(server, args.sockets, args.rounds, compression)
+        finally:
+            server.stop()
     if not args.skip_memory:
-        await memory(bench_env(scratch_dir(), RATE_LIMIT_ENABLED="false"), args.idle)
+        await memory(bench_env(scratch_dir(), RATE_LIMIT_ENABLED="false"), args.idle, compression)
     if not args.skip_redis:
-        await redis_hop(
-            bench_env(scratch_dir(), RATE_LIMIT_ENABLED="false"), args.sockets, args.rounds
+        across = await redis_hop(
+            bench_env(scratch_dir(), RATE_LIMIT_ENABLED="false"),
+            args.sockets,
+            args.rounds,
+            compression,
         )
+        if embedded is not None:
+            print(
+                f"\nadded by Redis across workers (`presence` to 1 socket, p50): "
+                f"{across - embedded:.1f} ms ({embedded:.1f} embedded → {across:.1f} ms)"
+            )
 
 
 if __name__ == "__main__":
