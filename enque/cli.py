@@ -78,7 +78,10 @@ def serve(host: str, port: int, workers: int, no_demo: bool) -> None:
         log_level=settings.log_level.lower(),
         access_log=False,
         timeout_graceful_shutdown=20,
-        ws_ping_interval=None,
+        ws_ping_interval=None,  # the real-time hub pings at the application level
+        # events are small JSON; per-socket zlib contexts would double the memory of an idle
+        # socket and the CPU of a fan-out (bench/RESULTS-realtime.md)
+        ws_per_message_deflate=False,
     )
 
 

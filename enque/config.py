@@ -59,6 +59,11 @@ class Settings(BaseSettings):
     metrics_token: str = ""  # when set, `GET /metrics` needs `Authorization: Bearer <token>`
     scheduler_enabled: bool = True
 
+    realtime_ping_interval: float = Field(25, gt=0)  # seconds between server pings
+    realtime_ping_timeout: float = Field(60, gt=0)  # silence after which a socket is dropped
+    realtime_queue_size: int = Field(200, ge=1)  # messages waiting per socket before resync
+    realtime_auth_timeout: float = Field(5, gt=0)  # time to send {"type": "auth"} when needed
+
     @field_validator("database_url")
     @classmethod
     def _known_database(cls, value: str) -> str:

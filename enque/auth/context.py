@@ -68,6 +68,15 @@ def _workspace_epoch(workspace_id: str) -> str:
     return f"epoch:ws:{workspace_id}"
 
 
+def validity_keys(agent_id: str, workspace_id: str, jti: str) -> tuple[str, str, str]:
+    """The cache keys whose change may end a token: its revocation and the two epochs.
+
+    A long-lived holder of a checked token (a WebSocket) reads them to see, in one round trip,
+    whether the token must be checked again.
+    """
+    return revoked_key(jti), _agent_epoch(agent_id), _workspace_epoch(workspace_id)
+
+
 async def load_context(
     runtime: Runtime, *, agent_id: str, workspace_id: str, jti: str
 ) -> AuthContext:

@@ -90,9 +90,17 @@ class RedisCache:
     """The same interface on Redis, every key under one prefix."""
 
     def __init__(self, url: str, prefix: str = "enque:") -> None:
-        self.client = aioredis.from_url(
-            url, decode_responses=True, socket_timeout=5, socket_connect_timeout=5
+        # A blocking pool: a burst above the pool size waits for a connection instead of
+        # failing with "Too many connections" (each WebSocket handshake reads the cache too).
+        pool = aioredis.BlockingConnectionPool.from_url(
+            url,
+            max_connections=100,
+            timeout=5,
+            decode_responses=True,
+            socket_timeout=5,
+            socket_connect_timeout=5,
         )
+        self.client = aioredis.Redis.from_pool(pool)
         self.prefix = prefix
 
     def _k(self, key: str) -> str:

@@ -96,7 +96,10 @@ class RedisBroker(MemoryBroker):
         super().__init__()
         self.url = url
         self.prefix = prefix
-        self.client = aioredis.from_url(url, socket_connect_timeout=5)
+        pool = aioredis.BlockingConnectionPool.from_url(
+            url, max_connections=50, timeout=5, socket_connect_timeout=5
+        )
+        self.client = aioredis.Redis.from_pool(pool)
         self._task: asyncio.Task[None] | None = None
 
     def channel(self, workspace_id: str) -> str:

@@ -27,6 +27,7 @@ from enque.core.security import new_token, token_hash
 from enque.email.errors import AuthenticationFailed, ChannelError
 from enque.email.graph import GraphClient, MemoryTokenStore, OAuthClient, TokenSet
 from enque.mailboxes.models import Mailbox, MicrosoftApp
+from enque.mailboxes.service import emit_status
 
 CONNECT_TTL = 600
 CALLBACK_PATH = "/v1/mailboxes/microsoft/callback"
@@ -210,9 +211,15 @@ async def _store(
             folder="inbox",
         )
         mailbox.settings = {"microsoft": {"user_id": str(profile.get("id", "")), "tenant": tenant}}
+        recovered = existing is not None and (existing.state, existing.last_error) != (
+            "active",
+            None,
+        )
         mailbox.state = "active"
         mailbox.error_count = 0
         mailbox.last_error = None
+        if recovered:
+            emit_status(session, mailbox)
         seal(runtime.cipher, mailbox, "credentials", tokens.as_dict())
         if existing is None:
             session.add(mailbox)

@@ -11,10 +11,11 @@ from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from enque.activity.service import Actor, record
+from enque.activity.service import SYSTEM, Actor, record
 from enque.core.api import PageParams
 from enque.core.db import new_id, now, unit
 from enque.core.errors import ApiError, conflict, not_found, validation_error
+from enque.core.events import Event, emit
 from enque.core.pagination import Page, SortKey, keyset_page
 from enque.core.runtime import Runtime, runtime_of
 from enque.core.secrets import seal, unseal
@@ -371,3 +372,47 @@ class MailboxTokenStore:
                 mailbox_id=self.mailbox_id,
                 tokens=tokens.as_dict(),
             )
+
+
+# ---------------------------------------------------------------- status (real-time)
+
+STATUS_CHANNELS = ["workspace"]  # every agent's socket: the inbox shows a broken mailbox
+
+
+def emit_status(session: AsyncSession, mailbox: Mailbox) -> None:
+    """`mailbox.status` after commit, to every socket of the workspace."""
+    payload = {"mailboxId": mailbox.id, "state": mailbox.state, "lastError": mailbox.last_error}
+    emit(session, Event("mailbox.status", mailbox.workspace_id, payload, STATUS_CHANNELS))
+
+
+async def set_status(
+    session: AsyncSession,
+    *,
+    workspace_id: str,
+    mailbox_id: str,
+    state: str,
+    last_error: str | None = None,
+) -> Mailbox:
+    """A mailbox's connection state as the sync found it (`active`, `error`, `auth_required`…).
+
+    Writes and announces only a change, so a sync that fails the same way every few minutes
+    does not flood the sockets.
+    """
+    async with unit(session):
+        mailbox = await get_mailbox(session, workspace_id=workspace_id, mailbox_id=mailbox_id)
+        if (mailbox.state, mailbox.last_error) == (state, last_error):
+            return mailbox
+        before = {"state": mailbox.state, "lastError": mailbox.last_error}
+        mailbox.state, mailbox.last_error = state, last_error
+        record(
+            session,
+            workspace_id=workspace_id,
+            actor=SYSTEM,
+            verb="mailbox.status",
+            subject_type="mailbox",
+            subject_id=mailbox.id,
+            before=before,
+            after={"state": state, "lastError": last_error},
+        )
+        emit_status(session, mailbox)
+    return mailbox

@@ -5,13 +5,14 @@ from __future__ import annotations
 from enque.core.events import Event
 from enque.core.runtime import Runtime
 from enque.tickets import automation
-from enque.tickets.service import reindex_customer_tickets
+from enque.tickets.service import reindex_customer_tickets, ticket_exists
 
 SEARCHED_CUSTOMER_FIELDS = frozenset({"name", "email"})
 
 
 def setup(runtime: Runtime) -> None:
     runtime.services["ticket_facts"] = automation.load_ticket_facts
+    runtime.services["ticket_exists"] = ticket_exists
     runtime.services["automation_executor"] = automation.TicketActions()
     runtime.services.setdefault("lookups", {}).update(
         {

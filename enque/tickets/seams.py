@@ -5,6 +5,10 @@
 - `runtime.services["attachments"]`: `TicketAttachments` (the attachments domain) — links
   uploaded files to a new comment, lists them with the thread, and moves them on merge.
   Without it `attachmentIds` answers 422 and comments carry `attachments: []`.
+
+What tickets offers to other domains:
+- `runtime.services["ticket_exists"]`: `async (session, *, workspace_id, ticket_id) -> bool`
+  (service.ticket_exists), e.g. for real-time subscriptions and presence.
 """
 
 from __future__ import annotations

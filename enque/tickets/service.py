@@ -86,6 +86,12 @@ async def get_ticket(
     return ticket
 
 
+async def ticket_exists(session: AsyncSession, *, workspace_id: str, ticket_id: str) -> bool:
+    """Whether the ticket is in the workspace (deleted and merged ones too)."""
+    stmt = select(Ticket.id).where(Ticket.workspace_id == workspace_id, Ticket.id == ticket_id)
+    return (await session.execute(stmt)).first() is not None
+
+
 async def ticket_by_number(
     session: AsyncSession, *, workspace_id: str, number: int
 ) -> Ticket | None:

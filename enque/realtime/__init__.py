@@ -1,0 +1,1 @@
+"""Real-time updates over WebSockets: fan-out of events, presence on tickets."""
