@@ -364,6 +364,8 @@ def migrate() -> None:
 )
 @click.option(
     "--storage-from",
+    "--files",
+    "storage_from",
     metavar="URL",
     help="The old files: s3://bucket?region=…&endpoint=… or file:///copy",
 )
@@ -375,7 +377,14 @@ def migrate() -> None:
     metavar="SECRET",
     help="The old system's ENCRYPTION_KEY (or env LEGACY_ENCRYPTION_KEY).",
 )
-@click.option("--dry-run", is_flag=True, help="Write nothing to the target.")
+@click.option("--dry-run", is_flag=True, help="Plan only: write nothing to the target.")
+@click.option(
+    "--resume",
+    is_flag=True,
+    help="Continue an interrupted run (the default: every run continues from its checkpoints).",
+)
+@click.option("--verify-only", is_flag=True, help="Compare source and target; load nothing.")
+@click.option("--batch-size", default=1000, show_default=True, type=click.IntRange(1, 50_000))
 @click.option(
     "--since",
     metavar="WHEN",
@@ -394,16 +403,21 @@ def migrate_legacy(
     storage_to: str | None,
     legacy_encryption_key: str | None,
     dry_run: bool,
+    resume: bool,
+    verify_only: bool,
+    batch_size: int,
     since: str | None,
     report_path: Path | None,
 ) -> None:
     """Migrate a live old-Enque database and its files.
 
-    Runs the plan step: compares the source schema with the known legacy schema, counts the
-    rows of every table (and, with --since, those changed since then) and the references to
-    rows that no longer exist, checks that the legacy secrets decrypt with
-    --legacy-encryption-key and that --storage-from answers.
-    Prints a summary; exits non-zero when anything needed is missing.
+    Plan: compares the source schema with the known legacy schema, counts the rows of every
+    table (and, with --since, those changed since then) and the references to rows that no
+    longer exist, checks that the legacy secrets decrypt with --legacy-encryption-key and
+    that --storage-from answers. Load (not with --dry-run or --verify-only): the target
+    schema is brought up to date, then every table is copied in batches, continuing from the
+    checkpoints of an interrupted run. Verify: every row and file compared with the source.
+    Prints a summary; exits non-zero when anything is missing or different.
 
     Example: enque migrate legacy --from mysql://enque:pw@10.0.0.5/enque --report plan.json
     """
@@ -411,12 +425,19 @@ def migrate_legacy(
 
     from enque.migrate.command import LegacyOptions, parse_since, run_legacy
 
+    del resume  # every run resumes from its checkpoints
     try:
+        target_url = target or _settings().database_url
+        storage_to_url = storage_to or _settings().storage_url
         options = LegacyOptions(
             source_url=source,
             storage_from=storage_from,
-            target=_redact(target or _settings().database_url),
-            storage_to=_redact(storage_to or _settings().storage_url),
+            target=_redact(target_url),
+            storage_to=_redact(storage_to_url),
+            target_url=target_url,
+            storage_to_url=storage_to_url,
+            verify_only=verify_only,
+            batch_size=batch_size,
             legacy_key=legacy_encryption_key,
             dry_run=dry_run,
             since=parse_since(since) if since else None,

@@ -3,11 +3,17 @@
 from __future__ import annotations
 
 import re
+import time
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
+
+from sqlalchemy import event, update
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, create_async_engine
 
 from enque.migrate import files
+from enque.migrate.models import LegacyMigration
 from enque.migrate.plan import check_secrets, run_plan
 from enque.migrate.report import Report
 from enque.migrate.source import LegacySource, SourceUrl
@@ -24,6 +30,11 @@ class LegacyOptions:
     dry_run: bool = False
     since: int | None = None
     report_path: Path | None = None
+    target_url: str | None = None  # the unredacted target database (None: plan only)
+    storage_to_url: str | None = None  # the unredacted target storage
+    verify_only: bool = False
+    batch_size: int = 1000
+    quiet: bool = False
 
 
 def parse_since(value: str) -> int:
@@ -44,7 +55,9 @@ async def run_legacy(options: LegacyOptions) -> Report:
     """Run the migration steps against the source and return their report.
 
     Steps: plan (schemas compared, rows counted, legacy secrets checked against the key,
-    the legacy file store reached).
+    the legacy file store reached); then, given a target and no plan error: load (resumed
+    from the checkpoints of an earlier run) and verify. `verify_only` skips the load;
+    `dry_run` stops after the plan.
     """
     url = SourceUrl.parse(options.source_url)
     report = Report(
@@ -59,13 +72,108 @@ async def run_legacy(options: LegacyOptions) -> Report:
         diff = await run_plan(source, report, since=options.since)
         if "microsoft_tokens" not in diff.missing_tables:
             await check_secrets(source, LegacySecrets(options.legacy_key), report)
+    store_from = None
     if options.storage_from:
         try:
-            await files.reachable(files.open_store(options.storage_from))
+            store_from = files.open_store(options.storage_from)
+            await files.reachable(store_from)
             report.facts["storage_from"] = "reachable"
         except Exception as exc:
             report.issue("storage_unreachable", f"{type(exc).__name__}: {exc}", level="error")
+    if (
+        options.target_url
+        and options.storage_to_url
+        and not options.dry_run
+        and not report.exit_code
+    ):
+        await _move(options, url, report, store_from)
     report.finish()
     if options.report_path is not None:
         report.write_json(options.report_path)
     return report
+
+
+def async_url(url: str) -> str:
+    """A database URL with the async driver (as Settings.async_database_url)."""
+    if url.startswith("sqlite:"):
+        return "sqlite+aiosqlite:" + url[len("sqlite:") :]
+    for prefix in ("postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+asyncpg://" + url[len(prefix) :]
+    return url
+
+
+def target_engine(url: str) -> AsyncEngine:
+    """The target database; on SQLite with foreign keys on and the WAL journal."""
+    engine = create_async_engine(async_url(url), pool_size=2, max_overflow=2)
+    if engine.dialect.name == "sqlite":
+
+        @event.listens_for(engine.sync_engine, "connect")
+        def _on_connect(dbapi_connection: Any, _record: Any) -> None:
+            cursor = dbapi_connection.cursor()
+            cursor.execute("PRAGMA journal_mode=WAL")
+            cursor.execute("PRAGMA foreign_keys=ON")
+            cursor.execute("PRAGMA busy_timeout=30000")
+            cursor.execute("PRAGMA synchronous=NORMAL")
+            cursor.close()
+
+    return engine
+
+
+async def _move(
+    options: LegacyOptions, url: SourceUrl, report: Report, store_from: Any | None
+) -> None:
+    """Load (unless verify-only or dry run) and verify, against the target."""
+    from enque import domains
+    from enque.migrate.idmap import IdMap
+    from enque.migrate.load import load
+    from enque.migrate.verify import verify
+
+    assert options.target_url is not None and options.storage_to_url is not None
+    domains.load_models()
+    if not options.verify_only:
+        from enque.config import Settings
+        from enque.core.migrate import upgrade
+
+        await upgrade(Settings(database_url=options.target_url))
+    engine = target_engine(options.target_url)
+    try:
+        store_to = files.open_target(options.storage_to_url)
+        async with AsyncSession(engine) as session:
+            idmap = await IdMap.open(session, f"{url.host}:{url.port}/{url.database}")
+            migration_id, space = idmap.migration.id, idmap.space
+            if options.verify_only:
+                await session.rollback()
+            else:
+                await session.commit()
+        async with LegacySource(url, batch_size=options.batch_size) as source:
+            if not options.verify_only:
+                await load(
+                    source,
+                    engine,
+                    space,
+                    migration_id,
+                    report,
+                    store_from=store_from,
+                    store_to=store_to,
+                    since=options.since,
+                    batch_size=options.batch_size,
+                    quiet=options.quiet,
+                )
+                async with engine.begin() as conn:
+                    await conn.execute(
+                        update(LegacyMigration)
+                        .where(LegacyMigration.id == migration_id)
+                        .values(last_completed_at=int(time.time()), last_since=options.since)
+                    )
+            await verify(
+                source,
+                engine,
+                space,
+                report,
+                store_from=store_from,
+                store_to=store_to,
+                batch_size=options.batch_size,
+            )
+    finally:
+        await engine.dispose()

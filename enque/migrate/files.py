@@ -60,3 +60,17 @@ async def reachable(store: Any) -> None:
     stream = obstore.list(store, chunk_size=1)
     async for _ in stream:
         break
+
+
+def open_target(url: str) -> Any:
+    """The store the files are copied to: `file:///folder` (created) or `s3://…`."""
+    parts = urllib.parse.urlsplit(url)
+    if parts.scheme == "file":
+        path = Path(urllib.parse.unquote(parts.netloc + parts.path))
+        path.mkdir(parents=True, exist_ok=True)
+    return open_store(url)
+
+
+async def put(store: Any, key: str, data: bytes) -> None:
+    """Write `data` at `key` (a whole object: readers never see half of it)."""
+    await obstore.put_async(store, key, data)

@@ -588,7 +588,8 @@ def attachment_source(row: dict[str, Any], ctx: RowContext) -> AttachmentSource 
             return AttachmentSource(s3_key=location[1])
         ctx.issue("s3_url", "bad_s3_url", f"{str(url)[:120]!r} is not an S3 URL", level="error")
         return None
-    ctx.issue(None, "attachment_without_content", "neither content_bytes nor s3_url", level="error")
+    # nothing to copy: the source itself holds no bytes (reported, nothing is lost here)
+    ctx.issue(None, "attachment_without_content", "neither content_bytes nor s3_url")
     return None
 
 

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-29 04:06:14.067877
+Create Date: 2026-11-29 04:40:57.265700
 """
 
 from __future__ import annotations
@@ -295,6 +295,23 @@ def upgrade() -> None:
     op.create_index(op.f("ix_companies_workspace_id"), "companies", ["workspace_id"], unique=False)
     op.create_index(
         "ix_companies_workspace_name", "companies", ["workspace_id", "name", "id"], unique=False
+    )
+    op.create_table(
+        "legacy_checkpoints",
+        sa.Column("migration_id", sa.String(length=36), nullable=False),
+        sa.Column("source_table", sa.String(length=64), nullable=False),
+        sa.Column("last_id", sa.BigInteger(), nullable=True),
+        sa.Column("rows", sa.BigInteger(), nullable=False),
+        sa.Column("loaded", sa.BigInteger(), nullable=False),
+        sa.Column("skipped", sa.BigInteger(), nullable=False),
+        sa.Column("done_at", sa.BigInteger(), nullable=True),
+        sa.ForeignKeyConstraint(
+            ["migration_id"],
+            ["legacy_migrations.id"],
+            name=op.f("fk_legacy_checkpoints_migration_id_legacy_migrations"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("migration_id", "source_table", name=op.f("pk_legacy_checkpoints")),
     )
     op.create_table(
         "legacy_id_map",
@@ -1036,6 +1053,47 @@ def upgrade() -> None:
         unique=False,
     )
     op.create_table(
+        "legacy_files",
+        sa.Column("migration_id", sa.String(length=36), nullable=False),
+        sa.Column("workspace_id", sa.String(length=36), nullable=False),
+        sa.Column("comment_id", sa.String(length=36), nullable=True),
+        sa.Column("source_table", sa.String(length=64), nullable=False),
+        sa.Column("source_key", sa.String(length=400), nullable=False),
+        sa.Column("file_name", sa.String(length=255), nullable=False),
+        sa.Column("content_type", sa.String(length=255), nullable=False),
+        sa.Column("size", sa.BigInteger(), nullable=False),
+        sa.Column("sha256", sa.String(length=64), nullable=False),
+        sa.Column("storage_key", sa.String(length=512), nullable=False),
+        sa.Column("is_inline", sa.Boolean(), nullable=False),
+        sa.Column("content_id", sa.String(length=255), nullable=True),
+        sa.Column("id", sa.String(length=36), nullable=False),
+        sa.Column("created_at", sa.BigInteger(), nullable=False),
+        sa.Column("updated_at", sa.BigInteger(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["comment_id"],
+            ["comments.id"],
+            name=op.f("fk_legacy_files_comment_id_comments"),
+            ondelete="CASCADE",
+        ),
+        sa.ForeignKeyConstraint(
+            ["migration_id"],
+            ["legacy_migrations.id"],
+            name=op.f("fk_legacy_files_migration_id_legacy_migrations"),
+            ondelete="CASCADE",
+        ),
+        sa.ForeignKeyConstraint(
+            ["workspace_id"],
+            ["workspaces.id"],
+            name=op.f("fk_legacy_files_workspace_id_workspaces"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_legacy_files")),
+    )
+    op.create_index("ix_legacy_files_comment", "legacy_files", ["comment_id"], unique=False)
+    op.create_index(
+        op.f("ix_legacy_files_migration_id"), "legacy_files", ["migration_id"], unique=False
+    )
+    op.create_table(
         "scheduled_replies",
         sa.Column("ticket_id", sa.String(length=36), nullable=False),
         sa.Column("agent_id", sa.String(length=36), nullable=False),
@@ -1129,6 +1187,9 @@ def downgrade() -> None:
     op.drop_index("ix_scheduled_replies_due", table_name="scheduled_replies")
     op.drop_index(op.f("ix_scheduled_replies_agent_id"), table_name="scheduled_replies")
     op.drop_table("scheduled_replies")
+    op.drop_index(op.f("ix_legacy_files_migration_id"), table_name="legacy_files")
+    op.drop_index("ix_legacy_files_comment", table_name="legacy_files")
+    op.drop_table("legacy_files")
     op.drop_index("ix_ticket_tags_workspace_tag", table_name="ticket_tags")
     op.drop_table("ticket_tags")
     op.drop_index(op.f("ix_ticket_bodies_workspace_id"), table_name="ticket_bodies")
@@ -1209,6 +1270,7 @@ def downgrade() -> None:
     op.drop_table("mailboxes")
     op.drop_index("ix_legacy_id_map_new_id", table_name="legacy_id_map")
     op.drop_table("legacy_id_map")
+    op.drop_table("legacy_checkpoints")
     op.drop_index("ix_companies_workspace_name", table_name="companies")
     op.drop_index(op.f("ix_companies_workspace_id"), table_name="companies")
     op.drop_table("companies")
