@@ -104,3 +104,9 @@ async def team_id(tenant: Tenant) -> str:
 async def invitation_id(tenant: Tenant) -> str:
     invitation = await invite(tenant, f"{unique('inv')}@example.com")
     return str(invitation["id"])
+
+
+@factory("api-tokens")
+async def api_token_id(tenant: Tenant) -> str:
+    body = {"name": unique("token"), "scopes": ["tickets:read"]}
+    return str(data(await tenant.post("/v1/api-tokens", json=body), 201)["id"])

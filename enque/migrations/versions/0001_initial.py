@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-29 01:30:55.631385
+Create Date: 2026-11-29 04:15:24.362877
 """
 
 from __future__ import annotations
@@ -179,6 +179,44 @@ def upgrade() -> None:
     )
     op.create_index(
         op.f("ix_agent_workspaces_agent_id"), "agent_workspaces", ["agent_id"], unique=False
+    )
+    op.create_table(
+        "api_tokens",
+        sa.Column("name", sa.String(length=200), nullable=False),
+        sa.Column(
+            "scopes",
+            sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql"),
+            nullable=False,
+        ),
+        sa.Column("token_hash", sa.String(length=64), nullable=False),
+        sa.Column("prefix", sa.String(length=16), nullable=False),
+        sa.Column("created_by_id", sa.String(length=36), nullable=False),
+        sa.Column("last_used_at", sa.BigInteger(), nullable=True),
+        sa.Column("revoked_at", sa.BigInteger(), nullable=True),
+        sa.Column("id", sa.String(length=36), nullable=False),
+        sa.Column("created_at", sa.BigInteger(), nullable=False),
+        sa.Column("updated_at", sa.BigInteger(), nullable=False),
+        sa.Column("workspace_id", sa.String(length=36), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["created_by_id"],
+            ["agents.id"],
+            name=op.f("fk_api_tokens_created_by_id_agents"),
+            ondelete="CASCADE",
+        ),
+        sa.ForeignKeyConstraint(
+            ["workspace_id"],
+            ["workspaces.id"],
+            name=op.f("fk_api_tokens_workspace_id_workspaces"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_api_tokens")),
+        sa.UniqueConstraint("token_hash", name=op.f("uq_api_tokens_token_hash")),
+    )
+    op.create_index(
+        op.f("ix_api_tokens_created_by_id"), "api_tokens", ["created_by_id"], unique=False
+    )
+    op.create_index(
+        op.f("ix_api_tokens_workspace_id"), "api_tokens", ["workspace_id"], unique=False
     )
     op.create_table(
         "automations",
@@ -1039,6 +1077,9 @@ def downgrade() -> None:
     op.drop_index(op.f("ix_automations_workspace_id"), table_name="automations")
     op.drop_index("ix_automations_rules", table_name="automations")
     op.drop_table("automations")
+    op.drop_index(op.f("ix_api_tokens_workspace_id"), table_name="api_tokens")
+    op.drop_index(op.f("ix_api_tokens_created_by_id"), table_name="api_tokens")
+    op.drop_table("api_tokens")
     op.drop_index(op.f("ix_agent_workspaces_agent_id"), table_name="agent_workspaces")
     op.drop_table("agent_workspaces")
     op.drop_index(op.f("ix_agent_invitations_workspace_id"), table_name="agent_invitations")
