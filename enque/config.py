@@ -57,6 +57,8 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     log_json: bool | None = None
     scheduler_enabled: bool = True
+    # Webhook targets let through the private-address check (names or IPs, comma separated).
+    webhook_allowed_hosts: str = ""
 
     @field_validator("database_url")
     @classmethod

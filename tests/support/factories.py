@@ -110,3 +110,9 @@ async def invitation_id(tenant: Tenant) -> str:
 async def api_token_id(tenant: Tenant) -> str:
     body = {"name": unique("token"), "scopes": ["tickets:read"]}
     return str(data(await tenant.post("/v1/api-tokens", json=body), 201)["id"])
+
+
+@factory("webhooks")
+async def webhook_id(tenant: Tenant) -> str:
+    body = {"url": "https://example.com/hook", "events": ["ticket.created"]}
+    return str(data(await tenant.post("/v1/webhooks", json=body), 201)["id"])

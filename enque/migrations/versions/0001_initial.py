@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-29 04:15:24.362877
+Create Date: 2026-11-29 04:18:59.269703
 """
 
 from __future__ import annotations
@@ -488,6 +488,38 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("workspace_id", name=op.f("pk_ticket_counters")),
     )
     op.create_table(
+        "webhooks",
+        sa.Column("url", sa.String(length=2000), nullable=False),
+        sa.Column(
+            "events",
+            sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql"),
+            nullable=False,
+        ),
+        sa.Column("secret", sa.Text(), nullable=True),
+        sa.Column("is_active", sa.Boolean(), nullable=False),
+        sa.Column("failure_count", sa.BigInteger(), nullable=False),
+        sa.Column("disabled_at", sa.BigInteger(), nullable=True),
+        sa.Column("created_by_id", sa.String(length=36), nullable=True),
+        sa.Column("id", sa.String(length=36), nullable=False),
+        sa.Column("created_at", sa.BigInteger(), nullable=False),
+        sa.Column("updated_at", sa.BigInteger(), nullable=False),
+        sa.Column("workspace_id", sa.String(length=36), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["created_by_id"],
+            ["agents.id"],
+            name=op.f("fk_webhooks_created_by_id_agents"),
+            ondelete="SET NULL",
+        ),
+        sa.ForeignKeyConstraint(
+            ["workspace_id"],
+            ["workspaces.id"],
+            name=op.f("fk_webhooks_workspace_id_workspaces"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_webhooks")),
+    )
+    op.create_index(op.f("ix_webhooks_workspace_id"), "webhooks", ["workspace_id"], unique=False)
+    op.create_table(
         "automation_runs",
         sa.Column("automation_id", sa.String(length=36), nullable=False),
         sa.Column("ticket_id", sa.String(length=36), nullable=False),
@@ -713,6 +745,59 @@ def upgrade() -> None:
         unique=True,
         sqlite_where=sa.text("deleted_at IS NULL"),
         postgresql_where=sa.text("deleted_at IS NULL"),
+    )
+    op.create_table(
+        "webhook_deliveries",
+        sa.Column("webhook_id", sa.String(length=36), nullable=False),
+        sa.Column("event_id", sa.String(length=36), nullable=False),
+        sa.Column("event_type", sa.String(length=100), nullable=False),
+        sa.Column(
+            "body",
+            sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql"),
+            nullable=False,
+        ),
+        sa.Column("status", sa.String(length=16), nullable=False),
+        sa.Column("attempts", sa.BigInteger(), nullable=False),
+        sa.Column("next_attempt_at", sa.BigInteger(), nullable=True),
+        sa.Column("status_code", sa.BigInteger(), nullable=True),
+        sa.Column("response_excerpt", sa.Text(), nullable=True),
+        sa.Column("error", sa.Text(), nullable=True),
+        sa.Column("duration_ms", sa.BigInteger(), nullable=True),
+        sa.Column("delivered_at", sa.BigInteger(), nullable=True),
+        sa.Column("id", sa.String(length=36), nullable=False),
+        sa.Column("created_at", sa.BigInteger(), nullable=False),
+        sa.Column("updated_at", sa.BigInteger(), nullable=False),
+        sa.Column("workspace_id", sa.String(length=36), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["webhook_id"],
+            ["webhooks.id"],
+            name=op.f("fk_webhook_deliveries_webhook_id_webhooks"),
+            ondelete="CASCADE",
+        ),
+        sa.ForeignKeyConstraint(
+            ["workspace_id"],
+            ["workspaces.id"],
+            name=op.f("fk_webhook_deliveries_workspace_id_workspaces"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_webhook_deliveries")),
+    )
+    op.create_index(
+        "ix_webhook_deliveries_due",
+        "webhook_deliveries",
+        ["next_attempt_at"],
+        unique=False,
+        postgresql_where=sa.text("status = 'pending'"),
+        sqlite_where=sa.text("status = 'pending'"),
+    )
+    op.create_index(
+        "ix_webhook_deliveries_log", "webhook_deliveries", ["webhook_id", "id"], unique=False
+    )
+    op.create_index(
+        op.f("ix_webhook_deliveries_workspace_id"),
+        "webhook_deliveries",
+        ["workspace_id"],
+        unique=False,
     )
     op.create_table(
         "tickets",
@@ -1015,6 +1100,15 @@ def downgrade() -> None:
     op.drop_index("ix_tickets_workspace_category_id_updated", table_name="tickets")
     op.drop_index("ix_tickets_workspace_assignee_id_updated", table_name="tickets")
     op.drop_table("tickets")
+    op.drop_index(op.f("ix_webhook_deliveries_workspace_id"), table_name="webhook_deliveries")
+    op.drop_index("ix_webhook_deliveries_log", table_name="webhook_deliveries")
+    op.drop_index(
+        "ix_webhook_deliveries_due",
+        table_name="webhook_deliveries",
+        postgresql_where=sa.text("status = 'pending'"),
+        sqlite_where=sa.text("status = 'pending'"),
+    )
+    op.drop_table("webhook_deliveries")
     op.drop_index(
         "uq_users_workspace_email",
         table_name="users",
@@ -1040,6 +1134,8 @@ def downgrade() -> None:
     op.drop_table("company_domains")
     op.drop_index(op.f("ix_automation_runs_workspace_id"), table_name="automation_runs")
     op.drop_table("automation_runs")
+    op.drop_index(op.f("ix_webhooks_workspace_id"), table_name="webhooks")
+    op.drop_table("webhooks")
     op.drop_table("ticket_counters")
     op.drop_index(
         "uq_teams_live_name",
