@@ -24,6 +24,7 @@ AREAS = frozenset(
         "views",
         "custom-fields",
         "sla-policies",
+        "sla",
         "business-hours",
         "webhooks",
         "reports",

@@ -116,3 +116,9 @@ async def api_token_id(tenant: Tenant) -> str:
 async def webhook_id(tenant: Tenant) -> str:
     body = {"url": "https://example.com/hook", "events": ["ticket.created"]}
     return str(data(await tenant.post("/v1/webhooks", json=body), 201)["id"])
+
+
+@factory("sla-policies")
+async def sla_policy_id(tenant: Tenant) -> str:
+    body = {"name": unique("sla"), "targets": {"firstResponseMinutes": 60}}
+    return str(data(await tenant.post("/v1/sla-policies", json=body), 201)["id"])

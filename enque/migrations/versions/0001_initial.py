@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-29 04:18:59.269703
+Create Date: 2026-11-29 04:23:34.248156
 """
 
 from __future__ import annotations
@@ -272,6 +272,35 @@ def upgrade() -> None:
         op.f("ix_automations_workspace_id"), "automations", ["workspace_id"], unique=False
     )
     op.create_table(
+        "business_hours",
+        sa.Column("timezone", sa.String(length=64), nullable=False),
+        sa.Column(
+            "intervals",
+            sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql"),
+            nullable=False,
+        ),
+        sa.Column(
+            "holidays",
+            sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql"),
+            nullable=False,
+        ),
+        sa.Column("id", sa.String(length=36), nullable=False),
+        sa.Column("created_at", sa.BigInteger(), nullable=False),
+        sa.Column("updated_at", sa.BigInteger(), nullable=False),
+        sa.Column("workspace_id", sa.String(length=36), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["workspace_id"],
+            ["workspaces.id"],
+            name=op.f("fk_business_hours_workspace_id_workspaces"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_business_hours")),
+        sa.UniqueConstraint("workspace_id", name=op.f("uq_business_hours_workspace_id")),
+    )
+    op.create_index(
+        op.f("ix_business_hours_workspace_id"), "business_hours", ["workspace_id"], unique=False
+    )
+    op.create_table(
         "categories",
         sa.Column("name", sa.String(length=100), nullable=False),
         sa.Column("color", sa.String(length=7), nullable=True),
@@ -440,6 +469,39 @@ def upgrade() -> None:
     )
     op.create_index(
         op.f("ix_password_resets_agent_id"), "password_resets", ["agent_id"], unique=False
+    )
+    op.create_table(
+        "sla_policies",
+        sa.Column("name", sa.String(length=200), nullable=False),
+        sa.Column(
+            "match",
+            sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql"),
+            nullable=False,
+        ),
+        sa.Column("first_response_minutes", sa.BigInteger(), nullable=True),
+        sa.Column("next_response_minutes", sa.BigInteger(), nullable=True),
+        sa.Column("resolution_minutes", sa.BigInteger(), nullable=True),
+        sa.Column("position", sa.BigInteger(), nullable=False),
+        sa.Column("id", sa.String(length=36), nullable=False),
+        sa.Column("created_at", sa.BigInteger(), nullable=False),
+        sa.Column("updated_at", sa.BigInteger(), nullable=False),
+        sa.Column("workspace_id", sa.String(length=36), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["workspace_id"],
+            ["workspaces.id"],
+            name=op.f("fk_sla_policies_workspace_id_workspaces"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_sla_policies")),
+    )
+    op.create_index(
+        op.f("ix_sla_policies_workspace_id"), "sla_policies", ["workspace_id"], unique=False
+    )
+    op.create_index(
+        "ix_sla_policies_workspace_position",
+        "sla_policies",
+        ["workspace_id", "position"],
+        unique=False,
     )
     op.create_table(
         "teams",
@@ -1049,6 +1111,65 @@ def upgrade() -> None:
         op.f("ix_ticket_bodies_workspace_id"), "ticket_bodies", ["workspace_id"], unique=False
     )
     op.create_table(
+        "ticket_sla",
+        sa.Column("ticket_id", sa.String(length=36), nullable=False),
+        sa.Column("policy_id", sa.String(length=36), nullable=True),
+        sa.Column("first_response_due_at", sa.BigInteger(), nullable=True),
+        sa.Column("next_response_due_at", sa.BigInteger(), nullable=True),
+        sa.Column("resolution_due_at", sa.BigInteger(), nullable=True),
+        sa.Column("next_due_at", sa.BigInteger(), nullable=True),
+        sa.Column("paused_at", sa.BigInteger(), nullable=True),
+        sa.Column("paused_seconds", sa.BigInteger(), nullable=False),
+        sa.Column(
+            "breached",
+            sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql"),
+            nullable=False,
+        ),
+        sa.Column(
+            "warned",
+            sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql"),
+            nullable=False,
+        ),
+        sa.Column("is_breached", sa.Boolean(), nullable=False),
+        sa.Column("created_at", sa.BigInteger(), nullable=False),
+        sa.Column("updated_at", sa.BigInteger(), nullable=False),
+        sa.Column("workspace_id", sa.String(length=36), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["policy_id"],
+            ["sla_policies.id"],
+            name=op.f("fk_ticket_sla_policy_id_sla_policies"),
+            ondelete="SET NULL",
+        ),
+        sa.ForeignKeyConstraint(
+            ["ticket_id"],
+            ["tickets.id"],
+            name=op.f("fk_ticket_sla_ticket_id_tickets"),
+            ondelete="CASCADE",
+        ),
+        sa.ForeignKeyConstraint(
+            ["workspace_id"],
+            ["workspaces.id"],
+            name=op.f("fk_ticket_sla_workspace_id_workspaces"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("ticket_id", name=op.f("pk_ticket_sla")),
+    )
+    op.create_index(
+        "ix_ticket_sla_breached",
+        "ticket_sla",
+        ["workspace_id", "is_breached", "ticket_id"],
+        unique=False,
+    )
+    op.create_index(
+        "ix_ticket_sla_due",
+        "ticket_sla",
+        ["workspace_id", "next_due_at", "ticket_id"],
+        unique=False,
+    )
+    op.create_index(
+        op.f("ix_ticket_sla_workspace_id"), "ticket_sla", ["workspace_id"], unique=False
+    )
+    op.create_table(
         "ticket_tags",
         sa.Column("workspace_id", sa.String(length=36), nullable=False),
         sa.Column("ticket_id", sa.String(length=36), nullable=False),
@@ -1082,6 +1203,10 @@ def downgrade() -> None:
     # ### commands auto generated by Alembic - please adjust! ###
     op.drop_index("ix_ticket_tags_workspace_tag", table_name="ticket_tags")
     op.drop_table("ticket_tags")
+    op.drop_index(op.f("ix_ticket_sla_workspace_id"), table_name="ticket_sla")
+    op.drop_index("ix_ticket_sla_due", table_name="ticket_sla")
+    op.drop_index("ix_ticket_sla_breached", table_name="ticket_sla")
+    op.drop_table("ticket_sla")
     op.drop_index(op.f("ix_ticket_bodies_workspace_id"), table_name="ticket_bodies")
     op.drop_table("ticket_bodies")
     op.drop_index("ix_comments_workspace_ticket", table_name="comments")
@@ -1145,6 +1270,9 @@ def downgrade() -> None:
     )
     op.drop_index(op.f("ix_teams_workspace_id"), table_name="teams")
     op.drop_table("teams")
+    op.drop_index("ix_sla_policies_workspace_position", table_name="sla_policies")
+    op.drop_index(op.f("ix_sla_policies_workspace_id"), table_name="sla_policies")
+    op.drop_table("sla_policies")
     op.drop_index(op.f("ix_password_resets_agent_id"), table_name="password_resets")
     op.drop_table("password_resets")
     op.drop_index(op.f("ix_microsoft_apps_workspace_id"), table_name="microsoft_apps")
@@ -1170,6 +1298,8 @@ def downgrade() -> None:
     )
     op.drop_index(op.f("ix_categories_workspace_id"), table_name="categories")
     op.drop_table("categories")
+    op.drop_index(op.f("ix_business_hours_workspace_id"), table_name="business_hours")
+    op.drop_table("business_hours")
     op.drop_index(op.f("ix_automations_workspace_id"), table_name="automations")
     op.drop_index("ix_automations_rules", table_name="automations")
     op.drop_table("automations")
