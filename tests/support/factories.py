@@ -122,3 +122,14 @@ async def webhook_id(tenant: Tenant) -> str:
 async def sla_policy_id(tenant: Tenant) -> str:
     body = {"name": unique("sla"), "targets": {"firstResponseMinutes": 60}}
     return str(data(await tenant.post("/v1/sla-policies", json=body), 201)["id"])
+
+
+@factory("custom-fields")
+async def custom_field_id(tenant: Tenant) -> str:
+    body = {
+        "entity": "ticket",
+        "key": "k" + unique("f").replace("-", "_"),
+        "label": "F",
+        "type": "text",
+    }
+    return str(data(await tenant.post("/v1/custom-fields", json=body), 201)["id"])

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-29 04:23:34.248156
+Create Date: 2026-11-29 04:27:20.033779
 """
 
 from __future__ import annotations
@@ -364,6 +364,37 @@ def upgrade() -> None:
         "ix_companies_workspace_name", "companies", ["workspace_id", "name", "id"], unique=False
     )
     op.create_table(
+        "custom_fields",
+        sa.Column("entity", sa.String(length=16), nullable=False),
+        sa.Column("key", sa.String(length=50), nullable=False),
+        sa.Column("label", sa.String(length=200), nullable=False),
+        sa.Column("type", sa.String(length=16), nullable=False),
+        sa.Column(
+            "options",
+            sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql"),
+            nullable=False,
+        ),
+        sa.Column("required_on_close", sa.Boolean(), nullable=False),
+        sa.Column("position", sa.BigInteger(), nullable=False),
+        sa.Column("id", sa.String(length=36), nullable=False),
+        sa.Column("created_at", sa.BigInteger(), nullable=False),
+        sa.Column("updated_at", sa.BigInteger(), nullable=False),
+        sa.Column("workspace_id", sa.String(length=36), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["workspace_id"],
+            ["workspaces.id"],
+            name=op.f("fk_custom_fields_workspace_id_workspaces"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_custom_fields")),
+        sa.UniqueConstraint(
+            "workspace_id", "entity", "key", name=op.f("uq_custom_fields_workspace_id_entity_key")
+        ),
+    )
+    op.create_index(
+        op.f("ix_custom_fields_workspace_id"), "custom_fields", ["workspace_id"], unique=False
+    )
+    op.create_table(
         "legacy_id_map",
         sa.Column("migration_id", sa.String(length=36), nullable=False),
         sa.Column("source_table", sa.String(length=64), nullable=False),
@@ -641,6 +672,62 @@ def upgrade() -> None:
     )
     op.create_index(
         op.f("ix_company_domains_workspace_id"), "company_domains", ["workspace_id"], unique=False
+    )
+    op.create_table(
+        "custom_field_values",
+        sa.Column("field_id", sa.String(length=36), nullable=False),
+        sa.Column("entity_id", sa.String(length=36), nullable=False),
+        sa.Column(
+            "value",
+            sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql"),
+            nullable=False,
+        ),
+        sa.Column("value_text", sa.String(length=255), nullable=True),
+        sa.Column("value_number", sa.Float(), nullable=True),
+        sa.Column("id", sa.String(length=36), nullable=False),
+        sa.Column("created_at", sa.BigInteger(), nullable=False),
+        sa.Column("updated_at", sa.BigInteger(), nullable=False),
+        sa.Column("workspace_id", sa.String(length=36), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["field_id"],
+            ["custom_fields.id"],
+            name=op.f("fk_custom_field_values_field_id_custom_fields"),
+            ondelete="CASCADE",
+        ),
+        sa.ForeignKeyConstraint(
+            ["workspace_id"],
+            ["workspaces.id"],
+            name=op.f("fk_custom_field_values_workspace_id_workspaces"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_custom_field_values")),
+        sa.UniqueConstraint(
+            "field_id", "entity_id", name=op.f("uq_custom_field_values_field_id_entity_id")
+        ),
+    )
+    op.create_index(
+        "ix_custom_field_values_entity",
+        "custom_field_values",
+        ["workspace_id", "entity_id"],
+        unique=False,
+    )
+    op.create_index(
+        "ix_custom_field_values_number",
+        "custom_field_values",
+        ["field_id", "value_number", "entity_id"],
+        unique=False,
+    )
+    op.create_index(
+        "ix_custom_field_values_text",
+        "custom_field_values",
+        ["field_id", "value_text", "entity_id"],
+        unique=False,
+    )
+    op.create_index(
+        op.f("ix_custom_field_values_workspace_id"),
+        "custom_field_values",
+        ["workspace_id"],
+        unique=False,
     )
     op.create_table(
         "email_messages",
@@ -1254,6 +1341,11 @@ def downgrade() -> None:
     op.drop_index("ix_email_messages_mailbox_direction", table_name="email_messages")
     op.drop_index("ix_email_messages_mailbox_conversation", table_name="email_messages")
     op.drop_table("email_messages")
+    op.drop_index(op.f("ix_custom_field_values_workspace_id"), table_name="custom_field_values")
+    op.drop_index("ix_custom_field_values_text", table_name="custom_field_values")
+    op.drop_index("ix_custom_field_values_number", table_name="custom_field_values")
+    op.drop_index("ix_custom_field_values_entity", table_name="custom_field_values")
+    op.drop_table("custom_field_values")
     op.drop_index(op.f("ix_company_domains_workspace_id"), table_name="company_domains")
     op.drop_index(op.f("ix_company_domains_company_id"), table_name="company_domains")
     op.drop_table("company_domains")
@@ -1287,6 +1379,8 @@ def downgrade() -> None:
     op.drop_table("mailboxes")
     op.drop_index("ix_legacy_id_map_new_id", table_name="legacy_id_map")
     op.drop_table("legacy_id_map")
+    op.drop_index(op.f("ix_custom_fields_workspace_id"), table_name="custom_fields")
+    op.drop_table("custom_fields")
     op.drop_index("ix_companies_workspace_name", table_name="companies")
     op.drop_index(op.f("ix_companies_workspace_id"), table_name="companies")
     op.drop_table("companies")
