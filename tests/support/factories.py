@@ -133,3 +133,9 @@ async def custom_field_id(tenant: Tenant) -> str:
         "type": "text",
     }
     return str(data(await tenant.post("/v1/custom-fields", json=body), 201)["id"])
+
+
+@factory("views")
+async def view_id(tenant: Tenant) -> str:
+    body = {"name": unique("view"), "shared": "workspace"}
+    return str(data(await tenant.post("/v1/views", json=body), 201)["id"])

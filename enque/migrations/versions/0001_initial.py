@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-29 04:27:20.033779
+Create Date: 2026-11-29 04:32:01.265779
 """
 
 from __future__ import annotations
@@ -820,6 +820,47 @@ def upgrade() -> None:
         unique=False,
     )
     op.create_table(
+        "saved_views",
+        sa.Column("owner_id", sa.String(length=36), nullable=False),
+        sa.Column("name", sa.String(length=200), nullable=False),
+        sa.Column("scope", sa.String(length=16), nullable=False),
+        sa.Column("team_id", sa.String(length=36), nullable=True),
+        sa.Column(
+            "filters",
+            sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql"),
+            nullable=False,
+        ),
+        sa.Column("sort", sa.String(length=16), nullable=False),
+        sa.Column("position", sa.BigInteger(), nullable=False),
+        sa.Column("id", sa.String(length=36), nullable=False),
+        sa.Column("created_at", sa.BigInteger(), nullable=False),
+        sa.Column("updated_at", sa.BigInteger(), nullable=False),
+        sa.Column("workspace_id", sa.String(length=36), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["owner_id"],
+            ["agents.id"],
+            name=op.f("fk_saved_views_owner_id_agents"),
+            ondelete="CASCADE",
+        ),
+        sa.ForeignKeyConstraint(
+            ["team_id"], ["teams.id"], name=op.f("fk_saved_views_team_id_teams"), ondelete="CASCADE"
+        ),
+        sa.ForeignKeyConstraint(
+            ["workspace_id"],
+            ["workspaces.id"],
+            name=op.f("fk_saved_views_workspace_id_workspaces"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_saved_views")),
+    )
+    op.create_index(op.f("ix_saved_views_owner_id"), "saved_views", ["owner_id"], unique=False)
+    op.create_index(
+        op.f("ix_saved_views_workspace_id"), "saved_views", ["workspace_id"], unique=False
+    )
+    op.create_index(
+        "ix_saved_views_workspace_scope", "saved_views", ["workspace_id", "scope"], unique=False
+    )
+    op.create_table(
         "team_members",
         sa.Column("team_id", sa.String(length=36), nullable=False),
         sa.Column("agent_id", sa.String(length=36), nullable=False),
@@ -1334,6 +1375,10 @@ def downgrade() -> None:
     op.drop_index(op.f("ix_team_members_workspace_id"), table_name="team_members")
     op.drop_index(op.f("ix_team_members_agent_id"), table_name="team_members")
     op.drop_table("team_members")
+    op.drop_index("ix_saved_views_workspace_scope", table_name="saved_views")
+    op.drop_index(op.f("ix_saved_views_workspace_id"), table_name="saved_views")
+    op.drop_index(op.f("ix_saved_views_owner_id"), table_name="saved_views")
+    op.drop_table("saved_views")
     op.drop_index(op.f("ix_round_robin_cursors_workspace_id"), table_name="round_robin_cursors")
     op.drop_table("round_robin_cursors")
     op.drop_index(op.f("ix_email_messages_workspace_id"), table_name="email_messages")
