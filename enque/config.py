@@ -58,6 +58,8 @@ class Settings(BaseSettings):
     log_json: bool | None = None
     metrics_token: str = ""  # when set, `GET /metrics` needs `Authorization: Bearer <token>`
     scheduler_enabled: bool = True
+    # Webhook targets let through the private-address check (names or IPs, comma separated).
+    webhook_allowed_hosts: str = ""
 
     realtime_ping_interval: float = Field(25, gt=0)  # seconds between server pings
     realtime_ping_timeout: float = Field(60, gt=0)  # silence after which a socket is dropped

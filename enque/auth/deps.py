@@ -88,7 +88,8 @@ async def current_principal(
     request.state.workspace_id = principal.workspace_id
     if runtime.limiter is not None:
         kind = "read" if request.method in READ_METHODS else "write"
-        key = f"{principal.kind}:{principal.agent_id}"
+        who = principal.jti if principal.kind == "api_token" else principal.agent_id
+        key = f"{principal.kind}:{who}"  # API tokens are limited each on its own
         state = await runtime.limiter.hit(kind, key)
         if state is not None:
             request.state.rate_limit_headers = state.headers()

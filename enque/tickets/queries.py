@@ -24,6 +24,7 @@ from enque.core.api import PageParams, decode_cursor, encode_cursor
 from enque.core.db import now
 from enque.core.errors import ApiError, not_found
 from enque.core.pagination import Page, SortKey, after_condition, keyset_page
+from enque.core.runtime import runtime_of
 from enque.customers.models import Company, User
 from enque.teams.models import Team
 from enque.tickets import search
@@ -230,6 +231,24 @@ class TicketFilters:
     updated_before: int | None = None
     include_merged: bool = False
     sort: str = "-updatedAt"
+    custom_fields: dict[str, Any] = field(default_factory=dict)  # through the seam below
+
+
+# `async (session, *, workspace_id, filters: {key: value}) -> condition on Ticket`
+CUSTOM_FIELD_FILTER = "custom_field_filter"
+
+
+def custom_field_filters(pairs: list[str]) -> dict[str, Any]:
+    """`["plan:gold", "seats:10"]` → `{"plan": "gold", "seats": "10"}` (422 without a colon)."""
+    found: dict[str, Any] = {}
+    for i, pair in enumerate(pairs):
+        key, colon, value = pair.partition(":")
+        if not colon or not key:
+            raise ApiError(
+                "VALIDATION_ERROR", details=[{"path": f"cf.{i}", "message": "key:value"}]
+            )
+        found[key] = value
+    return found
 
 
 COMMON_TAG = 2000  # tickets carrying a tag above which SQLite walks the list index
@@ -312,6 +331,11 @@ async def _conditions(
         where.append(Ticket.updated_at >= f.updated_after)
     if f.updated_before is not None:
         where.append(Ticket.updated_at < f.updated_before)
+    if f.custom_fields:
+        condition = runtime_of(session).services.get(CUSTOM_FIELD_FILTER)
+        if condition is None:
+            raise ApiError("VALIDATION_ERROR", details=[{"path": "cf", "message": "no fields"}])
+        where.append(await condition(session, workspace_id=workspace_id, filters=f.custom_fields))
     if f.q:
         matches = await search.search_condition(session, workspace_id, f.q)
         if matches is not None:

@@ -49,6 +49,9 @@ def ticket_filters(
     updated_before: int | None = Query(None, alias="updatedBefore", ge=0, le=MAX_UNIX),
     include_merged: bool = Query(False, alias="includeMerged"),
     sort: Sort = Query("-updatedAt"),
+    custom_field: list[str] = Query(
+        [], alias="cf", max_length=20, description="`key:value`, a custom field equal to value"
+    ),
 ) -> queries.TicketFilters:
     return queries.TicketFilters(
         status=list(status),
@@ -67,6 +70,7 @@ def ticket_filters(
         updated_before=updated_before,
         include_merged=include_merged,
         sort=sort,
+        custom_fields=queries.custom_field_filters(custom_field),
     )
 
 

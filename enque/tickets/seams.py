@@ -9,6 +9,9 @@
 What tickets offers to other domains:
 - `runtime.services["ticket_exists"]`: `async (session, *, workspace_id, ticket_id) -> bool`
   (service.ticket_exists), e.g. for real-time subscriptions and presence.
+- `runtime.services["ticket_close_checks"]`: a list of `async (session, ticket) -> None` run
+  before a ticket enters `Closed`; each may refuse with an ApiError (custom fields required on
+  close).
 """
 
 from __future__ import annotations
@@ -22,6 +25,7 @@ from enque.core.runtime import runtime_of
 
 MAILBOXES = "mailboxes"
 ATTACHMENTS = "attachments"
+CLOSE_CHECKS = "ticket_close_checks"
 
 
 class MailboxDirectory(Protocol):
@@ -67,3 +71,8 @@ async def check_mailbox(session: AsyncSession, workspace_id: str, mailbox_id: st
         session, workspace_id=workspace_id, mailbox_id=mailbox_id
     ):
         raise validation_error("mailboxId", "no such mailbox in this workspace")
+
+
+async def run_close_checks(session: AsyncSession, ticket: Any) -> None:
+    for check in runtime_of(session).services.get(CLOSE_CHECKS, []):
+        await check(session, ticket)

@@ -271,6 +271,8 @@ async def apply_changes(
     before = {key: getattr(ticket, key) for key in CHANGEABLE}
     before["closed_at"], before["resolved_at"] = ticket.closed_at, ticket.resolved_at
     moment = now()
+    if changes.get("status") == "Closed" and ticket.status != "Closed":
+        await seams.run_close_checks(session, ticket)
     for key in CHANGEABLE:
         if key not in changes or changes[key] == getattr(ticket, key):
             continue

@@ -120,3 +120,38 @@ async def scheduled_reply_id(tenant: Tenant) -> str:
     body = {"content": "<p>later</p>", "sendAt": int(time.time()) + 3600}
     response = await tenant.post(f"/v1/tickets/{ticket}/scheduled-replies", json=body)
     return str(data(response, 201)["id"])
+
+
+@factory("api-tokens")
+async def api_token_id(tenant: Tenant) -> str:
+    body = {"name": unique("token"), "scopes": ["tickets:read"]}
+    return str(data(await tenant.post("/v1/api-tokens", json=body), 201)["id"])
+
+
+@factory("webhooks")
+async def webhook_id(tenant: Tenant) -> str:
+    body = {"url": "https://example.com/hook", "events": ["ticket.created"]}
+    return str(data(await tenant.post("/v1/webhooks", json=body), 201)["id"])
+
+
+@factory("sla-policies")
+async def sla_policy_id(tenant: Tenant) -> str:
+    body = {"name": unique("sla"), "targets": {"firstResponseMinutes": 60}}
+    return str(data(await tenant.post("/v1/sla-policies", json=body), 201)["id"])
+
+
+@factory("custom-fields")
+async def custom_field_id(tenant: Tenant) -> str:
+    body = {
+        "entity": "ticket",
+        "key": "k" + unique("f").replace("-", "_"),
+        "label": "F",
+        "type": "text",
+    }
+    return str(data(await tenant.post("/v1/custom-fields", json=body), 201)["id"])
+
+
+@factory("views")
+async def view_id(tenant: Tenant) -> str:
+    body = {"name": unique("view"), "shared": "workspace"}
+    return str(data(await tenant.post("/v1/views", json=body), 201)["id"])

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-29 04:40:57.265700
+Create Date: 2026-11-29 04:41:14.333037
 """
 
 from __future__ import annotations
@@ -181,6 +181,44 @@ def upgrade() -> None:
         op.f("ix_agent_workspaces_agent_id"), "agent_workspaces", ["agent_id"], unique=False
     )
     op.create_table(
+        "api_tokens",
+        sa.Column("name", sa.String(length=200), nullable=False),
+        sa.Column(
+            "scopes",
+            sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql"),
+            nullable=False,
+        ),
+        sa.Column("token_hash", sa.String(length=64), nullable=False),
+        sa.Column("prefix", sa.String(length=16), nullable=False),
+        sa.Column("created_by_id", sa.String(length=36), nullable=False),
+        sa.Column("last_used_at", sa.BigInteger(), nullable=True),
+        sa.Column("revoked_at", sa.BigInteger(), nullable=True),
+        sa.Column("id", sa.String(length=36), nullable=False),
+        sa.Column("created_at", sa.BigInteger(), nullable=False),
+        sa.Column("updated_at", sa.BigInteger(), nullable=False),
+        sa.Column("workspace_id", sa.String(length=36), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["created_by_id"],
+            ["agents.id"],
+            name=op.f("fk_api_tokens_created_by_id_agents"),
+            ondelete="CASCADE",
+        ),
+        sa.ForeignKeyConstraint(
+            ["workspace_id"],
+            ["workspaces.id"],
+            name=op.f("fk_api_tokens_workspace_id_workspaces"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_api_tokens")),
+        sa.UniqueConstraint("token_hash", name=op.f("uq_api_tokens_token_hash")),
+    )
+    op.create_index(
+        op.f("ix_api_tokens_created_by_id"), "api_tokens", ["created_by_id"], unique=False
+    )
+    op.create_index(
+        op.f("ix_api_tokens_workspace_id"), "api_tokens", ["workspace_id"], unique=False
+    )
+    op.create_table(
         "automations",
         sa.Column("name", sa.String(length=200), nullable=False),
         sa.Column("is_active", sa.Boolean(), nullable=False),
@@ -232,6 +270,35 @@ def upgrade() -> None:
     )
     op.create_index(
         op.f("ix_automations_workspace_id"), "automations", ["workspace_id"], unique=False
+    )
+    op.create_table(
+        "business_hours",
+        sa.Column("timezone", sa.String(length=64), nullable=False),
+        sa.Column(
+            "intervals",
+            sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql"),
+            nullable=False,
+        ),
+        sa.Column(
+            "holidays",
+            sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql"),
+            nullable=False,
+        ),
+        sa.Column("id", sa.String(length=36), nullable=False),
+        sa.Column("created_at", sa.BigInteger(), nullable=False),
+        sa.Column("updated_at", sa.BigInteger(), nullable=False),
+        sa.Column("workspace_id", sa.String(length=36), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["workspace_id"],
+            ["workspaces.id"],
+            name=op.f("fk_business_hours_workspace_id_workspaces"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_business_hours")),
+        sa.UniqueConstraint("workspace_id", name=op.f("uq_business_hours_workspace_id")),
+    )
+    op.create_index(
+        op.f("ix_business_hours_workspace_id"), "business_hours", ["workspace_id"], unique=False
     )
     op.create_table(
         "categories",
@@ -295,6 +362,37 @@ def upgrade() -> None:
     op.create_index(op.f("ix_companies_workspace_id"), "companies", ["workspace_id"], unique=False)
     op.create_index(
         "ix_companies_workspace_name", "companies", ["workspace_id", "name", "id"], unique=False
+    )
+    op.create_table(
+        "custom_fields",
+        sa.Column("entity", sa.String(length=16), nullable=False),
+        sa.Column("key", sa.String(length=50), nullable=False),
+        sa.Column("label", sa.String(length=200), nullable=False),
+        sa.Column("type", sa.String(length=16), nullable=False),
+        sa.Column(
+            "options",
+            sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql"),
+            nullable=False,
+        ),
+        sa.Column("required_on_close", sa.Boolean(), nullable=False),
+        sa.Column("position", sa.BigInteger(), nullable=False),
+        sa.Column("id", sa.String(length=36), nullable=False),
+        sa.Column("created_at", sa.BigInteger(), nullable=False),
+        sa.Column("updated_at", sa.BigInteger(), nullable=False),
+        sa.Column("workspace_id", sa.String(length=36), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["workspace_id"],
+            ["workspaces.id"],
+            name=op.f("fk_custom_fields_workspace_id_workspaces"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_custom_fields")),
+        sa.UniqueConstraint(
+            "workspace_id", "entity", "key", name=op.f("uq_custom_fields_workspace_id_entity_key")
+        ),
+    )
+    op.create_index(
+        op.f("ix_custom_fields_workspace_id"), "custom_fields", ["workspace_id"], unique=False
     )
     op.create_table(
         "legacy_checkpoints",
@@ -421,6 +519,39 @@ def upgrade() -> None:
         op.f("ix_password_resets_agent_id"), "password_resets", ["agent_id"], unique=False
     )
     op.create_table(
+        "sla_policies",
+        sa.Column("name", sa.String(length=200), nullable=False),
+        sa.Column(
+            "match",
+            sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql"),
+            nullable=False,
+        ),
+        sa.Column("first_response_minutes", sa.BigInteger(), nullable=True),
+        sa.Column("next_response_minutes", sa.BigInteger(), nullable=True),
+        sa.Column("resolution_minutes", sa.BigInteger(), nullable=True),
+        sa.Column("position", sa.BigInteger(), nullable=False),
+        sa.Column("id", sa.String(length=36), nullable=False),
+        sa.Column("created_at", sa.BigInteger(), nullable=False),
+        sa.Column("updated_at", sa.BigInteger(), nullable=False),
+        sa.Column("workspace_id", sa.String(length=36), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["workspace_id"],
+            ["workspaces.id"],
+            name=op.f("fk_sla_policies_workspace_id_workspaces"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_sla_policies")),
+    )
+    op.create_index(
+        op.f("ix_sla_policies_workspace_id"), "sla_policies", ["workspace_id"], unique=False
+    )
+    op.create_index(
+        "ix_sla_policies_workspace_position",
+        "sla_policies",
+        ["workspace_id", "position"],
+        unique=False,
+    )
+    op.create_table(
         "teams",
         sa.Column("name", sa.String(length=200), nullable=False),
         sa.Column("description", sa.Text(), nullable=True),
@@ -466,6 +597,38 @@ def upgrade() -> None:
         ),
         sa.PrimaryKeyConstraint("workspace_id", name=op.f("pk_ticket_counters")),
     )
+    op.create_table(
+        "webhooks",
+        sa.Column("url", sa.String(length=2000), nullable=False),
+        sa.Column(
+            "events",
+            sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql"),
+            nullable=False,
+        ),
+        sa.Column("secret", sa.Text(), nullable=True),
+        sa.Column("is_active", sa.Boolean(), nullable=False),
+        sa.Column("failure_count", sa.BigInteger(), nullable=False),
+        sa.Column("disabled_at", sa.BigInteger(), nullable=True),
+        sa.Column("created_by_id", sa.String(length=36), nullable=True),
+        sa.Column("id", sa.String(length=36), nullable=False),
+        sa.Column("created_at", sa.BigInteger(), nullable=False),
+        sa.Column("updated_at", sa.BigInteger(), nullable=False),
+        sa.Column("workspace_id", sa.String(length=36), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["created_by_id"],
+            ["agents.id"],
+            name=op.f("fk_webhooks_created_by_id_agents"),
+            ondelete="SET NULL",
+        ),
+        sa.ForeignKeyConstraint(
+            ["workspace_id"],
+            ["workspaces.id"],
+            name=op.f("fk_webhooks_workspace_id_workspaces"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_webhooks")),
+    )
+    op.create_index(op.f("ix_webhooks_workspace_id"), "webhooks", ["workspace_id"], unique=False)
     op.create_table(
         "workspace_signatures",
         sa.Column("content", sa.Text(), nullable=False),
@@ -611,6 +774,62 @@ def upgrade() -> None:
         op.f("ix_company_domains_workspace_id"), "company_domains", ["workspace_id"], unique=False
     )
     op.create_table(
+        "custom_field_values",
+        sa.Column("field_id", sa.String(length=36), nullable=False),
+        sa.Column("entity_id", sa.String(length=36), nullable=False),
+        sa.Column(
+            "value",
+            sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql"),
+            nullable=False,
+        ),
+        sa.Column("value_text", sa.String(length=255), nullable=True),
+        sa.Column("value_number", sa.Float(), nullable=True),
+        sa.Column("id", sa.String(length=36), nullable=False),
+        sa.Column("created_at", sa.BigInteger(), nullable=False),
+        sa.Column("updated_at", sa.BigInteger(), nullable=False),
+        sa.Column("workspace_id", sa.String(length=36), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["field_id"],
+            ["custom_fields.id"],
+            name=op.f("fk_custom_field_values_field_id_custom_fields"),
+            ondelete="CASCADE",
+        ),
+        sa.ForeignKeyConstraint(
+            ["workspace_id"],
+            ["workspaces.id"],
+            name=op.f("fk_custom_field_values_workspace_id_workspaces"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_custom_field_values")),
+        sa.UniqueConstraint(
+            "field_id", "entity_id", name=op.f("uq_custom_field_values_field_id_entity_id")
+        ),
+    )
+    op.create_index(
+        "ix_custom_field_values_entity",
+        "custom_field_values",
+        ["workspace_id", "entity_id"],
+        unique=False,
+    )
+    op.create_index(
+        "ix_custom_field_values_number",
+        "custom_field_values",
+        ["field_id", "value_number", "entity_id"],
+        unique=False,
+    )
+    op.create_index(
+        "ix_custom_field_values_text",
+        "custom_field_values",
+        ["field_id", "value_text", "entity_id"],
+        unique=False,
+    )
+    op.create_index(
+        op.f("ix_custom_field_values_workspace_id"),
+        "custom_field_values",
+        ["workspace_id"],
+        unique=False,
+    )
+    op.create_table(
         "email_messages",
         sa.Column("mailbox_id", sa.String(length=36), nullable=True),
         sa.Column("direction", sa.String(length=3), nullable=False),
@@ -701,6 +920,47 @@ def upgrade() -> None:
         unique=False,
     )
     op.create_table(
+        "saved_views",
+        sa.Column("owner_id", sa.String(length=36), nullable=False),
+        sa.Column("name", sa.String(length=200), nullable=False),
+        sa.Column("scope", sa.String(length=16), nullable=False),
+        sa.Column("team_id", sa.String(length=36), nullable=True),
+        sa.Column(
+            "filters",
+            sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql"),
+            nullable=False,
+        ),
+        sa.Column("sort", sa.String(length=16), nullable=False),
+        sa.Column("position", sa.BigInteger(), nullable=False),
+        sa.Column("id", sa.String(length=36), nullable=False),
+        sa.Column("created_at", sa.BigInteger(), nullable=False),
+        sa.Column("updated_at", sa.BigInteger(), nullable=False),
+        sa.Column("workspace_id", sa.String(length=36), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["owner_id"],
+            ["agents.id"],
+            name=op.f("fk_saved_views_owner_id_agents"),
+            ondelete="CASCADE",
+        ),
+        sa.ForeignKeyConstraint(
+            ["team_id"], ["teams.id"], name=op.f("fk_saved_views_team_id_teams"), ondelete="CASCADE"
+        ),
+        sa.ForeignKeyConstraint(
+            ["workspace_id"],
+            ["workspaces.id"],
+            name=op.f("fk_saved_views_workspace_id_workspaces"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_saved_views")),
+    )
+    op.create_index(op.f("ix_saved_views_owner_id"), "saved_views", ["owner_id"], unique=False)
+    op.create_index(
+        op.f("ix_saved_views_workspace_id"), "saved_views", ["workspace_id"], unique=False
+    )
+    op.create_index(
+        "ix_saved_views_workspace_scope", "saved_views", ["workspace_id", "scope"], unique=False
+    )
+    op.create_table(
         "team_members",
         sa.Column("team_id", sa.String(length=36), nullable=False),
         sa.Column("agent_id", sa.String(length=36), nullable=False),
@@ -775,6 +1035,59 @@ def upgrade() -> None:
         unique=True,
         sqlite_where=sa.text("deleted_at IS NULL"),
         postgresql_where=sa.text("deleted_at IS NULL"),
+    )
+    op.create_table(
+        "webhook_deliveries",
+        sa.Column("webhook_id", sa.String(length=36), nullable=False),
+        sa.Column("event_id", sa.String(length=36), nullable=False),
+        sa.Column("event_type", sa.String(length=100), nullable=False),
+        sa.Column(
+            "body",
+            sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql"),
+            nullable=False,
+        ),
+        sa.Column("status", sa.String(length=16), nullable=False),
+        sa.Column("attempts", sa.BigInteger(), nullable=False),
+        sa.Column("next_attempt_at", sa.BigInteger(), nullable=True),
+        sa.Column("status_code", sa.BigInteger(), nullable=True),
+        sa.Column("response_excerpt", sa.Text(), nullable=True),
+        sa.Column("error", sa.Text(), nullable=True),
+        sa.Column("duration_ms", sa.BigInteger(), nullable=True),
+        sa.Column("delivered_at", sa.BigInteger(), nullable=True),
+        sa.Column("id", sa.String(length=36), nullable=False),
+        sa.Column("created_at", sa.BigInteger(), nullable=False),
+        sa.Column("updated_at", sa.BigInteger(), nullable=False),
+        sa.Column("workspace_id", sa.String(length=36), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["webhook_id"],
+            ["webhooks.id"],
+            name=op.f("fk_webhook_deliveries_webhook_id_webhooks"),
+            ondelete="CASCADE",
+        ),
+        sa.ForeignKeyConstraint(
+            ["workspace_id"],
+            ["workspaces.id"],
+            name=op.f("fk_webhook_deliveries_workspace_id_workspaces"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_webhook_deliveries")),
+    )
+    op.create_index(
+        "ix_webhook_deliveries_due",
+        "webhook_deliveries",
+        ["next_attempt_at"],
+        unique=False,
+        postgresql_where=sa.text("status = 'pending'"),
+        sqlite_where=sa.text("status = 'pending'"),
+    )
+    op.create_index(
+        "ix_webhook_deliveries_log", "webhook_deliveries", ["webhook_id", "id"], unique=False
+    )
+    op.create_index(
+        op.f("ix_webhook_deliveries_workspace_id"),
+        "webhook_deliveries",
+        ["workspace_id"],
+        unique=False,
     )
     op.create_table(
         "tickets",
@@ -1026,6 +1339,65 @@ def upgrade() -> None:
         op.f("ix_ticket_bodies_workspace_id"), "ticket_bodies", ["workspace_id"], unique=False
     )
     op.create_table(
+        "ticket_sla",
+        sa.Column("ticket_id", sa.String(length=36), nullable=False),
+        sa.Column("policy_id", sa.String(length=36), nullable=True),
+        sa.Column("first_response_due_at", sa.BigInteger(), nullable=True),
+        sa.Column("next_response_due_at", sa.BigInteger(), nullable=True),
+        sa.Column("resolution_due_at", sa.BigInteger(), nullable=True),
+        sa.Column("next_due_at", sa.BigInteger(), nullable=True),
+        sa.Column("paused_at", sa.BigInteger(), nullable=True),
+        sa.Column("paused_seconds", sa.BigInteger(), nullable=False),
+        sa.Column(
+            "breached",
+            sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql"),
+            nullable=False,
+        ),
+        sa.Column(
+            "warned",
+            sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql"),
+            nullable=False,
+        ),
+        sa.Column("is_breached", sa.Boolean(), nullable=False),
+        sa.Column("created_at", sa.BigInteger(), nullable=False),
+        sa.Column("updated_at", sa.BigInteger(), nullable=False),
+        sa.Column("workspace_id", sa.String(length=36), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["policy_id"],
+            ["sla_policies.id"],
+            name=op.f("fk_ticket_sla_policy_id_sla_policies"),
+            ondelete="SET NULL",
+        ),
+        sa.ForeignKeyConstraint(
+            ["ticket_id"],
+            ["tickets.id"],
+            name=op.f("fk_ticket_sla_ticket_id_tickets"),
+            ondelete="CASCADE",
+        ),
+        sa.ForeignKeyConstraint(
+            ["workspace_id"],
+            ["workspaces.id"],
+            name=op.f("fk_ticket_sla_workspace_id_workspaces"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("ticket_id", name=op.f("pk_ticket_sla")),
+    )
+    op.create_index(
+        "ix_ticket_sla_breached",
+        "ticket_sla",
+        ["workspace_id", "is_breached", "ticket_id"],
+        unique=False,
+    )
+    op.create_index(
+        "ix_ticket_sla_due",
+        "ticket_sla",
+        ["workspace_id", "next_due_at", "ticket_id"],
+        unique=False,
+    )
+    op.create_index(
+        op.f("ix_ticket_sla_workspace_id"), "ticket_sla", ["workspace_id"], unique=False
+    )
+    op.create_table(
         "ticket_tags",
         sa.Column("workspace_id", sa.String(length=36), nullable=False),
         sa.Column("ticket_id", sa.String(length=36), nullable=False),
@@ -1192,6 +1564,10 @@ def downgrade() -> None:
     op.drop_table("legacy_files")
     op.drop_index("ix_ticket_tags_workspace_tag", table_name="ticket_tags")
     op.drop_table("ticket_tags")
+    op.drop_index(op.f("ix_ticket_sla_workspace_id"), table_name="ticket_sla")
+    op.drop_index("ix_ticket_sla_due", table_name="ticket_sla")
+    op.drop_index("ix_ticket_sla_breached", table_name="ticket_sla")
+    op.drop_table("ticket_sla")
     op.drop_index(op.f("ix_ticket_bodies_workspace_id"), table_name="ticket_bodies")
     op.drop_table("ticket_bodies")
     op.drop_index("ix_comments_workspace_ticket", table_name="comments")
@@ -1210,6 +1586,15 @@ def downgrade() -> None:
     op.drop_index("ix_tickets_workspace_category_id_updated", table_name="tickets")
     op.drop_index("ix_tickets_workspace_assignee_id_updated", table_name="tickets")
     op.drop_table("tickets")
+    op.drop_index(op.f("ix_webhook_deliveries_workspace_id"), table_name="webhook_deliveries")
+    op.drop_index("ix_webhook_deliveries_log", table_name="webhook_deliveries")
+    op.drop_index(
+        "ix_webhook_deliveries_due",
+        table_name="webhook_deliveries",
+        postgresql_where=sa.text("status = 'pending'"),
+        sqlite_where=sa.text("status = 'pending'"),
+    )
+    op.drop_table("webhook_deliveries")
     op.drop_index(
         "uq_users_workspace_email",
         table_name="users",
@@ -1223,6 +1608,10 @@ def downgrade() -> None:
     op.drop_index(op.f("ix_team_members_workspace_id"), table_name="team_members")
     op.drop_index(op.f("ix_team_members_agent_id"), table_name="team_members")
     op.drop_table("team_members")
+    op.drop_index("ix_saved_views_workspace_scope", table_name="saved_views")
+    op.drop_index(op.f("ix_saved_views_workspace_id"), table_name="saved_views")
+    op.drop_index(op.f("ix_saved_views_owner_id"), table_name="saved_views")
+    op.drop_table("saved_views")
     op.drop_index(op.f("ix_round_robin_cursors_workspace_id"), table_name="round_robin_cursors")
     op.drop_table("round_robin_cursors")
     op.drop_index(op.f("ix_email_messages_workspace_id"), table_name="email_messages")
@@ -1230,6 +1619,11 @@ def downgrade() -> None:
     op.drop_index("ix_email_messages_mailbox_direction", table_name="email_messages")
     op.drop_index("ix_email_messages_mailbox_conversation", table_name="email_messages")
     op.drop_table("email_messages")
+    op.drop_index(op.f("ix_custom_field_values_workspace_id"), table_name="custom_field_values")
+    op.drop_index("ix_custom_field_values_text", table_name="custom_field_values")
+    op.drop_index("ix_custom_field_values_number", table_name="custom_field_values")
+    op.drop_index("ix_custom_field_values_entity", table_name="custom_field_values")
+    op.drop_table("custom_field_values")
     op.drop_index(op.f("ix_company_domains_workspace_id"), table_name="company_domains")
     op.drop_index(op.f("ix_company_domains_company_id"), table_name="company_domains")
     op.drop_table("company_domains")
@@ -1247,6 +1641,8 @@ def downgrade() -> None:
     op.drop_table("automation_runs")
     op.drop_index(op.f("ix_workspace_signatures_workspace_id"), table_name="workspace_signatures")
     op.drop_table("workspace_signatures")
+    op.drop_index(op.f("ix_webhooks_workspace_id"), table_name="webhooks")
+    op.drop_table("webhooks")
     op.drop_table("ticket_counters")
     op.drop_index(
         "uq_teams_live_name",
@@ -1256,6 +1652,9 @@ def downgrade() -> None:
     )
     op.drop_index(op.f("ix_teams_workspace_id"), table_name="teams")
     op.drop_table("teams")
+    op.drop_index("ix_sla_policies_workspace_position", table_name="sla_policies")
+    op.drop_index(op.f("ix_sla_policies_workspace_id"), table_name="sla_policies")
+    op.drop_table("sla_policies")
     op.drop_index(op.f("ix_password_resets_agent_id"), table_name="password_resets")
     op.drop_table("password_resets")
     op.drop_index(op.f("ix_microsoft_apps_workspace_id"), table_name="microsoft_apps")
@@ -1271,6 +1670,8 @@ def downgrade() -> None:
     op.drop_index("ix_legacy_id_map_new_id", table_name="legacy_id_map")
     op.drop_table("legacy_id_map")
     op.drop_table("legacy_checkpoints")
+    op.drop_index(op.f("ix_custom_fields_workspace_id"), table_name="custom_fields")
+    op.drop_table("custom_fields")
     op.drop_index("ix_companies_workspace_name", table_name="companies")
     op.drop_index(op.f("ix_companies_workspace_id"), table_name="companies")
     op.drop_table("companies")
@@ -1282,9 +1683,14 @@ def downgrade() -> None:
     )
     op.drop_index(op.f("ix_categories_workspace_id"), table_name="categories")
     op.drop_table("categories")
+    op.drop_index(op.f("ix_business_hours_workspace_id"), table_name="business_hours")
+    op.drop_table("business_hours")
     op.drop_index(op.f("ix_automations_workspace_id"), table_name="automations")
     op.drop_index("ix_automations_rules", table_name="automations")
     op.drop_table("automations")
+    op.drop_index(op.f("ix_api_tokens_workspace_id"), table_name="api_tokens")
+    op.drop_index(op.f("ix_api_tokens_created_by_id"), table_name="api_tokens")
+    op.drop_table("api_tokens")
     op.drop_index(op.f("ix_agent_workspaces_agent_id"), table_name="agent_workspaces")
     op.drop_table("agent_workspaces")
     op.drop_index(op.f("ix_agent_invitations_workspace_id"), table_name="agent_invitations")

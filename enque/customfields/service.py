@@ -1,0 +1,352 @@
+"""Custom fields: definitions per entity (ticket, user, company) and their values.
+
+Values live in `custom_field_values` (one row per field and entity), so the tickets and
+customers tables stay as they are; each row keeps a text and a number key for filtering.
+A ticket cannot be closed while a field marked `requiredOnClose` is empty (the tickets
+domain calls `check_close` through `runtime.services["ticket_close_checks"]`).
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from sqlalchemy import ColumnElement, delete, select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from enque.activity.service import Actor, record
+from enque.core.db import unit
+from enque.core.errors import ApiError, conflict, not_found, validation_error
+from enque.core.events import Event, emit
+from enque.customers.models import Company, User
+from enque.customfields import values as rules
+from enque.customfields.models import CustomField, CustomFieldValue
+from enque.tickets.models import Ticket
+
+ENTITIES: dict[str, Any] = {"ticket": Ticket, "user": User, "company": Company}
+KEY = re.compile(r"^[a-z][a-z0-9_]{0,49}$")
+OPTION_MAX = 100
+
+
+def _check_options(field_type: str, options: list[str]) -> list[str]:
+    if field_type not in ("dropdown", "multiselect"):
+        if options:
+            raise validation_error("options", "only dropdown and multiselect fields have options")
+        return []
+    cleaned = list(dict.fromkeys(o.strip() for o in options))
+    if not cleaned or any(not o or rules.SEPARATOR in o or len(o) > OPTION_MAX for o in cleaned):
+        raise validation_error(
+            "options", f"one or more options of 1-{OPTION_MAX} characters, without '|'"
+        )
+    return cleaned
+
+
+async def get_field(session: AsyncSession, *, workspace_id: str, field_id: str) -> CustomField:
+    found = (
+        await session.execute(
+            select(CustomField).where(
+                CustomField.workspace_id == workspace_id, CustomField.id == field_id
+            )
+        )
+    ).scalar_one_or_none()
+    if found is None:
+        raise not_found("Custom field")
+    return found
+
+
+async def list_fields(
+    session: AsyncSession, *, workspace_id: str, entity: str | None = None
+) -> list[CustomField]:
+    stmt = select(CustomField).where(CustomField.workspace_id == workspace_id)
+    if entity:
+        stmt = stmt.where(CustomField.entity == entity)
+    stmt = stmt.order_by(CustomField.entity, CustomField.position, CustomField.key)
+    return list((await session.execute(stmt)).scalars())
+
+
+async def create_field(
+    session: AsyncSession, *, workspace_id: str, actor: Actor, fields: dict[str, Any]
+) -> CustomField:
+    if not KEY.match(fields["key"]):
+        raise validation_error("key", "lower-case letters, digits and _, starting with a letter")
+    fields["options"] = _check_options(fields["type"], fields.get("options") or [])
+    try:
+        async with unit(session):
+            async with session.begin_nested():
+                field = CustomField(workspace_id=workspace_id, **fields)
+                session.add(field)
+                await session.flush()
+            record(
+                session,
+                workspace_id=workspace_id,
+                actor=actor,
+                verb="custom_field.created",
+                subject_type="custom_field",
+                subject_id=field.id,
+                after={k: fields[k] for k in ("entity", "key", "type")},
+            )
+    except IntegrityError as exc:
+        raise conflict(
+            "A field with this key exists", [{"path": "key", "message": "taken"}]
+        ) from exc
+    return field
+
+
+async def update_field(
+    session: AsyncSession,
+    *,
+    workspace_id: str,
+    actor: Actor,
+    field_id: str,
+    changes: dict[str, Any],
+) -> CustomField:
+    async with unit(session):
+        field = await get_field(session, workspace_id=workspace_id, field_id=field_id)
+        if "options" in changes:
+            changes["options"] = _check_options(field.type, changes["options"])
+        for key, value in changes.items():
+            setattr(field, key, value)
+        record(
+            session,
+            workspace_id=workspace_id,
+            actor=actor,
+            verb="custom_field.updated",
+            subject_type="custom_field",
+            subject_id=field.id,
+            after=dict(changes),
+        )
+    return field
+
+
+async def delete_field(
+    session: AsyncSession, *, workspace_id: str, actor: Actor, field_id: str
+) -> None:
+    async with unit(session):
+        field = await get_field(session, workspace_id=workspace_id, field_id=field_id)
+        await session.execute(delete(CustomFieldValue).where(CustomFieldValue.field_id == field.id))
+        await session.delete(field)
+        record(
+            session,
+            workspace_id=workspace_id,
+            actor=actor,
+            verb="custom_field.deleted",
+            subject_type="custom_field",
+            subject_id=field_id,
+            before={"key": field.key},
+        )
+
+
+# ---------------------------------------------------------------- values
+
+
+async def _require_entity(
+    session: AsyncSession, workspace_id: str, entity: str, entity_id: str
+) -> None:
+    model = ENTITIES[entity]
+    found = (
+        await session.execute(
+            select(model.id).where(
+                model.workspace_id == workspace_id,
+                model.id == entity_id,
+                model.deleted_at.is_(None),
+            )
+        )
+    ).scalar_one_or_none()
+    if found is None:
+        raise not_found({"ticket": "Ticket", "user": "Customer", "company": "Company"}[entity])
+
+
+async def values_of(
+    session: AsyncSession, *, workspace_id: str, entity: str, entity_ids: list[str]
+) -> dict[str, dict[str, Any]]:
+    """`{entity_id: {key: value}}` for several entities in one query."""
+    found: dict[str, dict[str, Any]] = {i: {} for i in entity_ids}
+    if not entity_ids:
+        return found
+    rows = await session.execute(
+        select(CustomFieldValue.entity_id, CustomField.key, CustomFieldValue.value)
+        .join(CustomField, CustomField.id == CustomFieldValue.field_id)
+        .where(
+            CustomFieldValue.workspace_id == workspace_id,
+            CustomField.entity == entity,
+            CustomFieldValue.entity_id.in_(entity_ids),
+        )
+    )
+    for entity_id, key, value in rows:
+        found[entity_id][key] = value
+    return found
+
+
+async def get_values(
+    session: AsyncSession, *, workspace_id: str, entity: str, entity_id: str
+) -> dict[str, Any]:
+    await _require_entity(session, workspace_id, entity, entity_id)
+    return (
+        await values_of(session, workspace_id=workspace_id, entity=entity, entity_ids=[entity_id])
+    )[entity_id]
+
+
+async def set_values(
+    session: AsyncSession,
+    *,
+    workspace_id: str,
+    actor: Actor,
+    entity: str,
+    entity_id: str,
+    changes: dict[str, Any],
+) -> dict[str, Any]:
+    """Merge `changes` (`{key: value}`, null clears) into the entity's values; all or nothing."""
+    async with unit(session):
+        await _require_entity(session, workspace_id, entity, entity_id)
+        defined = {
+            f.key: f for f in await list_fields(session, workspace_id=workspace_id, entity=entity)
+        }
+        problems: list[dict[str, str]] = []
+        checked: dict[str, Any] = {}
+        for key, value in changes.items():
+            field = defined.get(key)
+            if field is None:
+                problems.append({"path": f"customFields.{key}", "message": "no such field"})
+                continue
+            if value is None:
+                checked[key] = None
+                continue
+            try:
+                checked[key] = rules.check(field.type, field.options, value)
+            except rules.InvalidValue as exc:
+                problems.append({"path": f"customFields.{key}", "message": str(exc)})
+        if problems:
+            raise ApiError("VALIDATION_ERROR", "Invalid custom field values", problems)
+        current = {
+            row.field_id: row
+            for row in (
+                await session.execute(
+                    select(CustomFieldValue).where(
+                        CustomFieldValue.workspace_id == workspace_id,
+                        CustomFieldValue.entity_id == entity_id,
+                        CustomFieldValue.field_id.in_([defined[k].id for k in checked]),
+                    )
+                )
+            ).scalars()
+        }
+        diff: dict[str, list[Any]] = {}
+        for key, value in checked.items():
+            field = defined[key]
+            row = current.get(field.id)
+            old = row.value if row is not None else None
+            if old == value:
+                continue
+            diff[key] = [old, value]
+            if value is None or (rules.is_empty(value) and field.type != "checkbox"):
+                if row is not None:
+                    await session.delete(row)
+                continue
+            text, number = rules.keys(field.type, value)
+            if row is None:
+                session.add(
+                    CustomFieldValue(
+                        workspace_id=workspace_id,
+                        field_id=field.id,
+                        entity_id=entity_id,
+                        value=value,
+                        value_text=text,
+                        value_number=number,
+                    )
+                )
+            else:
+                row.value, row.value_text, row.value_number = value, text, number
+        if diff:
+            await session.flush()
+            record(
+                session,
+                workspace_id=workspace_id,
+                actor=actor,
+                verb="custom_fields.updated",
+                subject_type=entity,
+                subject_id=entity_id,
+                before={k: v[0] for k, v in diff.items()},
+                after={k: v[1] for k, v in diff.items()},
+            )
+            channels = ["tickets", f"ticket:{entity_id}"] if entity == "ticket" else ["customers"]
+            emit(
+                session,
+                Event(
+                    "custom_fields.updated",
+                    workspace_id,
+                    {"entity": entity, "id": entity_id, "changes": diff},
+                    channels=channels,
+                    actor=actor.as_dict(),
+                ),
+            )
+    found = await values_of(
+        session, workspace_id=workspace_id, entity=entity, entity_ids=[entity_id]
+    )
+    return found[entity_id]
+
+
+async def check_close(session: AsyncSession, ticket: Ticket) -> None:
+    """422 naming each `requiredOnClose` ticket field that is empty."""
+    required = [
+        f
+        for f in await list_fields(session, workspace_id=ticket.workspace_id, entity="ticket")
+        if f.required_on_close
+    ]
+    if not required:
+        return
+    have = (
+        await values_of(
+            session, workspace_id=ticket.workspace_id, entity="ticket", entity_ids=[ticket.id]
+        )
+    )[ticket.id]
+    missing = [
+        {"path": f"customFields.{f.key}", "message": "required to close the ticket"}
+        for f in required
+        if rules.is_empty(have.get(f.key)) and not (f.type == "checkbox" and f.key in have)
+    ]
+    if missing:
+        raise ApiError("VALIDATION_ERROR", "Required fields are empty", missing)
+
+
+async def ticket_condition(
+    session: AsyncSession, *, workspace_id: str, filters: dict[str, Any]
+) -> ColumnElement[bool]:
+    """The tickets whose custom fields equal `filters` (`{key: value}`; a multiselect field
+    matches when it holds the value; a number field takes `{"gte": a, "lte": b}` too)."""
+    defined = {
+        f.key: f for f in await list_fields(session, workspace_id=workspace_id, entity="ticket")
+    }
+    condition: ColumnElement[bool] | None = None
+    for key, wanted in filters.items():
+        field = defined.get(key)
+        if field is None:
+            raise validation_error(f"customFields.{key}", "no such field")
+        rows = select(CustomFieldValue.entity_id).where(CustomFieldValue.field_id == field.id)
+        if field.type == "number" and isinstance(wanted, dict):
+            if "gte" in wanted:
+                rows = rows.where(CustomFieldValue.value_number >= float(wanted["gte"]))
+            if "lte" in wanted:
+                rows = rows.where(CustomFieldValue.value_number <= float(wanted["lte"]))
+        elif field.type == "number":
+            rows = rows.where(CustomFieldValue.value_number == _number(key, wanted))
+        elif field.type == "multiselect":
+            pattern = f"%{rules.SEPARATOR}{wanted}{rules.SEPARATOR}%"
+            rows = rows.where(CustomFieldValue.value_text.like(pattern))
+        elif field.type == "checkbox":
+            rows = rows.where(
+                CustomFieldValue.value_text == ("true" if wanted in (True, "true") else "false")
+            )
+        else:
+            rows = rows.where(CustomFieldValue.value_text == str(wanted))
+        part = Ticket.id.in_(rows)
+        condition = part if condition is None else condition & part
+    if condition is None:
+        return Ticket.id.is_not(None)
+    return condition
+
+
+def _number(key: str, value: Any) -> float:
+    try:
+        return float(value)
+    except (TypeError, ValueError) as exc:
+        raise validation_error(f"customFields.{key}", "must be a number") from exc

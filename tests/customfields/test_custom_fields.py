@@ -1,0 +1,169 @@
+"""Custom fields: definitions, typed values on tickets/customers/companies, required on
+close, and the inbox filter."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from tests.support.api import Tenant, data, error
+from tests.support.helpdesk import new_ticket
+
+
+async def define(tenant: Tenant, **body: Any) -> dict[str, Any]:
+    body.setdefault("entity", "ticket")
+    body.setdefault("label", body["key"].title())
+    return data(await tenant.post("/v1/custom-fields", json=body), 201)  # type: ignore[no-any-return]
+
+
+async def set_values(tenant: Tenant, path: str, values: dict[str, Any]) -> Any:
+    return await tenant.patch(f"{path}/custom-fields", json={"customFields": values})
+
+
+async def test_definitions(tenant: Tenant, make_tenant: Any) -> None:
+    plan = await define(tenant, key="plan", type="dropdown", options=["gold", "silver", "gold"])
+    assert plan["options"] == ["gold", "silver"] and plan["requiredOnClose"] is False
+    await define(tenant, key="plan", type="text", entity="company")  # same key, other entity
+    failure = error(
+        await tenant.post(
+            "/v1/custom-fields",
+            json={"entity": "ticket", "key": "plan", "label": "P", "type": "text"},
+        ),
+        409,
+        "CONFLICT",
+    )
+    assert failure["details"] == [{"path": "key", "message": "taken"}]
+    for bad in (
+        {"key": "Bad Key", "type": "text"},
+        {"key": "colour", "type": "dropdown"},  # options needed
+        {"key": "colour", "type": "text", "options": ["a"]},
+        {"key": "colour", "type": "dropdown", "options": ["a|b"]},
+        {"key": "colour", "type": "colour"},
+    ):
+        body = {"entity": "ticket", "label": "L", **bad}
+        error(await tenant.post("/v1/custom-fields", json=body), 422, "VALIDATION_ERROR")
+    patched = data(
+        await tenant.patch(
+            f"/v1/custom-fields/{plan['id']}", json={"label": "Plan", "options": ["gold", "bronze"]}
+        )
+    )
+    assert patched["label"] == "Plan" and patched["options"] == ["gold", "bronze"]
+    listed = data(await tenant.get("/v1/custom-fields", params={"entity": "ticket"}))
+    assert [f["id"] for f in listed] == [plan["id"]]
+    other = await make_tenant()
+    assert data(await other.get("/v1/custom-fields")) == []
+    assert (await tenant.delete(f"/v1/custom-fields/{plan['id']}")).status_code == 204
+    assert data(await tenant.get("/v1/custom-fields", params={"entity": "ticket"})) == []
+
+
+async def test_values_are_validated_per_type(tenant: Tenant, events: list[Any]) -> None:
+    await define(tenant, key="summary", type="text")
+    await define(tenant, key="seats", type="number")
+    await define(tenant, key="renewal", type="date")
+    await define(tenant, key="plan", type="dropdown", options=["gold", "silver"])
+    await define(tenant, key="addons", type="multiselect", options=["sso", "api", "audit"])
+    await define(tenant, key="vip", type="checkbox")
+    ticket = await new_ticket(tenant)
+    path = f"/v1/tickets/{ticket['id']}"
+    good = {
+        "summary": "hi",
+        "seats": 12.5,
+        "renewal": "2027-01-31",
+        "plan": "gold",
+        "addons": ["audit", "sso", "audit"],
+        "vip": False,
+    }
+    saved = data(await set_values(tenant, path, good))["customFields"]
+    assert saved == {**good, "addons": ["sso", "audit"]}
+    assert data(await tenant.get(f"{path}/custom-fields"))["customFields"] == saved
+    failure = error(
+        await set_values(
+            tenant,
+            path,
+            {
+                "summary": 5,
+                "seats": True,
+                "renewal": "31.1.2027",
+                "plan": "bronze",
+                "addons": ["x"],
+                "vip": "yes",
+                "nope": 1,
+            },
+        ),
+        422,
+        "VALIDATION_ERROR",
+    )
+    assert sorted(d["path"] for d in failure["details"]) == sorted(
+        f"customFields.{k}"
+        for k in ("summary", "seats", "renewal", "plan", "addons", "vip", "nope")
+    )
+    assert data(await tenant.get(f"{path}/custom-fields"))["customFields"] == saved  # unchanged
+    cleared = data(await set_values(tenant, path, {"summary": None, "seats": 3}))["customFields"]
+    assert "summary" not in cleared and cleared["seats"] == 3
+    changes = [e.payload["changes"] for e in events if e.type == "custom_fields.updated"]
+    assert changes[-1] == {"summary": ["hi", None], "seats": [12.5, 3]}
+
+
+async def test_customers_and_companies_have_their_own_fields(
+    tenant: Tenant, make_tenant: Any
+) -> None:
+    await define(tenant, key="tier", type="dropdown", options=["a", "b"], entity="user")
+    await define(tenant, key="size", type="number", entity="company")
+    user = data(await tenant.post("/v1/users", json={"email": "cf@example.com", "name": "C"}), 201)
+    company = data(await tenant.post("/v1/companies", json={"name": "Acme"}), 201)
+    assert data(await set_values(tenant, f"/v1/users/{user['id']}", {"tier": "b"})) == {
+        "id": user["id"],
+        "customFields": {"tier": "b"},
+    }
+    error(await set_values(tenant, f"/v1/users/{user['id']}", {"size": 3}), 422, "VALIDATION_ERROR")
+    assert data(await set_values(tenant, f"/v1/companies/{company['id']}", {"size": 40}))[
+        "customFields"
+    ] == {"size": 40}
+    other = await make_tenant()
+    error(await set_values(other, f"/v1/users/{user['id']}", {}), 404, "NOT_FOUND")
+    error(await other.get(f"/v1/companies/{company['id']}/custom-fields"), 404, "NOT_FOUND")
+
+
+async def test_required_on_close(tenant: Tenant) -> None:
+    await define(
+        tenant, key="cause", type="dropdown", options=["bug", "howto"], requiredOnClose=True
+    )
+    await define(tenant, key="optional", type="text")
+    ticket = await new_ticket(tenant)
+    failure = error(
+        await tenant.patch(f"/v1/tickets/{ticket['id']}", json={"status": "Closed"}),
+        422,
+        "VALIDATION_ERROR",
+    )
+    assert failure["details"] == [
+        {"path": "customFields.cause", "message": "required to close the ticket"}
+    ]
+    assert data(await tenant.get(f"/v1/tickets/{ticket['id']}"))["status"] != "Closed"
+    await set_values(tenant, f"/v1/tickets/{ticket['id']}", {"cause": "bug"})
+    closed = await tenant.patch(f"/v1/tickets/{ticket['id']}", json={"status": "Closed"})
+    assert closed.status_code == 200 and data(closed)["status"] == "Closed"
+
+
+async def test_the_inbox_filters_by_custom_fields(tenant: Tenant) -> None:
+    await define(tenant, key="plan", type="dropdown", options=["gold", "silver"])
+    await define(tenant, key="seats", type="number")
+    await define(tenant, key="addons", type="multiselect", options=["sso", "api"])
+    gold = await new_ticket(tenant, subject="gold one")
+    silver = await new_ticket(tenant, subject="silver one")
+    await new_ticket(tenant, subject="no plan")
+    await set_values(
+        tenant, f"/v1/tickets/{gold['id']}", {"plan": "gold", "seats": 10, "addons": ["sso", "api"]}
+    )
+    await set_values(
+        tenant, f"/v1/tickets/{silver['id']}", {"plan": "silver", "seats": 10, "addons": ["api"]}
+    )
+
+    async def ids(*pairs: str) -> list[str]:
+        return [t["id"] for t in data(await tenant.get("/v1/tickets", params={"cf": list(pairs)}))]
+
+    assert await ids("plan:gold") == [gold["id"]]
+    assert sorted(await ids("seats:10")) == sorted([gold["id"], silver["id"]])
+    assert await ids("seats:10", "plan:silver") == [silver["id"]]
+    assert await ids("addons:sso") == [gold["id"]]
+    assert sorted(await ids("addons:api")) == sorted([gold["id"], silver["id"]])
+    error(await tenant.get("/v1/tickets", params={"cf": "nope:1"}), 422, "VALIDATION_ERROR")
+    error(await tenant.get("/v1/tickets", params={"cf": "plan"}), 422, "VALIDATION_ERROR")
