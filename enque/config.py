@@ -47,6 +47,7 @@ class Settings(BaseSettings):
     password_reset_ttl_seconds: int = 3600
     invitation_ttl_seconds: int = 7 * 24 * 3600
     reopen_window_days: int = 30
+    notification_email_window_seconds: int = Field(120, ge=0)
 
     rate_limit_enabled: bool = True
     rate_limit_auth: str = "10/15minute"

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-29 04:41:14.333037
+Create Date: 2026-11-29 04:41:28.280703
 """
 
 from __future__ import annotations
@@ -496,6 +496,43 @@ def upgrade() -> None:
     )
     op.create_index(
         op.f("ix_microsoft_apps_workspace_id"), "microsoft_apps", ["workspace_id"], unique=False
+    )
+    op.create_table(
+        "notification_settings",
+        sa.Column("agent_id", sa.String(length=36), nullable=False),
+        sa.Column("event", sa.String(length=32), nullable=False),
+        sa.Column("enabled", sa.Boolean(), nullable=False),
+        sa.Column("in_app", sa.Boolean(), nullable=False),
+        sa.Column("email", sa.Boolean(), nullable=False),
+        sa.Column("id", sa.String(length=36), nullable=False),
+        sa.Column("created_at", sa.BigInteger(), nullable=False),
+        sa.Column("updated_at", sa.BigInteger(), nullable=False),
+        sa.Column("workspace_id", sa.String(length=36), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["agent_id"],
+            ["agents.id"],
+            name=op.f("fk_notification_settings_agent_id_agents"),
+            ondelete="CASCADE",
+        ),
+        sa.ForeignKeyConstraint(
+            ["workspace_id"],
+            ["workspaces.id"],
+            name=op.f("fk_notification_settings_workspace_id_workspaces"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_notification_settings")),
+        sa.UniqueConstraint(
+            "workspace_id",
+            "agent_id",
+            "event",
+            name=op.f("uq_notification_settings_workspace_id_agent_id_event"),
+        ),
+    )
+    op.create_index(
+        op.f("ix_notification_settings_workspace_id"),
+        "notification_settings",
+        ["workspace_id"],
+        unique=False,
     )
     op.create_table(
         "password_resets",
@@ -1311,6 +1348,71 @@ def upgrade() -> None:
         unique=False,
     )
     op.create_table(
+        "notifications",
+        sa.Column("agent_id", sa.String(length=36), nullable=False),
+        sa.Column("event", sa.String(length=32), nullable=False),
+        sa.Column("ticket_id", sa.String(length=36), nullable=True),
+        sa.Column(
+            "payload",
+            sa.JSON().with_variant(postgresql.JSONB(astext_type=sa.Text()), "postgresql"),
+            nullable=False,
+        ),
+        sa.Column("in_feed", sa.Boolean(), nullable=False),
+        sa.Column("read_at", sa.BigInteger(), nullable=True),
+        sa.Column("email_pending", sa.Boolean(), nullable=False),
+        sa.Column("email_batch_id", sa.String(length=36), nullable=True),
+        sa.Column("emailed_at", sa.BigInteger(), nullable=True),
+        sa.Column("id", sa.String(length=36), nullable=False),
+        sa.Column("created_at", sa.BigInteger(), nullable=False),
+        sa.Column("updated_at", sa.BigInteger(), nullable=False),
+        sa.Column("workspace_id", sa.String(length=36), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["agent_id"],
+            ["agents.id"],
+            name=op.f("fk_notifications_agent_id_agents"),
+            ondelete="CASCADE",
+        ),
+        sa.ForeignKeyConstraint(
+            ["ticket_id"],
+            ["tickets.id"],
+            name=op.f("fk_notifications_ticket_id_tickets"),
+            ondelete="CASCADE",
+        ),
+        sa.ForeignKeyConstraint(
+            ["workspace_id"],
+            ["workspaces.id"],
+            name=op.f("fk_notifications_workspace_id_workspaces"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_notifications")),
+    )
+    op.create_index(
+        "ix_notifications_email_batch", "notifications", ["email_batch_id"], unique=False
+    )
+    op.create_index(
+        "ix_notifications_email_pending",
+        "notifications",
+        ["workspace_id", "agent_id"],
+        unique=False,
+        postgresql_where=sa.text("email_pending"),
+        sqlite_where=sa.text("email_pending"),
+    )
+    op.create_index(
+        "ix_notifications_feed",
+        "notifications",
+        ["workspace_id", "agent_id", "created_at", "id"],
+        unique=False,
+    )
+    op.create_index(
+        "ix_notifications_unread",
+        "notifications",
+        ["workspace_id", "agent_id", "read_at"],
+        unique=False,
+    )
+    op.create_index(
+        op.f("ix_notifications_workspace_id"), "notifications", ["workspace_id"], unique=False
+    )
+    op.create_table(
         "ticket_bodies",
         sa.Column("ticket_id", sa.String(length=36), nullable=False),
         sa.Column("original_html", sa.Text(), nullable=False),
@@ -1570,6 +1672,17 @@ def downgrade() -> None:
     op.drop_table("ticket_sla")
     op.drop_index(op.f("ix_ticket_bodies_workspace_id"), table_name="ticket_bodies")
     op.drop_table("ticket_bodies")
+    op.drop_index(op.f("ix_notifications_workspace_id"), table_name="notifications")
+    op.drop_index("ix_notifications_unread", table_name="notifications")
+    op.drop_index("ix_notifications_feed", table_name="notifications")
+    op.drop_index(
+        "ix_notifications_email_pending",
+        table_name="notifications",
+        postgresql_where=sa.text("email_pending"),
+        sqlite_where=sa.text("email_pending"),
+    )
+    op.drop_index("ix_notifications_email_batch", table_name="notifications")
+    op.drop_table("notifications")
     op.drop_index("ix_comments_workspace_ticket", table_name="comments")
     op.drop_table("comments")
     op.drop_index("ix_tickets_workspace_user_id_updated", table_name="tickets")
@@ -1657,6 +1770,8 @@ def downgrade() -> None:
     op.drop_table("sla_policies")
     op.drop_index(op.f("ix_password_resets_agent_id"), table_name="password_resets")
     op.drop_table("password_resets")
+    op.drop_index(op.f("ix_notification_settings_workspace_id"), table_name="notification_settings")
+    op.drop_table("notification_settings")
     op.drop_index(op.f("ix_microsoft_apps_workspace_id"), table_name="microsoft_apps")
     op.drop_table("microsoft_apps")
     op.drop_index(
