@@ -5,13 +5,13 @@
 - `runtime.services["attachments"]`: `TicketAttachments` (the attachments domain) — links
   uploaded files to a new comment, lists them with the thread, and moves them on merge.
   Without it `attachmentIds` answers 422 and comments carry `attachments: []`.
+- `runtime.services["ticket_close_checks"]`: a list of `async (session, ticket) -> None` run
+  before a ticket enters `Closed`; each may refuse with an ApiError (custom fields required on
+  close).
 
 What tickets offers to other domains:
 - `runtime.services["ticket_exists"]`: `async (session, *, workspace_id, ticket_id) -> bool`
   (service.ticket_exists), e.g. for real-time subscriptions and presence.
-- `runtime.services["ticket_close_checks"]`: a list of `async (session, ticket) -> None` run
-  before a ticket enters `Closed`; each may refuse with an ApiError (custom fields required on
-  close).
 """
 
 from __future__ import annotations
