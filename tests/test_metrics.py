@@ -55,25 +55,28 @@ def test_workers_are_summed_and_the_token_is_required(
         "METRICS_TOKEN": "scrape-secret",
     }
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)
-    with (
-        ServerProcess(env, workers=2) as server,
-        httpx.Client(base_url=server.url, timeout=10) as client,
-    ):
-        for _ in range(30):
-            with httpx.Client(base_url=server.url, timeout=10) as fresh:
-                assert fresh.get("/v1/openapi.json").status_code == 200
-        refused = client.get("/metrics")
-        assert refused.status_code == 401
-        assert refused.json()["error"]["code"] == "UNAUTHORIZED"
-        wrong = client.get("/metrics", headers={"Authorization": "Bearer nope"})
-        assert wrong.status_code == 401
-        for _ in range(4):  # whichever worker answers, it reports every worker's requests
-            text = client.get("/metrics", headers={"Authorization": "Bearer scrape-secret"}).text
-            served = sum(
-                value
-                for labels, value in _samples(text, "enque_http_requests_total")
-                if labels["route"] == "/v1/openapi.json"
-            )
-            assert served == 30, text
+    server = ServerProcess(env, workers=2).start(timeout=120)
+    try:
+        with httpx.Client(base_url=server.url, timeout=10) as client:
+            for _ in range(30):
+                with httpx.Client(base_url=server.url, timeout=10) as fresh:
+                    assert fresh.get("/v1/openapi.json").status_code == 200
+            refused = client.get("/metrics")
+            assert refused.status_code == 401
+            assert refused.json()["error"]["code"] == "UNAUTHORIZED"
+            wrong = client.get("/metrics", headers={"Authorization": "Bearer nope"})
+            assert wrong.status_code == 401
+            for _ in range(4):  # whichever worker answers, it reports every worker's requests
+                text = client.get(
+                    "/metrics", headers={"Authorization": "Bearer scrape-secret"}
+                ).text
+                served = sum(
+                    value
+                    for labels, value in _samples(text, "enque_http_requests_total")
+                    if labels["route"] == "/v1/openapi.json"
+                )
+                assert served == 30, text
+    finally:
+        server.stop()
     assert list((tmp_path / "metrics").glob("*.db")), "workers wrote to the shared folder"
     assert "PROMETHEUS_MULTIPROC_DIR" not in os.environ
