@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-29 04:41:28.280703
+Create Date: 2026-11-29 05:02:33.617577
 """
 
 from __future__ import annotations
@@ -1527,6 +1527,59 @@ def upgrade() -> None:
         unique=False,
     )
     op.create_table(
+        "attachments",
+        sa.Column("workspace_id", sa.String(length=36), nullable=False),
+        sa.Column("ticket_id", sa.String(length=36), nullable=True),
+        sa.Column("comment_id", sa.String(length=36), nullable=True),
+        sa.Column("uploaded_by", sa.String(length=36), nullable=True),
+        sa.Column("file_name", sa.String(length=255), nullable=False),
+        sa.Column("content_type", sa.String(length=255), nullable=False),
+        sa.Column("size", sa.BigInteger(), nullable=False),
+        sa.Column("sha256", sa.String(length=64), nullable=False),
+        sa.Column("storage_key", sa.String(length=200), nullable=False),
+        sa.Column("is_inline", sa.Boolean(), nullable=False),
+        sa.Column("content_id", sa.String(length=255), nullable=True),
+        sa.Column("linked_at", sa.BigInteger(), nullable=True),
+        sa.Column("id", sa.String(length=36), nullable=False),
+        sa.Column("created_at", sa.BigInteger(), nullable=False),
+        sa.Column("updated_at", sa.BigInteger(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["comment_id"],
+            ["comments.id"],
+            name=op.f("fk_attachments_comment_id_comments"),
+            ondelete="SET NULL",
+        ),
+        sa.ForeignKeyConstraint(
+            ["ticket_id"],
+            ["tickets.id"],
+            name=op.f("fk_attachments_ticket_id_tickets"),
+            ondelete="SET NULL",
+        ),
+        sa.ForeignKeyConstraint(
+            ["workspace_id"],
+            ["workspaces.id"],
+            name=op.f("fk_attachments_workspace_id_workspaces"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_attachments")),
+        sa.UniqueConstraint("storage_key", name=op.f("uq_attachments_storage_key")),
+    )
+    op.create_index(
+        "ix_attachments_unlinked", "attachments", ["comment_id", "created_at"], unique=False
+    )
+    op.create_index(
+        "ix_attachments_workspace_comment",
+        "attachments",
+        ["workspace_id", "comment_id"],
+        unique=False,
+    )
+    op.create_index(
+        "ix_attachments_workspace_ticket",
+        "attachments",
+        ["workspace_id", "ticket_id"],
+        unique=False,
+    )
+    op.create_table(
         "legacy_files",
         sa.Column("migration_id", sa.String(length=36), nullable=False),
         sa.Column("workspace_id", sa.String(length=36), nullable=False),
@@ -1664,6 +1717,10 @@ def downgrade() -> None:
     op.drop_index(op.f("ix_legacy_files_migration_id"), table_name="legacy_files")
     op.drop_index("ix_legacy_files_comment", table_name="legacy_files")
     op.drop_table("legacy_files")
+    op.drop_index("ix_attachments_workspace_ticket", table_name="attachments")
+    op.drop_index("ix_attachments_workspace_comment", table_name="attachments")
+    op.drop_index("ix_attachments_unlinked", table_name="attachments")
+    op.drop_table("attachments")
     op.drop_index("ix_ticket_tags_workspace_tag", table_name="ticket_tags")
     op.drop_table("ticket_tags")
     op.drop_index(op.f("ix_ticket_sla_workspace_id"), table_name="ticket_sla")
