@@ -3,7 +3,8 @@
 Registered with the process's scheduler (`runtime.services["scheduler"].register(name,
 interval, job)`) when it has one. The job is safe to run in several processes at once: each
 reply is claimed by one sender (service.py), so the scheduler's run-once lease is a saving,
-not a requirement.
+not a requirement. `runtime.services["held_attachment_ids"]` names the uploads that pending
+scheduled replies will link, for the attachments' orphan sweep to keep.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ from __future__ import annotations
 from functools import partial
 
 from enque.core.runtime import Runtime
-from enque.scheduled_replies.service import send_due_replies
+from enque.scheduled_replies.service import held_attachment_ids, send_due_replies
 
 JOB = "replies.scheduled"
 INTERVAL = 5
@@ -19,6 +20,7 @@ INTERVAL = 5
 
 def setup(runtime: Runtime) -> None:
     runtime.services["send_due_replies"] = partial(send_due_replies, runtime)
+    runtime.services["held_attachment_ids"] = held_attachment_ids
 
 
 async def on_startup(runtime: Runtime) -> None:

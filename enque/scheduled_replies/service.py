@@ -212,6 +212,22 @@ async def cancel_scheduled_reply(
     return row
 
 
+async def held_attachment_ids(
+    session: AsyncSession, *, workspace_id: str | None = None
+) -> set[str]:
+    """Uploads that replies waiting to be sent will link: an orphan sweep must keep them.
+
+    `runtime.services["held_attachment_ids"]`; every workspace when `workspace_id` is None.
+    """
+    stmt = select(ScheduledReply.attachment_ids).where(ScheduledReply.status.in_(ACTIVE))
+    if workspace_id is not None:
+        stmt = stmt.where(ScheduledReply.workspace_id == workspace_id)
+    held: set[str] = set()
+    for ids in (await session.execute(stmt)).scalars():
+        held.update(ids or ())
+    return held
+
+
 # ---------------------------------------------------------------- sending
 
 

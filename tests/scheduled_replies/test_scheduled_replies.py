@@ -438,3 +438,18 @@ async def test_list_takes_a_constant_number_of_queries(tenant: Tenant, app_runti
     with statements(app_runtime) as large:
         assert len(data(await tenant.get(path))) == 12
     assert len(large) == len(small)
+
+
+async def test_uploads_of_waiting_replies_are_held(
+    tenant: Tenant, app_runtime: Runtime, monkeypatch: pytest.MonkeyPatch
+):
+    monkeypatch.setitem(app_runtime.services, "attachments", Files(RuntimeError("x")))
+    ticket = await new_ticket(tenant)
+    waiting = await schedule(tenant, ticket["id"], soon(3600), attachmentIds=["up-1", "up-2"])
+    cancelled = await schedule(tenant, ticket["id"], soon(3600), attachmentIds=["up-3"])
+    await tenant.delete(f"/v1/scheduled-replies/{cancelled['id']}")
+    held = app_runtime.services["held_attachment_ids"]
+    async with app_runtime.db.session(write=False) as session:
+        assert await held(session, workspace_id=tenant.workspace_id) == {"up-1", "up-2"}
+        assert {"up-1", "up-2"} <= await held(session)
+    assert waiting["attachmentIds"] == ["up-1", "up-2"]
