@@ -43,6 +43,12 @@ def pct(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
+def cpu_ms(pid: int) -> float:
+    """User + system CPU time a process has used, in ms."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) * 1000 / os.sysconf("SC_CLK_TCK")
+
+
 def rss_kb(pid: int) -> int:
     for line in Path(f"/proc/{pid}/status").read_text().splitlines():
         if line.startswith("VmRSS:"):
@@ -200,10 +206,13 @@ async def fanout(server: Server, sockets: int, count: int, compression: str | No
         many = Fleet(compression)
         await many.open(ws_url, token, sockets, channel)
         latencies, requests_many = await rounds([many], client, token, ticket_id, count)
+        cpu_before, client_before = cpu_ms(server.proc.pid), time.process_time()
         presence_many = await presence_rounds(many, sender, ticket_id, count)
+        server_cpu = (cpu_ms(server.proc.pid) - cpu_before) / (count + 2)
+        client_cpu = (time.process_time() - client_before) * 1000 / (count + 2)
         await many.close()
         await sender.close()
-    mode = "permessage-deflate" if compression else "no compression"
+    mode = "clients offer permessage-deflate" if compression else "no compression"
     print(f"\n## Fan-out, 1 worker, embedded (SQLite, in-process broker), {mode}, {count} rounds\n")
     print("| measured from the client's action | receipts | p50 ms | p99 ms | max ms |")
     print("| --- | ---: | ---: | ---: | ---: |")
@@ -213,6 +222,11 @@ async def fanout(server: Server, sockets: int, count: int, compression: str | No
     print(row(f"`presence` sent → received, {sockets:,} sockets", presence_many))
     print(row("the PATCH request alone (1 socket open)", requests))
     print(row(f"the PATCH request alone ({sockets:,} sockets open)", requests_many))
+    print(
+        f"\nCPU per `presence` fan-out to {sockets:,} sockets: server {server_cpu:.1f} ms, "
+        f"client {client_cpu:.1f} ms "
+        f"(load average {os.getloadavg()[0]:.1f} on {os.cpu_count()} cores)"
+    )
     return statistics.median(presence_one)
 
 
@@ -231,6 +245,8 @@ def start_bare_ws() -> Server:
             "--no-access-log",
             "--ws-ping-interval",
             "0",
+            "--ws-per-message-deflate",
+            "false",  # as `enque serve`
         ],
         cwd=ROOT,
         stdout=subprocess.DEVNULL,
@@ -272,7 +288,7 @@ async def memory(env: dict[str, str], sockets: int, compression: str | None) -> 
         before, after = await idle_memory(server, sockets, token, compression)
     finally:
         server.stop()
-    mode = "permessage-deflate" if compression else "no compression"
+    mode = "clients offer permessage-deflate" if compression else "no compression"
     print(f"\n## Memory per idle socket, {sockets:,} sockets, 1 worker, {mode}\n")
     print("| server | RSS before MB | RSS after MB | per socket KB |")
     print("| --- | ---: | ---: | ---: |")
