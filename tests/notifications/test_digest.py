@@ -11,6 +11,7 @@ from enque.agents.models import AgentWorkspace
 from enque.core.db import now
 from enque.core.mail import SystemMailer
 from enque.core.runtime import Runtime
+from enque.notifications import digest, hooks
 from enque.notifications.digest import send_digests
 from enque.notifications.models import Notification
 from tests.notifications.support import person
@@ -173,3 +174,18 @@ async def test_no_digest_for_an_agent_who_left(
             select(Notification.email_pending).where(Notification.agent_id == jane.agent_id)
         )
     assert pending is False  # dropped, not retried forever
+
+
+async def test_digest_job_is_registered_with_the_scheduler(app_runtime: Runtime):
+    registered: list[tuple[str, int]] = []
+
+    class Scheduler:
+        def register(self, name: str, interval: int, job) -> None:
+            registered.append((name, interval))
+
+    app_runtime.services["scheduler"] = Scheduler()
+    try:
+        await hooks.on_startup(app_runtime)
+    finally:
+        del app_runtime.services["scheduler"]
+    assert registered == [(digest.JOB, digest.INTERVAL)]
