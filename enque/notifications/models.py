@@ -32,6 +32,7 @@ class Notification(IdMixin, TimestampMixin, TenantMixin, Base):
             sqlite_where=EMAIL_PENDING,
         ),
         Index("ix_notifications_email_batch", "email_batch_id"),
+        Index("ix_notifications_ticket", "workspace_id", "ticket_id", "event"),
     )
 
     agent_id: Mapped[str] = mapped_column(String(36), ForeignKey("agents.id", ondelete="CASCADE"))
