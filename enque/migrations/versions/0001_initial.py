@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-29 04:46:52.296349
+Create Date: 2026-11-29 04:56:27.468718
 """
 
 from __future__ import annotations
@@ -999,7 +999,7 @@ def upgrade() -> None:
     op.create_index(
         "ix_notifications_unread",
         "notifications",
-        ["workspace_id", "agent_id", "read_at"],
+        ["workspace_id", "agent_id", "in_feed", "read_at"],
         unique=False,
     )
     op.create_index(
