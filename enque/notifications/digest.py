@@ -16,7 +16,7 @@ from typing import Any
 from jinja2 import DictLoader, Environment, StrictUndefined, select_autoescape
 from sqlalchemy import func, select, update
 
-from enque.agents.models import Agent
+from enque.agents.models import Agent, AgentWorkspace
 from enque.core import db
 from enque.core.mail import Mail, mailer_of
 from enque.core.runtime import Runtime
@@ -153,11 +153,24 @@ async def _claim(runtime: Runtime, workspace_id: str, agent_id: str, moment: int
                 )
             ).scalars()
         )
-        agent = await session.get(Agent, agent_id)
-        workspace = await session.get(Workspace, workspace_id)
-    if agent is None or not agent.is_active or workspace is None or workspace.deleted_at:
-        return None  # claimed and dropped: nobody to send them to
-    return Digest(batch_id, workspace.name, agent.email, agent.display_name, rows)
+        found = (
+            await session.execute(
+                select(Agent.email, Agent.display_name, Workspace.name)
+                .join(AgentWorkspace, AgentWorkspace.agent_id == Agent.id)
+                .join(Workspace, Workspace.id == AgentWorkspace.workspace_id)
+                .where(
+                    Agent.id == agent_id,
+                    Agent.is_active.is_(True),
+                    AgentWorkspace.workspace_id == workspace_id,
+                    AgentWorkspace.is_active.is_(True),
+                    Workspace.deleted_at.is_(None),
+                )
+            )
+        ).first()
+    if found is None:
+        return None  # claimed and dropped: nobody left to send them to
+    email, name, workspace = found
+    return Digest(batch_id, workspace, email, name, rows)
 
 
 async def _settle(runtime: Runtime, batch_id: str, sent: bool, moment: int) -> None:

@@ -23,7 +23,7 @@ class Notification(IdMixin, TimestampMixin, TenantMixin, Base):
     __tablename__ = "notifications"
     __table_args__ = (
         Index("ix_notifications_feed", "workspace_id", "agent_id", "created_at", "id"),
-        Index("ix_notifications_unread", "workspace_id", "agent_id", "read_at"),
+        Index("ix_notifications_unread", "workspace_id", "agent_id", "in_feed", "read_at"),
         Index(
             "ix_notifications_email_pending",
             "workspace_id",
@@ -32,6 +32,7 @@ class Notification(IdMixin, TimestampMixin, TenantMixin, Base):
             sqlite_where=EMAIL_PENDING,
         ),
         Index("ix_notifications_email_batch", "email_batch_id"),
+        Index("ix_notifications_ticket", "workspace_id", "ticket_id", "event"),
     )
 
     agent_id: Mapped[str] = mapped_column(String(36), ForeignKey("agents.id", ondelete="CASCADE"))

@@ -5,7 +5,8 @@
 - `ticket.updated` with a new assignee: that agent (`ticket.assigned`);
 - `comment.created` of a customer: the ticket's assignee (`customer.replied`);
 - `comment.created` of an internal note: every agent it mentions (`mention`), named in the
-  note's `mentions` or written in its text as `@Display Name` or `@email`.
+  note's `mentions` or written in its text as `@Display Name` or `@email`; `comment.updated`
+  of a note: the agents the edit newly mentions.
 Whoever made the change is never told about it.
 """
 
@@ -23,12 +24,13 @@ from enque.agents.models import Agent, AgentWorkspace
 from enque.core.events import Event
 from enque.core.runtime import Runtime
 from enque.customers.models import User
+from enque.notifications.models import Notification
 from enque.notifications.service import notify
 from enque.teams.models import TeamMember
 from enque.tickets.models import Ticket
 
 EXCERPT = 280
-HANDLED = frozenset({"ticket.created", "ticket.updated", "comment.created"})
+HANDLED = frozenset({"ticket.created", "ticket.updated", "comment.created", "comment.updated"})
 _WORD = re.compile(r"\w")
 
 
@@ -141,7 +143,7 @@ def relevant(event: Event) -> bool:
     if event.type == "ticket.updated":
         change = (event.payload.get("changes") or {}).get("assigneeId")
         return bool(change and change[1])
-    if event.type == "comment.created":
+    if event.type in ("comment.created", "comment.updated"):
         comment = event.payload.get("comment") or {}
         if comment.get("kind") == "note":
             return bool(comment.get("mentions")) or "@" in (comment.get("text") or "")
@@ -222,7 +224,27 @@ async def _on_comment(session: AsyncSession, event: Event, actor_id: str | None)
         return
     named = list(comment.get("mentions") or [])
     written = await mentioned_in(session, event.workspace_id, comment.get("text") or "")
+    if event.type == "comment.updated":  # an edited note tells only those it newly mentions
+        told = await _told_of(session, event.workspace_id, ticket.id, comment.get("id"))
+        named = [a for a in named if a not in told]
+        written = [a for a in written if a not in told]
     await _tell(session, event, "mention", [*named, *written], ticket, actor, actor_id, extra=extra)
+
+
+async def _told_of(
+    session: AsyncSession, workspace_id: str, ticket_id: str, comment_id: str | None
+) -> set[str]:
+    """Agents already told of their mention in this note."""
+    rows = await session.execute(
+        select(Notification.agent_id, Notification.payload).where(
+            Notification.workspace_id == workspace_id,
+            Notification.ticket_id == ticket_id,
+            Notification.event == "mention",
+        )
+    )
+    return {
+        agent for agent, payload in rows.tuples() if (payload or {}).get("commentId") == comment_id
+    }
 
 
 async def _tell(

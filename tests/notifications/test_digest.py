@@ -3,11 +3,15 @@ test server; nothing lost when delivery fails, nothing sent twice."""
 
 from __future__ import annotations
 
-from sqlalchemy import select
+import asyncio
 
+from sqlalchemy import select, update
+
+from enque.agents.models import AgentWorkspace
 from enque.core.db import now
 from enque.core.mail import SystemMailer
 from enque.core.runtime import Runtime
+from enque.notifications import digest, hooks
 from enque.notifications.digest import send_digests
 from enque.notifications.models import Notification
 from tests.notifications.support import person
@@ -136,3 +140,52 @@ async def test_digests_are_per_workspace(
         assert len(mails) == 1
         text = mails[0].message.get_body(preferencelist=("plain",)).get_content()
         assert f"For {who.agent_id}" in text and stranger.agent_id not in text
+
+
+async def test_concurrent_runs_send_one_digest(
+    tenant: Tenant, app_runtime: Runtime, smtp_server: SmtpServer
+):
+    jane = await person(app_runtime, tenant)
+    await jane.settings({"event": "ticket.assigned", "channels": ["email"]})
+    for _ in range(3):
+        await new_ticket(tenant, assigneeId=jane.agent_id)
+    moment = now() + window(app_runtime) + 1
+    await asyncio.gather(*(send_digests(app_runtime, now=moment) for _ in range(3)))
+    mails = smtp_server.to(jane.email)
+    assert len(mails) == 1 and mails[0].message["Subject"].endswith("3 new notifications")
+
+
+async def test_no_digest_for_an_agent_who_left(
+    tenant: Tenant, app_runtime: Runtime, smtp_server: SmtpServer
+):
+    jane = await person(app_runtime, tenant)
+    await jane.settings({"event": "ticket.assigned", "channels": ["email"]})
+    await new_ticket(tenant, assigneeId=jane.agent_id)
+    async with app_runtime.db.transaction() as session:
+        await session.execute(
+            update(AgentWorkspace)
+            .where(AgentWorkspace.agent_id == jane.agent_id)
+            .values(is_active=False)
+        )
+    await send_digests(app_runtime, now=now() + window(app_runtime) + 1)
+    assert smtp_server.to(jane.email) == []
+    async with app_runtime.db.session(write=False) as session:
+        pending = await session.scalar(
+            select(Notification.email_pending).where(Notification.agent_id == jane.agent_id)
+        )
+    assert pending is False  # dropped, not retried forever
+
+
+async def test_digest_job_is_registered_with_the_scheduler(app_runtime: Runtime):
+    registered: list[tuple[str, int]] = []
+
+    class Scheduler:
+        def register(self, name: str, interval: int, job) -> None:
+            registered.append((name, interval))
+
+    app_runtime.services["scheduler"] = Scheduler()
+    try:
+        await hooks.on_startup(app_runtime)
+    finally:
+        del app_runtime.services["scheduler"]
+    assert registered == [(digest.JOB, digest.INTERVAL)]

@@ -172,3 +172,17 @@ async def test_automation_notice(tenant: Tenant, app_runtime: Runtime):
         "name": "Automation",
     }
     assert app_runtime.services["notify_agents"] is notify_agents
+
+
+async def test_an_edited_note_tells_only_the_newly_mentioned(tenant: Tenant, app_runtime: Runtime):
+    jane = await person(app_runtime, tenant)
+    bob = await person(app_runtime, tenant)
+    ticket = await new_ticket(tenant)
+    first = {"content": f"<p>@{jane.email} look</p>"}
+    note = data(await tenant.post(f"/v1/tickets/{ticket['id']}/notes", json=first), 201)
+    edited = {"content": f"<p>@{jane.email} and @{bob.email} look</p>"}
+    data(await tenant.patch(f"/v1/comments/{note['id']}", json=edited))
+    data(await tenant.patch(f"/v1/comments/{note['id']}", json=edited))
+    assert [n["event"] for n in await person_feed(jane)] == ["mention"]
+    bob_items = await person_feed(bob)
+    assert [(n["event"], n["payload"]["commentId"]) for n in bob_items] == [("mention", note["id"])]

@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-29 05:02:33.617577
+Create Date: 2026-11-29 05:02:55.838943
 """
 
 from __future__ import annotations
@@ -1404,9 +1404,15 @@ def upgrade() -> None:
         unique=False,
     )
     op.create_index(
+        "ix_notifications_ticket",
+        "notifications",
+        ["workspace_id", "ticket_id", "event"],
+        unique=False,
+    )
+    op.create_index(
         "ix_notifications_unread",
         "notifications",
-        ["workspace_id", "agent_id", "read_at"],
+        ["workspace_id", "agent_id", "in_feed", "read_at"],
         unique=False,
     )
     op.create_index(
@@ -1731,6 +1737,7 @@ def downgrade() -> None:
     op.drop_table("ticket_bodies")
     op.drop_index(op.f("ix_notifications_workspace_id"), table_name="notifications")
     op.drop_index("ix_notifications_unread", table_name="notifications")
+    op.drop_index("ix_notifications_ticket", table_name="notifications")
     op.drop_index("ix_notifications_feed", table_name="notifications")
     op.drop_index(
         "ix_notifications_email_pending",
