@@ -36,6 +36,7 @@ from enque.mailboxes.service import MailboxTokenStore, imap_settings, tls_contex
 log = logging.getLogger(__name__)
 
 LEASE_TTL = 900
+DELTA_PAGE_SIZE = 50
 STATUS_CHANNELS = ["workspace"]
 _CID = re.compile(r"""src\s*=\s*["']?cid:""", re.I)
 
@@ -239,7 +240,9 @@ async def _delta_round(
     lease: Lease,
     link: str | None,
 ) -> None:
-    async for page in graph.delta(mailbox.folder or "inbox", delta_link=link):
+    async for page in graph.delta(
+        mailbox.folder or "inbox", delta_link=link, page_size=DELTA_PAGE_SIZE
+    ):
         for message in page.messages:
             report.count(await _graph_message(runtime, graph, mailbox, message))
         # The page is committed: the next sync may start after it.
