@@ -91,7 +91,7 @@ async def test_conversation_threads_and_attachments(
     from tests.email import corpus
 
     mailbox_id, user = await connect_graph(app_runtime, tenant, microsoft)
-    raw, mid = mail(to=user.mail, subject="Quote request")
+    raw, _ = mail(to=user.mail, subject="Quote request")
     microsoft.deliver(user, raw)
     await sync.sync_mailbox(app_runtime, mailbox_id)
     [ticket] = await tickets_of(app_runtime, tenant.workspace_id)
