@@ -18,6 +18,7 @@ from dataclasses import dataclass
 
 import httpx
 from sqlalchemy import select, update
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from enque.comments.models import Comment
 from enque.comments.service import record_delivery
@@ -61,7 +62,18 @@ class Outbox:
         if event.type != "comment.created":
             return
         comment = event.payload.get("comment") or {}
-        if comment.get("kind") == "reply" and comment.get("delivery") == "pending":
+        if comment.get("kind") != "reply" or comment.get("delivery") != "pending":
+            return
+        # Decided now (before the request answers): is there a mailbox to send from at all?
+        async with self.runtime.db.session(write=False) as session:
+            ticket_mailbox = await session.scalar(
+                select(Ticket.mailbox_id).where(
+                    Ticket.workspace_id == event.workspace_id,
+                    Ticket.id == event.payload.get("ticketId"),
+                )
+            )
+            mailbox = await sending_mailbox(session, event.workspace_id, ticket_mailbox)
+        if mailbox is not None:
             self.submit(event.workspace_id, str(comment["id"]))
 
     def submit(self, workspace_id: str, comment_id: str) -> None:
@@ -106,10 +118,24 @@ class Outbox:
         return len(found)
 
 
+async def sending_mailbox(
+    session: AsyncSession, workspace_id: str, mailbox_id: str | None
+) -> Mailbox | None:
+    """The ticket's mailbox; for a ticket without one, the workspace's oldest live mailbox."""
+    stmt = select(Mailbox).where(Mailbox.workspace_id == workspace_id, Mailbox.deleted_at.is_(None))
+    if mailbox_id:
+        found = (await session.execute(stmt.where(Mailbox.id == mailbox_id))).scalar_one_or_none()
+        if found is not None:
+            return found
+    stmt = stmt.where(Mailbox.is_active.is_(True)).order_by(Mailbox.created_at, Mailbox.id)
+    return (await session.execute(stmt.limit(1))).scalar_one_or_none()
+
+
 async def _prepare(runtime: Runtime, workspace_id: str, comment_id: str) -> Prepared | str | None:
     """The reply, its ticket and mailbox, and its ledger row (written before sending).
 
-    None when there is nothing to send; a string when it cannot be sent (the reason)."""
+    None when there is nothing to send (already sent, or no mailbox in the workspace yet); a
+    string when it cannot be sent (the reason)."""
     async with runtime.db.transaction() as session:
         comment = (
             await session.execute(
@@ -121,19 +147,9 @@ async def _prepare(runtime: Runtime, workspace_id: str, comment_id: str) -> Prep
         if comment is None or comment.kind != "reply" or comment.delivery != "pending":
             return None
         ticket = await session.get_one(Ticket, comment.ticket_id)
-        mailbox = None
-        if ticket.mailbox_id:
-            mailbox = (
-                await session.execute(
-                    select(Mailbox).where(
-                        Mailbox.id == ticket.mailbox_id,
-                        Mailbox.workspace_id == workspace_id,
-                        Mailbox.deleted_at.is_(None),
-                    )
-                )
-            ).scalar_one_or_none()
+        mailbox = await sending_mailbox(session, workspace_id, ticket.mailbox_id)
         if mailbox is None:
-            return "the ticket has no connected mailbox to send from"
+            return None  # no mailbox in the workspace: the reply waits (resend job)
         if mailbox.state == "needs_reconnect":
             return "the mailbox needs to be reconnected"
         sent = (

@@ -121,11 +121,21 @@ async def test_temporary_failures_are_retried_then_fail(
     assert out.delivery == "sent"
 
 
-async def test_ticket_without_mailbox_fails_with_reason(
+async def test_ticket_without_mailbox_uses_the_workspace_mailbox(
     tenant: Tenant, app_runtime: Runtime, outbox: Outbox
 ) -> None:
     ticket = await new_ticket(tenant)
-    reply = data(await tenant.post(f"/v1/tickets/{ticket['id']}/reply", json={"content": "x"}), 201)
+    path = f"/v1/tickets/{ticket['id']}/reply"
+    waiting = data(await tenant.post(path, json={"content": "x"}), 201)
+    await outbox.drain()
+    assert not outbox.tasks
+    [out] = [c for c in await comments_of(app_runtime, ticket["id"]) if c.id == waiting["id"]]
+    assert out.delivery == "pending" and out.delivery_attempts == 0  # nothing to send from
+
+    box = await connect_imap(tenant)
+    reply = data(await tenant.post(path, json={"content": "y"}), 201)
     await outbox.drain()
     [out] = [c for c in await comments_of(app_runtime, ticket["id"]) if c.id == reply["id"]]
-    assert out.delivery == "failed" and "mailbox" in (out.delivery_error or "")
+    assert out.delivery == "sent"
+    [sent] = shared_smtp().to(ticket["customer"]["email"])
+    assert sent.message["From"].addresses[0].addr_spec == box.email
