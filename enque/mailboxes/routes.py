@@ -8,8 +8,9 @@ from enque.activity.service import Actor
 from enque.auth.deps import Admin, CurrentAgent, Principal
 from enque.core.api import Email, Envelope, JSONResponse, PageParams, created, no_content, ok
 from enque.core.deps import get_runtime, get_session
+from enque.core.errors import conflict
 from enque.core.runtime import Runtime
-from enque.mailboxes import microsoft, service
+from enque.mailboxes import microsoft, service, sync
 from enque.mailboxes.models import Mailbox
 from enque.mailboxes.schemas import (
     ConnectOut,
@@ -18,6 +19,7 @@ from enque.mailboxes.schemas import (
     MailboxPatch,
     MessageCounts,
     ServerOut,
+    SyncOut,
 )
 
 router = APIRouter(prefix="/v1/mailboxes", tags=["mailboxes"])
@@ -149,3 +151,47 @@ async def delete_mailbox(
         session, workspace_id=principal.workspace_id, actor=_actor(principal), mailbox_id=mailbox_id
     )
     return no_content()
+
+
+async def _end_transaction(session: AsyncSession) -> None:
+    if session.in_transaction():
+        await session.commit()  # a sync is network I/O: no transaction stays open across it
+
+
+@router.post("/{mailbox_id}/sync", response_model=Envelope[SyncOut])
+async def sync_mailbox(
+    mailbox_id: str,
+    principal: Principal = Admin,
+    session: AsyncSession = Depends(get_session),
+    runtime: Runtime = Depends(get_runtime),
+) -> JSONResponse:
+    """Sync now: fetch new mail into tickets; answers what the sync did."""
+    await service.get_mailbox(session, workspace_id=principal.workspace_id, mailbox_id=mailbox_id)
+    await _end_transaction(session)
+    try:
+        report = await sync.sync_mailbox(runtime, mailbox_id)
+    except sync.SyncBusy as exc:
+        raise conflict("A sync of this mailbox is running; try again when it ends") from exc
+    return ok(SyncOut(**report.as_dict()))
+
+
+admin_router = APIRouter(prefix="/v1/admin", tags=["admin"])
+
+
+@admin_router.post("/sync-emails", response_model=Envelope[list[SyncOut]])
+async def sync_emails(
+    principal: Principal = Admin,
+    session: AsyncSession = Depends(get_session),
+    runtime: Runtime = Depends(get_runtime),
+) -> JSONResponse:
+    """Sync every active mailbox of the workspace now (mailboxes already syncing are skipped)."""
+    await _end_transaction(session)
+    reports = await sync.sync_all(runtime, workspace_id=principal.workspace_id)
+    return ok([SyncOut(**r.as_dict()) for r in reports])
+
+
+# The module's `router` (what the app includes): the mailbox routes and the admin one.
+_mailboxes_router = router
+router = APIRouter()
+router.include_router(_mailboxes_router)
+router.include_router(admin_router)

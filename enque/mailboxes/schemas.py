@@ -107,3 +107,17 @@ class MailboxOut(ApiModel):
 
 class ConnectOut(ApiModel):
     url: str
+
+
+class SyncOut(ApiModel):
+    """What one sync of a mailbox did."""
+
+    mailbox_id: str
+    fetched: int
+    created: int
+    commented: int
+    ignored: int
+    duplicates: int
+    failed: int
+    state: str
+    error: str | None

@@ -1,0 +1,524 @@
+"""One received message → a ticket or a comment, exactly once.
+
+`ingest()` is what both channels (IMAP, Graph) call for every fetched message. In one
+transaction it writes the ledger row (`email_messages`, unique on (workspace, Message-ID) and
+(mailbox, provider id)) and the ticket or comment, through the same service functions the API
+uses (audit, events and automations after commit). Two ingests of one message cannot both
+commit: the second fails on the unique constraint and is reported as a duplicate.
+
+Files: when the process has an inbound file store (`runtime.services["inbound_files"]`, an
+`InboundFiles`), attachments and inline images are saved before the transaction and linked to
+the comment inside it (`runtime.services["attachments"].link`), and `cid:` images point to the
+stored files. Without one, their metadata (name, type, size, content id) is kept in the audit
+row of the message (`email.received`).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import html as htmllib
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from typing import Any, Protocol
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from enque.activity.service import SYSTEM, Actor, record
+from enque.comments.service import add_customer_message
+from enque.core.db import now, unit
+from enque.core.errors import ApiError
+from enque.core.runtime import Runtime
+from enque.customers.service import find_or_create_customer
+from enque.email.classify import classify
+from enque.email.parse import Attachment, ParsedMessage
+from enque.email.quotes import fold
+from enque.email.sanitize import rewrite_cids, text_to_html
+from enque.email.threading import DEFAULT_TOKEN, ticket_number
+from enque.mailboxes.models import EmailMessage, Mailbox
+from enque.mailboxes.service import workspace_addresses
+from enque.tickets import service as tickets
+from enque.tickets.models import Ticket
+from enque.tickets.seams import attachments as ticket_attachments
+
+log = logging.getLogger(__name__)
+
+INBOUND_FILES = "inbound_files"
+MAX_MESSAGE_FILES_BYTES = 100 * 1024 * 1024
+MAX_ID = 900
+MAX_SUBJECT = 1000
+
+
+@dataclass
+class Inbound:
+    """A fetched message: parsed, with the channel's own id for it."""
+
+    parsed: ParsedMessage
+    provider_id: str | None
+    conversation_id: str | None = None
+
+
+@dataclass
+class IngestResult:
+    # created (new ticket), commented (on a ticket), ignored (loop, bounce, unmatched
+    # auto-reply), duplicate (seen before), failed (kept in the ledger with the error)
+    outcome: str
+    ticket_id: str | None = None
+    comment_id: str | None = None
+    reason: str | None = None
+
+
+@dataclass
+class SavedFile:
+    id: str
+    url: str
+    content_id: str | None = None
+
+
+class InboundFiles(Protocol):
+    async def save(self, *, workspace_id: str, files: Sequence[Attachment]) -> list[SavedFile]:
+        """Store the files (outside any transaction); one `SavedFile` per file, in order."""
+
+
+@dataclass
+class _Files:
+    meta: list[dict[str, Any]] = field(default_factory=list)
+    saved: list[SavedFile] = field(default_factory=list)
+
+
+def identity_of(parsed: ParsedMessage, raw: bytes | None = None) -> str:
+    """The message's identity: its Message-ID, else a digest of what it says."""
+    if parsed.message_id:
+        ident = parsed.message_id.strip().strip("<>")
+        if len(ident) <= MAX_ID:
+            return ident
+    digest = hashlib.sha256()
+    if raw is not None and not parsed.message_id:
+        digest.update(raw)
+    else:
+        for part in (
+            parsed.message_id or "",
+            parsed.subject,
+            str(parsed.date),
+            ",".join(a.email for a in parsed.from_),
+            parsed.text,
+        ):
+            digest.update(part.encode("utf-8", "replace") + b"\0")
+    return f"{digest.hexdigest()}@no-message-id.enque"
+
+
+# ---------------------------------------------------------------- lookups
+
+
+async def known(
+    session: AsyncSession, *, mailbox: Mailbox, identity: str, provider_id: str | None
+) -> bool:
+    """Whether the ledger already holds this message (by identity or by provider id)."""
+    stmt = select(EmailMessage.id).where(
+        EmailMessage.workspace_id == mailbox.workspace_id,
+        EmailMessage.internet_message_id == identity,
+    )
+    if (await session.execute(stmt.limit(1))).first() is not None:
+        return True
+    if provider_id is None:
+        return False
+    stmt = select(EmailMessage.id).where(
+        EmailMessage.mailbox_id == mailbox.id, EmailMessage.provider_id == provider_id
+    )
+    return (await session.execute(stmt.limit(1))).first() is not None
+
+
+async def _by_message_ids(session: AsyncSession, workspace_id: str, ids: list[str]) -> str | None:
+    if not ids:
+        return None
+    rows = await session.execute(
+        select(EmailMessage.internet_message_id, EmailMessage.ticket_id).where(
+            EmailMessage.workspace_id == workspace_id,
+            EmailMessage.internet_message_id.in_(ids),
+            EmailMessage.ticket_id.is_not(None),
+        )
+    )
+    found = {mid: tid for mid, tid in rows}
+    for mid in ids:
+        if mid in found:
+            return found[mid]
+    rows = await session.execute(
+        select(Ticket.root_message_id, Ticket.id).where(
+            Ticket.workspace_id == workspace_id, Ticket.root_message_id.in_(ids)
+        )
+    )
+    roots = {mid: tid for mid, tid in rows}
+    return next((roots[m] for m in ids if m in roots), None)
+
+
+async def _by_conversation(
+    session: AsyncSession, mailbox: Mailbox, conversation_id: str | None
+) -> str | None:
+    if not conversation_id:
+        return None
+    row = (
+        await session.execute(
+            select(EmailMessage.ticket_id)
+            .where(
+                EmailMessage.mailbox_id == mailbox.id,
+                EmailMessage.conversation_id == conversation_id,
+                EmailMessage.ticket_id.is_not(None),
+            )
+            .order_by(EmailMessage.created_at.desc(), EmailMessage.id.desc())
+            .limit(1)
+        )
+    ).first()
+    if row is not None:
+        return str(row[0])
+    ticket = await tickets.ticket_by_conversation(
+        session,
+        workspace_id=mailbox.workspace_id,
+        mailbox_id=mailbox.id,
+        conversation_id=conversation_id,
+    )
+    return ticket.id if ticket else None
+
+
+@dataclass
+class Thread:
+    ticket: Ticket | None
+    how: str | None  # references, conversation, token
+
+
+async def find_thread(
+    session: AsyncSession,
+    mailbox: Mailbox,
+    parsed: ParsedMessage,
+    conversation_id: str | None,
+    token_template: str = DEFAULT_TOKEN,
+) -> Thread:
+    """In-Reply-To/References, then the Graph conversation, then a subject token; never the
+    subject alone. Every lookup stays in the mailbox's workspace."""
+    ws = mailbox.workspace_id
+    ids = [i for i in [parsed.in_reply_to, *reversed(parsed.references)] if i]
+    ids = list(dict.fromkeys(i.strip().strip("<>") for i in ids))
+    ticket_id = await _by_message_ids(session, ws, ids)
+    if ticket_id:
+        return Thread(
+            await tickets.get_ticket(session, workspace_id=ws, ticket_id=ticket_id), "references"
+        )
+    ticket_id = await _by_conversation(session, mailbox, conversation_id)
+    if ticket_id:
+        return Thread(
+            await tickets.get_ticket(session, workspace_id=ws, ticket_id=ticket_id), "conversation"
+        )
+    number = ticket_number(parsed.subject, token_template)
+    if number is not None:
+        ticket = await tickets.ticket_by_number(session, workspace_id=ws, number=number)
+        if ticket is not None:
+            return Thread(ticket, "token")
+    return Thread(None, None)
+
+
+async def _is_participant(session: AsyncSession, ticket: Ticket, address: str) -> bool:
+    from enque.customers.models import User
+
+    address = address.lower()
+    if any(c.lower() == address for c in ticket.cc or []):
+        return True
+    customer = await session.get(User, ticket.user_id)
+    return customer is not None and customer.email.lower() == address
+
+
+# ---------------------------------------------------------------- bodies and files
+
+
+def _body_html(parsed: ParsedMessage) -> str:
+    if parsed.html:
+        return parsed.html
+    return text_to_html(parsed.text) if parsed.text.strip() else ""
+
+
+def folded_html(parsed: ParsedMessage) -> str:
+    """The new part of a reply, its quoted history folded into a `<details>` block."""
+    result = fold(parsed.text, parsed.html)
+    if parsed.html:
+        if result.html_quoted and result.html and result.html.strip():
+            return f"{result.html}<details><summary>…</summary>{result.html_quoted}</details>"
+        return parsed.html
+    if result.text_quoted and result.text.strip():
+        quoted = text_to_html(result.text_quoted)
+        return f"{text_to_html(result.text)}<details><summary>…</summary>{quoted}</details>"
+    return _body_html(parsed)
+
+
+def _file_meta(att: Attachment, omitted: str | None = None) -> dict[str, Any]:
+    meta: dict[str, Any] = {
+        "filename": att.filename,
+        "contentType": att.content_type,
+        "size": att.size,
+        "contentId": att.content_id,
+        "inline": att.inline,
+    }
+    if att.note:
+        meta["note"] = att.note
+    if omitted:
+        meta["omitted"] = omitted
+    return meta
+
+
+async def _store_files(runtime: Runtime, workspace_id: str, parsed: ParsedMessage) -> _Files:
+    """Size limits (placeholders for what is over), then the inbound file store if any."""
+    per_file = runtime.settings.max_upload_bytes
+    files = _Files()
+    kept: list[Attachment] = []
+    total = 0
+    for att in parsed.attachments:
+        if att.size > per_file:
+            files.meta.append(_file_meta(att, f"larger than {runtime.settings.max_upload_mb} MB"))
+        elif total + att.size > MAX_MESSAGE_FILES_BYTES:
+            files.meta.append(_file_meta(att, "the message's files are over the limit"))
+        else:
+            total += att.size
+            kept.append(att)
+            files.meta.append(_file_meta(att))
+    store: InboundFiles | None = runtime.services.get(INBOUND_FILES)
+    if store is not None and kept:
+        files.saved = await store.save(workspace_id=workspace_id, files=kept)
+        by_name = iter(files.saved)
+        for meta in files.meta:
+            if "omitted" not in meta:
+                meta["attachmentId"] = next(by_name).id
+    return files
+
+
+def _placeholders(files: _Files) -> str:
+    omitted = [m for m in files.meta if "omitted" in m]
+    if not omitted:
+        return ""
+    items = "".join(
+        f"<li>{htmllib.escape(m['filename'])} ({m['size']} bytes): {htmllib.escape(m['omitted'])}"
+        "</li>"
+        for m in omitted
+    )
+    return f"<p>Attachments not stored:</p><ul>{items}</ul>"
+
+
+# ---------------------------------------------------------------- the pipeline
+
+
+async def _checked_defaults(session: AsyncSession, mailbox: Mailbox) -> dict[str, Any]:
+    """The mailbox's routing defaults that still name live things (others are left out)."""
+    wanted = {
+        "team_id": mailbox.team_id,
+        "category_id": mailbox.default_category_id,
+        "assignee_id": mailbox.default_assignee_id,
+    }
+    kept: dict[str, Any] = {}
+    for key, value in wanted.items():
+        if not value:
+            continue
+        try:
+            await tickets.check_references(session, mailbox.workspace_id, {key: value})
+        except ApiError:
+            log.warning("mailbox %s: default %s %s is gone", mailbox.id, key, value)
+            continue
+        kept[key] = value
+    if mailbox.default_priority:
+        kept["priority"] = mailbox.default_priority
+    return kept
+
+
+def _cc_of(parsed: ParsedMessage, own: set[str], sender: str) -> list[str]:
+    found = []
+    for addr in [*parsed.to, *parsed.cc]:
+        low = addr.email.lower()
+        if low in own or low == sender.lower():
+            continue
+        found.append(addr.email)
+    return tickets.addresses(found)
+
+
+async def _process(
+    session: AsyncSession,
+    runtime: Runtime,
+    mailbox: Mailbox,
+    inbound: Inbound,
+    row: EmailMessage,
+    files: _Files,
+    token_template: str,
+) -> IngestResult:
+    parsed = inbound.parsed
+    ws = mailbox.workspace_id
+    own = set(await workspace_addresses(session, workspace_id=ws))
+    own.add(mailbox.email.lower())
+    kind = classify(parsed, own)
+    row.classification = kind.kind
+    if kind.kind in ("loop", "bounce"):
+        row.state = "ignored"
+        row.error = "; ".join(kind.reasons)[:2000]
+        return IngestResult("ignored", reason=kind.kind)
+    sender = parsed.sender
+    if sender is None or "@" not in sender.email:
+        raise ValueError("the message has no sender address")
+
+    thread = await find_thread(session, mailbox, parsed, inbound.conversation_id, token_template)
+    if kind.kind == "auto_reply" and thread.ticket is None:
+        row.state = "ignored"
+        row.error = "; ".join(kind.reasons)[:2000]
+        return IngestResult("ignored", reason="auto_reply")
+
+    user = await find_or_create_customer(session, ws, sender.email, sender.name or None)
+    actor = Actor("user", user.id)
+    cc = _cc_of(parsed, own, sender.email)
+    subject = (parsed.subject or "").strip()[:MAX_SUBJECT] or "(no subject)"
+    urls = {f.content_id: f.url for f in files.saved if f.content_id}
+    ticket = thread.ticket
+    if ticket is not None and thread.how == "token":
+        if not await _is_participant(session, ticket, sender.email):
+            linked, ticket = ticket.id, None  # someone else's thread: a new ticket, linked
+        else:
+            linked = None
+    else:
+        linked = None
+
+    comment_id: str | None = None
+    if ticket is not None:
+        content = rewrite_cids(folded_html(parsed), urls) + _placeholders(files)
+        result = await add_customer_message(
+            session,
+            workspace_id=ws,
+            ticket_id=ticket.id,
+            user_id=user.id,
+            content=content,
+            subject=subject,
+            to=[a.email for a in parsed.to],
+            cc=cc,
+            message_id=row.internet_message_id,
+            in_reply_to=parsed.in_reply_to,
+            mailbox_id=mailbox.id,
+            auto_reply=kind.kind == "auto_reply",
+            actor=actor,
+        )
+        target = result.ticket
+        if result.comment is not None:
+            result.comment.original_html = parsed.html
+            comment_id = result.comment.id
+        outcome = "created" if result.new_ticket else "commented"
+    else:
+        body = rewrite_cids(_body_html(parsed), urls) + _placeholders(files)
+        target = await tickets.create_ticket(
+            session,
+            workspace_id=ws,
+            actor=actor,
+            subject=subject,
+            body=body,
+            user_id=user.id,
+            mailbox_id=mailbox.id,
+            cc=cc,
+            conversation_id=inbound.conversation_id,
+            root_message_id=row.internet_message_id,
+            linked_ticket_id=linked,
+            **await _checked_defaults(session, mailbox),
+        )
+        outcome = "created"
+
+    store = ticket_attachments(session)
+    ids = [f.id for f in files.saved]
+    if ids and store is not None and comment_id is not None:
+        await store.link(
+            session, workspace_id=ws, ticket_id=target.id, comment_id=comment_id, attachment_ids=ids
+        )
+    row.state = "processed"
+    row.ticket_id = target.id
+    row.comment_id = comment_id
+    record(
+        session,
+        workspace_id=ws,
+        actor=SYSTEM,
+        verb="email.received",
+        subject_type="ticket",
+        subject_id=target.id,
+        after={
+            "mailboxId": mailbox.id,
+            "messageId": row.internet_message_id,
+            "classification": kind.kind,
+            "threadedBy": thread.how,
+            "commentId": comment_id,
+            "attachments": files.meta,
+        },
+    )
+    return IngestResult(outcome, target.id, comment_id)
+
+
+def _ledger_row(mailbox: Mailbox, inbound: Inbound, identity: str) -> EmailMessage:
+    parsed = inbound.parsed
+    return EmailMessage(
+        workspace_id=mailbox.workspace_id,
+        mailbox_id=mailbox.id,
+        direction="in",
+        provider_id=inbound.provider_id,
+        internet_message_id=identity,
+        in_reply_to=(parsed.in_reply_to or None) and parsed.in_reply_to[:MAX_ID],
+        references=[r[:MAX_ID] for r in parsed.references[-40:]],
+        conversation_id=(inbound.conversation_id or None) and (inbound.conversation_id or "")[:255],
+        raw_size=parsed.raw_size,
+        received_at=parsed.date or now(),
+        state="pending",
+    )
+
+
+async def _record_failure(
+    runtime: Runtime, mailbox: Mailbox, inbound: Inbound, identity: str, error: str
+) -> IngestResult:
+    """A message that could not be processed: kept in the ledger (dead letter) with the error,
+    so the cursor can move on and `known()` stops it from being fetched in a loop."""
+    async with runtime.db.session() as session:
+        try:
+            async with unit(session):
+                row = _ledger_row(mailbox, inbound, identity)
+                row.state = "failed"
+                row.error = error[:4000]
+                session.add(row)
+        except IntegrityError:
+            return IngestResult("duplicate")
+    return IngestResult("failed", reason=error)
+
+
+async def ingest(
+    runtime: Runtime,
+    mailbox: Mailbox,
+    inbound: Inbound,
+    *,
+    raw: bytes | None = None,
+    token_template: str = DEFAULT_TOKEN,
+) -> IngestResult:
+    """Turn one fetched message into a ticket or comment, at most once per mailbox/workspace."""
+    identity = identity_of(inbound.parsed, raw)
+    async with runtime.db.session(write=False) as session:
+        if await known(
+            session, mailbox=mailbox, identity=identity, provider_id=inbound.provider_id
+        ):
+            return IngestResult("duplicate")
+    # a file store that is down raises: the cursor stays, the next sync tries again
+    files = await _store_files(runtime, mailbox.workspace_id, inbound.parsed)
+    failure: str | None = None
+    async with runtime.db.session() as session:
+        try:
+            async with unit(session):
+                row = _ledger_row(mailbox, inbound, identity)
+                session.add(row)
+                await session.flush()  # the unique constraints decide here, before any work
+                return await _process(
+                    session, runtime, mailbox, inbound, row, files, token_template
+                )
+        except IntegrityError:
+            pass  # was it this message, committed meanwhile by another sync?
+        except Exception as exc:
+            log.warning("mailbox %s: message %s failed: %s", mailbox.id, identity, exc)
+            failure = f"{exc.__class__.__name__}: {exc}"
+    if failure is not None:
+        return await _record_failure(runtime, mailbox, inbound, identity, failure)
+    async with runtime.db.session(write=False) as session:
+        if await known(
+            session, mailbox=mailbox, identity=identity, provider_id=inbound.provider_id
+        ):
+            return IngestResult("duplicate")
+    raise RuntimeError(f"message {identity} hit a constraint but is not in the ledger")

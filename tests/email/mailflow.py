@@ -1,0 +1,108 @@
+"""Helpers for the mail-flow tests: messages, a connected IMAP mailbox, ledger and thread reads."""
+
+from __future__ import annotations
+
+import email.utils
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import func, select
+
+from enque.comments.models import Comment
+from enque.core.runtime import Runtime
+from enque.mailboxes.models import EmailMessage, Mailbox
+from enque.tickets.models import Ticket
+from tests.email.dovecot import Dovecot
+from tests.email.servers import imap_mailbox_body, shared_dovecot
+from tests.support.api import Tenant, data
+
+
+def mail(
+    *,
+    frm: str = "Alice Customer <alice@customer.test>",
+    to: str = "support@acme.test",
+    subject: str = "Help with my order",
+    body: str = "Hello, my order did not arrive.",
+    message_id: str | None = None,
+    headers: dict[str, str] | None = None,
+) -> tuple[bytes, str]:
+    """A plain-text message and its Message-ID (without angle brackets)."""
+    mid = message_id or f"{uuid.uuid4().hex}@customer.test"
+    lines = {
+        "From": frm,
+        "To": to,
+        "Subject": subject,
+        "Date": email.utils.formatdate(usegmt=True),
+        "Message-ID": f"<{mid}>",
+        "MIME-Version": "1.0",
+        "Content-Type": "text/plain; charset=utf-8",
+        "Content-Transfer-Encoding": "8bit",
+        **(headers or {}),
+    }
+    head = "\r\n".join(f"{k}: {v}" for k, v in lines.items())
+    return (head + "\r\n\r\n" + body.replace("\n", "\r\n") + "\r\n").encode(), mid
+
+
+@dataclass
+class ImapBox:
+    id: str
+    email: str
+    user: str
+    dovecot: Dovecot
+
+    def deliver(self, raw: bytes) -> None:
+        self.dovecot.deliver(self.user, raw)
+
+
+async def connect_imap(tenant: Tenant) -> ImapBox:
+    body = imap_mailbox_body()
+    mailbox = data(await tenant.post("/v1/mailboxes/imap", json=body), 201)
+    return ImapBox(mailbox["id"], body["email"], body["imap"]["username"], shared_dovecot())
+
+
+async def tickets_of(runtime: Runtime, workspace_id: str) -> list[Ticket]:
+    async with runtime.db.session(write=False) as session:
+        rows = await session.execute(
+            select(Ticket).where(Ticket.workspace_id == workspace_id).order_by(Ticket.number)
+        )
+        return list(rows.scalars())
+
+
+async def comments_of(runtime: Runtime, ticket_id: str) -> list[Comment]:
+    async with runtime.db.session(write=False) as session:
+        rows = await session.execute(
+            select(Comment)
+            .where(Comment.ticket_id == ticket_id)
+            .order_by(Comment.created_at, Comment.id)
+        )
+        return list(rows.scalars())
+
+
+async def ledger(runtime: Runtime, mailbox_id: str) -> list[EmailMessage]:
+    async with runtime.db.session(write=False) as session:
+        rows = await session.execute(
+            select(EmailMessage)
+            .where(EmailMessage.mailbox_id == mailbox_id)
+            .order_by(EmailMessage.created_at, EmailMessage.id)
+        )
+        return list(rows.scalars())
+
+
+async def mailbox_row(runtime: Runtime, mailbox_id: str) -> Mailbox:
+    async with runtime.db.session(write=False) as session:
+        return (await session.execute(select(Mailbox).where(Mailbox.id == mailbox_id))).scalar_one()
+
+
+async def count_threads(runtime: Runtime, workspace_id: str) -> dict[str, Any]:
+    """How many tickets and customer comments the workspace holds."""
+    async with runtime.db.session(write=False) as session:
+        tickets = await session.scalar(
+            select(func.count()).select_from(Ticket).where(Ticket.workspace_id == workspace_id)
+        )
+        comments = await session.scalar(
+            select(func.count())
+            .select_from(Comment)
+            .where(Comment.workspace_id == workspace_id, Comment.kind == "customer")
+        )
+    return {"tickets": tickets, "comments": comments}
