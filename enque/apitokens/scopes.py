@@ -25,6 +25,8 @@ AREAS = frozenset(
         "custom-fields",
         "sla-policies",
         "sla",
+        "csat",
+        "csat-settings",
         "business-hours",
         "webhooks",
         "reports",

@@ -4,8 +4,11 @@ from __future__ import annotations
 
 from functools import partial
 
+from sqlalchemy import or_, select
+
 from enque.core.events import Event
 from enque.core.runtime import Runtime
+from enque.sla.models import SlaPolicy, TicketSla
 from enque.sla.service import check_due, sync_ticket
 
 CHECK_JOB = "sla.check_due"
@@ -22,11 +25,21 @@ def ticket_of(event: Event) -> str | None:
     return value if isinstance(value, str) else None
 
 
+async def concerned(runtime: Runtime, workspace_id: str, ticket_id: str) -> bool:
+    """Whether the workspace has a policy or the ticket an SLA state (one read)."""
+    async with runtime.db.session(write=False) as session:
+        policy = select(SlaPolicy.id).where(SlaPolicy.workspace_id == workspace_id).exists()
+        state = select(TicketSla.ticket_id).where(TicketSla.ticket_id == ticket_id).exists()
+        return bool((await session.execute(select(or_(policy, state)))).scalar())
+
+
 def setup(runtime: Runtime) -> None:
     async def reaction(event: Event) -> None:
         ticket_id = ticket_of(event)
         if ticket_id is None:
             return
+        if not await concerned(runtime, event.workspace_id, ticket_id):
+            return  # no policy and no state: no write transaction (SQLite has one writer)
         async with runtime.db.transaction() as session:
             await sync_ticket(
                 session, workspace_id=event.workspace_id, ticket_id=ticket_id, at=event.ts

@@ -244,7 +244,9 @@ def _dues(state: TicketSla, policy: SlaPolicy, ticket: Ticket, cal: Calendar) ->
     return found
 
 
-def _apply(state: TicketSla, dues: list[Due], moment: int) -> tuple[list[str], list[str]]:
+def _apply(
+    state: TicketSla, dues: list[Due], moment: int, closed: bool = False
+) -> tuple[list[str], list[str]]:
     """Set the due columns and flags; the targets newly breached and newly warned."""
     by_target = {d.target: d for d in dues}
     state.first_response_due_at = _due("firstResponse", by_target)
@@ -256,12 +258,12 @@ def _apply(state: TicketSla, dues: list[Due], moment: int) -> tuple[list[str], l
     pending = []
     for due in dues:
         late = (due.met_at is not None and due.met_at > due.due_at) or (
-            due.met_at is None and state.paused_at is None and moment >= due.due_at
+            due.met_at is None and not closed and state.paused_at is None and moment >= due.due_at
         )
         if late and due.target not in breached:
             breached.append(due.target)
             new_breaches.append(due.target)
-        if due.met_at is None:
+        if due.met_at is None and not closed:  # a closed ticket owes nothing more
             pending.append(due.due_at)
             if (
                 state.paused_at is None
@@ -358,7 +360,7 @@ async def sync_ticket(
             dues = _dues(state, policy, ticket, cal)
         except NoBusinessHours:
             dues = []
-        breaches, warnings = _apply(state, dues, moment)
+        breaches, warnings = _apply(state, dues, moment, closed=ticket.status == "Closed")
         await session.flush()
         _announce(session, ticket, state, breaches, warnings)
     return state

@@ -70,6 +70,8 @@ class Sender:
         self._client: httpx.AsyncClient | None = None
         self._tasks: set[asyncio.Task[Any]] = set()
         self._gate = asyncio.Semaphore(CONCURRENCY)
+        self._queue: list[str] = []
+        self._flusher: asyncio.Task[None] | None = None
 
     @property
     def client(self) -> httpx.AsyncClient:
@@ -81,10 +83,21 @@ class Sender:
         return self._client
 
     def kick(self, delivery_ids: list[str]) -> None:
-        """Send these new deliveries now, in the background."""
-        task = asyncio.get_running_loop().create_task(self.send(delivery_ids))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        """Send these new (already claimed) deliveries now, in the background. Kicks that
+        arrive while a batch is in flight are sent together as the next batch."""
+        self._queue.extend(delivery_ids)
+        if self._flusher is None or self._flusher.done():
+            self._flusher = asyncio.get_running_loop().create_task(self._flush())
+            self._tasks.add(self._flusher)
+            self._flusher.add_done_callback(self._tasks.discard)
+
+    async def _flush(self) -> None:
+        while self._queue:
+            batch, self._queue = self._queue[:BATCH], self._queue[BATCH:]
+            try:
+                await self._send_claimed(batch, unix_now())
+            except Exception:
+                log.exception("webhook batch failed; the job retries it when the lease lapses")
 
     async def idle(self) -> None:
         """Wait until every background send has finished."""
@@ -150,6 +163,9 @@ class Sender:
             )
         if not claimed:
             return 0
+        return await self._send_claimed(claimed, moment)
+
+    async def _send_claimed(self, claimed: list[str], moment: int) -> int:
         async with self.runtime.db.session(write=False) as session:
             rows = (
                 await session.execute(
@@ -179,7 +195,12 @@ class Sender:
         started = time.perf_counter()
         async with self._gate:
             try:
-                response = await self.client.post(webhook.url, content=body, headers=headers)
+                try:
+                    response = await self.client.post(webhook.url, content=body, headers=headers)
+                except (httpx.ReadError, httpx.RemoteProtocolError):
+                    # a kept-alive connection the receiver had just closed: once more on a
+                    # new one (receivers deduplicate on Enque-Delivery in any case)
+                    response = await self.client.post(webhook.url, content=body, headers=headers)
             except httpx.HTTPError as exc:
                 elapsed = int((time.perf_counter() - started) * 1000)
                 message = str(exc) or type(exc).__name__

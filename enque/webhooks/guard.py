@@ -99,7 +99,7 @@ def guarded_client(
         ssl_context=ssl.create_default_context(),
         max_connections=max_connections,
         max_keepalive_connections=max_connections,
-        keepalive_expiry=30.0,
+        keepalive_expiry=4.0,  # below the common 5 s server keep-alive: few dead reuses
         network_backend=GuardedBackend(allowed),
     )
     return httpx.AsyncClient(

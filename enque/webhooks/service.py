@@ -23,6 +23,7 @@ from enque.core.events import Event
 from enque.core.pagination import Page, SortKey, keyset_page
 from enque.core.runtime import Runtime, runtime_of
 from enque.core.secrets import seal
+from enque.webhooks.delivery import LEASE
 from enque.webhooks.guard import allowed_hosts, check_url
 from enque.webhooks.models import Webhook, WebhookDelivery
 
@@ -215,7 +216,8 @@ def body_of(event: Event) -> dict[str, Any]:
 
 
 async def enqueue(runtime: Runtime, event: Event) -> list[str]:
-    """Delivery rows for every active subscription to `event`; their ids."""
+    """Delivery rows for every active subscription to `event`, already claimed for their first
+    attempt (the caller sends them now; if it cannot, the lease lapses and the job does)."""
     if event.agent_id is not None or event.type.startswith(NOT_DELIVERED_PREFIXES):
         return []
     async with runtime.db.session(write=False) as session:
@@ -240,8 +242,8 @@ async def enqueue(runtime: Runtime, event: Event) -> list[str]:
             "event_type": event.type,
             "body": body,
             "status": "pending",
-            "attempts": 0,
-            "next_attempt_at": moment,
+            "attempts": 1,  # claimed for the immediate send (the lease lapses on a crash)
+            "next_attempt_at": moment + LEASE,
             "created_at": moment,
             "updated_at": moment,
         }

@@ -204,3 +204,23 @@ async def test_due_list_and_attainment_report(tenant: Tenant, app_runtime: Runti
     ]
     by_agent = data(await tenant.get("/v1/sla/report", params={"by": "agent"}))
     assert sum(r["tickets"] for r in by_agent) == 2
+
+
+async def test_a_closed_ticket_owes_nothing_more(tenant: Tenant, app_runtime: Runtime) -> None:
+    await policy(tenant, targets={"firstResponseMinutes": 60, "nextResponseMinutes": 30})
+    ticket = await new_ticket(tenant)
+    closed = await tenant.patch(f"/v1/tickets/{ticket['id']}", json={"status": "Closed"})
+    assert closed.status_code == 200
+    state = await sla_of(tenant, ticket["id"])
+    assert state["nextDueAt"] is None
+    from enque.core.db import unit
+    from enque.sla.service import sync_ticket
+
+    async with app_runtime.db.transaction() as session, unit(session):
+        await sync_ticket(
+            session,
+            workspace_id=tenant.workspace_id,
+            ticket_id=ticket["id"],
+            at=state["firstResponseDueAt"] + 3600,
+        )
+    assert (await sla_of(tenant, ticket["id"]))["breached"] == []

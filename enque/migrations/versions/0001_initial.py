@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-29 05:02:55.838943
+Create Date: 2026-11-29 05:03:19.200482
 """
 
 from __future__ import annotations
@@ -362,6 +362,20 @@ def upgrade() -> None:
     op.create_index(op.f("ix_companies_workspace_id"), "companies", ["workspace_id"], unique=False)
     op.create_index(
         "ix_companies_workspace_name", "companies", ["workspace_id", "name", "id"], unique=False
+    )
+    op.create_table(
+        "csat_settings",
+        sa.Column("workspace_id", sa.String(length=36), nullable=False),
+        sa.Column("enabled", sa.Boolean(), nullable=False),
+        sa.Column("created_at", sa.BigInteger(), nullable=False),
+        sa.Column("updated_at", sa.BigInteger(), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["workspace_id"],
+            ["workspaces.id"],
+            name=op.f("fk_csat_settings_workspace_id_workspaces"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("workspace_id", name=op.f("pk_csat_settings")),
     )
     op.create_table(
         "custom_fields",
@@ -1348,6 +1362,48 @@ def upgrade() -> None:
         unique=False,
     )
     op.create_table(
+        "csat_responses",
+        sa.Column("ticket_id", sa.String(length=36), nullable=False),
+        sa.Column("agent_id", sa.String(length=36), nullable=True),
+        sa.Column("team_id", sa.String(length=36), nullable=True),
+        sa.Column("token_hash", sa.String(length=64), nullable=False),
+        sa.Column("sent_to", sa.String(length=320), nullable=False),
+        sa.Column("expires_at", sa.BigInteger(), nullable=False),
+        sa.Column("rating", sa.BigInteger(), nullable=True),
+        sa.Column("comment", sa.Text(), nullable=True),
+        sa.Column("responded_at", sa.BigInteger(), nullable=True),
+        sa.Column("id", sa.String(length=36), nullable=False),
+        sa.Column("created_at", sa.BigInteger(), nullable=False),
+        sa.Column("updated_at", sa.BigInteger(), nullable=False),
+        sa.Column("workspace_id", sa.String(length=36), nullable=False),
+        sa.ForeignKeyConstraint(
+            ["ticket_id"],
+            ["tickets.id"],
+            name=op.f("fk_csat_responses_ticket_id_tickets"),
+            ondelete="CASCADE",
+        ),
+        sa.ForeignKeyConstraint(
+            ["workspace_id"],
+            ["workspaces.id"],
+            name=op.f("fk_csat_responses_workspace_id_workspaces"),
+            ondelete="CASCADE",
+        ),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_csat_responses")),
+        sa.UniqueConstraint("token_hash", name=op.f("uq_csat_responses_token_hash")),
+    )
+    op.create_index(
+        "ix_csat_responses_responded",
+        "csat_responses",
+        ["workspace_id", "responded_at"],
+        unique=False,
+    )
+    op.create_index(
+        "ix_csat_responses_ticket", "csat_responses", ["workspace_id", "ticket_id"], unique=False
+    )
+    op.create_index(
+        op.f("ix_csat_responses_workspace_id"), "csat_responses", ["workspace_id"], unique=False
+    )
+    op.create_table(
         "notifications",
         sa.Column("agent_id", sa.String(length=36), nullable=False),
         sa.Column("event", sa.String(length=32), nullable=False),
@@ -1747,6 +1803,10 @@ def downgrade() -> None:
     )
     op.drop_index("ix_notifications_email_batch", table_name="notifications")
     op.drop_table("notifications")
+    op.drop_index(op.f("ix_csat_responses_workspace_id"), table_name="csat_responses")
+    op.drop_index("ix_csat_responses_ticket", table_name="csat_responses")
+    op.drop_index("ix_csat_responses_responded", table_name="csat_responses")
+    op.drop_table("csat_responses")
     op.drop_index("ix_comments_workspace_ticket", table_name="comments")
     op.drop_table("comments")
     op.drop_index("ix_tickets_workspace_user_id_updated", table_name="tickets")
@@ -1851,6 +1911,7 @@ def downgrade() -> None:
     op.drop_table("legacy_checkpoints")
     op.drop_index(op.f("ix_custom_fields_workspace_id"), table_name="custom_fields")
     op.drop_table("custom_fields")
+    op.drop_table("csat_settings")
     op.drop_index("ix_companies_workspace_name", table_name="companies")
     op.drop_index(op.f("ix_companies_workspace_id"), table_name="companies")
     op.drop_table("companies")
