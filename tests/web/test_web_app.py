@@ -155,8 +155,9 @@ async def test_search_views_counts_and_bulk_update(page: Any, tenant: Tenant, ar
     await page.locator('[data-count="open"]', has_text="4").wait_for()
     await page.get_by_label("Search tickets").fill("zebra")
     await page.get_by_label("Search tickets").press("Enter")
-    await page.locator("#ticket-list li.ticket").first.wait_for()
-    assert await page.locator("#ticket-list li.ticket").count() == 1
+    await expect(page.locator("#ticket-list li.ticket")).to_have_count(1)
+    await expect(page.locator("#ticket-list li.ticket")).to_contain_text("zebra")
+    assert "q=zebra" in page.url  # the search is in the address: reload and back keep it
     await page.get_by_label("Search tickets").fill("")
     await page.get_by_label("Search tickets").press("Enter")
     await expect(page.locator("#ticket-list li.ticket")).to_have_count(4)

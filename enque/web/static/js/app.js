@@ -2,7 +2,7 @@
 // workspace switcher, live state and notifications bell, and global keyboard shortcuts.
 
 import { api, features, forget, session, setUnauthorizedHandler } from "./api.js";
-import { clear, dialog, field, h, isTyping, timeEl, toast } from "./dom.js";
+import { clear, dialog, field, h, isTyping, later, screenReady, timeEl, toast } from "./dom.js";
 import { renderInbox, sidebar } from "./inbox.js";
 import * as live from "./realtime.js";
 
@@ -48,7 +48,7 @@ async function route() {
     renderLogin(parts[0] === "accept" ? params : null);
     return;
   }
-  live.connect();
+  later(live.connect);
   const main = shell(parts[0] || "inbox");
   root.setAttribute("aria-busy", "false");
   try {
@@ -65,6 +65,7 @@ async function route() {
     console.error(e);
     clear(main, h("div", { class: "empty", role: "alert" }, `Could not load this page: ${e.message}`));
   }
+  screenReady();
 }
 
 let shellEl = null;
@@ -96,10 +97,10 @@ function buildShell() {
   });
   const wsPicker = h("select", { id: "workspace-switch", "aria-label": "Workspace", class: "compact" },
     h("option", { value: me.workspace.id }, me.workspace.name));
-  api.get("/workspaces").then((list) => {
+  later(() => api.get("/workspaces").then((list) => {
     if (!list || list.length < 2) return;
     clear(wsPicker, list.map((w) => h("option", { value: w.id, selected: w.id === me.workspace.id }, w.name)));
-  }).catch(() => {});
+  }).catch(() => {}));
   wsPicker.addEventListener("change", () => switchWorkspace(wsPicker.value));
 
   const isAdmin = me.role === "admin" || me.role === "manager";
@@ -132,12 +133,12 @@ function notificationsBell() {
     count.hidden = n === 0;
     button.setAttribute("aria-label", n ? `Notifications, ${n} unread` : "Notifications");
   };
-  features().then((paths) => {
+  later(() => features().then((paths) => {
     if (!paths.has("/v1/notifications")) return;
     button.hidden = false;
     api.page("/notifications", { limit: 50 }).then(({ data }) => setCount(data.filter((n) => !n.readAt && !n.isRead).length)).catch(() => {});
     live.on("notification", () => setCount(unread + 1));
-  });
+  }));
   button.addEventListener("click", async () => {
     const list = h("ul", { class: "feed" }, h("li", {}, "Loading…"));
     dialog("Notifications", h("div", {}, list,

@@ -144,3 +144,17 @@ export function dialog(title, body, { onClose } = {}) {
 export function textToHtml(text) {
   return text.split(/\n{2,}/).map((p) => `<p>${escapeHtml(p).replace(/\n/g, "<br>")}</p>`).join("");
 }
+
+// Work that must not compete with the first screen's requests (counts, look-ups, feature
+// detection) waits until that screen has rendered.
+const deferred = [];
+let settled = false;
+export function later(fn) {
+  if (settled) setTimeout(fn, 0);
+  else deferred.push(fn);
+}
+export function screenReady() {
+  if (settled) return;
+  settled = true;
+  deferred.splice(0).forEach((fn) => setTimeout(fn, 0));
+}

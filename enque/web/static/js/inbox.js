@@ -2,7 +2,7 @@
 // update, keyboard navigation, live rows.
 
 import { OPEN_STATUSES, PRIORITIES, STATUSES, api, lookup, session } from "./api.js";
-import { clear, field, h, select, timeEl, toast } from "./dom.js";
+import { clear, field, h, later, select, timeEl, toast } from "./dom.js";
 import * as live from "./realtime.js";
 
 export const VIEWS = [
@@ -56,7 +56,7 @@ export function sidebar() {
     h("ul", {}, VIEWS.map(([key, label]) => h("li", {},
       h("a", { href: `#/inbox/${key}`, dataset: { view: key } }, h("span", {}, label), h("span", { class: "count", dataset: { count: key } }, ""))))),
     h("p", { class: "muted small" }, "Press ", h("kbd", {}, "?"), " for shortcuts"));
-  setTimeout(() => refreshCounts(), 0);
+  later(() => refreshCounts());
   live.on("ticket.created", () => refreshCounts(800));
   live.on("ticket.updated", () => refreshCounts(800));
   return nav;
@@ -116,11 +116,11 @@ export async function renderInbox(main, view, hashParams) {
   const category = select([["", "Any category"]], filters.categoryId, { id: "f-category" });
   const tag = h("input", { type: "text", id: "f-tag", value: filters.tag, placeholder: "tag", size: 10 });
   const sort = select([["-updatedAt", "Recently updated"], ["-createdAt", "Newest"], ["priority", "Priority"], ["dueAt", "Due date"]], filters.sort, { id: "f-sort" });
-  Promise.all([lookup("agents"), lookup("teams"), lookup("categories")]).then(([agents, teams, cats]) => {
+  later(() => Promise.all([lookup("agents"), lookup("teams"), lookup("categories")]).then(([agents, teams, cats]) => {
     agents.filter((a) => a.isActive && a.id !== session.me.agent.id).forEach((a) => assignee.append(h("option", { value: a.id, selected: a.id === filters.assigneeId }, a.displayName)));
     teams.forEach((t) => team.append(h("option", { value: t.id, selected: t.id === filters.teamId }, t.name)));
     cats.forEach((c) => category.append(h("option", { value: c.id, selected: c.id === filters.categoryId }, c.name)));
-  }).catch(() => {});
+  }).catch(() => {}));
   const filterBar = h("details", { class: "filters", open: Boolean(filters.priority || filters.assigneeId || filters.teamId || filters.categoryId || filters.tag) },
     h("summary", {}, "Filters"),
     h("div", { class: "filter-row" },
@@ -143,8 +143,8 @@ export async function renderInbox(main, view, hashParams) {
   const bulkStatus = select([["", "Set status…"], ...STATUSES.map((s) => [s, s])], "", { "aria-label": "Set status of selected" });
   const bulkPriority = select([["", "Set priority…"], ...PRIORITIES.map((s) => [s, s])], "", { "aria-label": "Set priority of selected" });
   const bulkAssignee = select([["", "Assign to…"], [session.me.agent.id, "Me"]], "", { "aria-label": "Assign selected to" });
-  lookup("agents").then((agents) => agents.filter((a) => a.isActive && a.id !== session.me.agent.id)
-    .forEach((a) => bulkAssignee.append(h("option", { value: a.id }, a.displayName)))).catch(() => {});
+  later(() => lookup("agents").then((agents) => agents.filter((a) => a.isActive && a.id !== session.me.agent.id)
+    .forEach((a) => bulkAssignee.append(h("option", { value: a.id }, a.displayName)))).catch(() => {}));
   const bulkBar = h("div", { class: "bulkbar", id: "bulk-bar", hidden: true, role: "region", "aria-label": "Bulk actions" },
     bulkCount, bulkStatus, bulkPriority, bulkAssignee,
     h("button", { type: "button", id: "bulk-apply", class: "primary", onclick: bulkApply }, "Apply"));
@@ -264,7 +264,10 @@ export async function renderInbox(main, view, hashParams) {
       more.hidden = !state.cursor;
       status.textContent = `${state.rows.length} shown${state.cursor ? ", more available" : ""}`;
       syncBulk();
-      if (reset) document.body.dataset.inboxReady = String(Date.now());
+      if (reset) {
+        document.body.dataset.inboxReady = String(Date.now());
+        performance.mark("enque:inbox-ready");
+      }
     } catch (e) {
       toast(e.message, "error");
     } finally {
