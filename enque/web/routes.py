@@ -94,6 +94,13 @@ async def index(request: Request) -> Response:
     return serve(request, asset, page=True)
 
 
+# Pages that mail and OAuth flows link to (core/mail.py `public_link`, Microsoft's result):
+# the same app, which reads the path and the one-time token from the address.
+APP_PATHS = ("/reset-password", "/accept-invitation", "/settings/mailboxes")
+for _path in APP_PATHS:
+    router.add_api_route(_path, index, methods=["GET"])
+
+
 @router.get("/assets/{path:path}")
 async def static_asset(path: str, request: Request) -> Response:
     asset = load(path) if path and not path.startswith(".") else None

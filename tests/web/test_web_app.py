@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import os
+import re
 from pathlib import Path
 from typing import Any
 
@@ -315,3 +316,22 @@ def test_ci_runs_the_browser_tests():
         from tests.web.conftest import chromium_path
 
         assert chromium_path() is not None
+
+
+async def test_invitation_link_from_the_mail_signs_the_agent_in(
+    page: Any, tenant: Tenant, smtp_server: Any, artifacts: Path
+):
+    email = f"invitee-{tenant.subdomain}@example.com"
+    invited = await tenant.post("/v1/agents/invitations", json={"email": email, "role": "agent"})
+    assert invited.status_code == 201, invited.text
+    [mail] = await smtp_server.wait_for(email)
+    match = re.search(r"http://enque\.test(/accept-invitation\?token=[\w.~%-]+)", mail.text())
+    assert match, mail.text()
+    await page.goto(match.group(1))
+    await page.get_by_label("Your name").fill("Ivy Invitee")
+    await page.get_by_label("New password").fill("a long enough password")
+    await page.screenshot(path=artifacts / "accept-invitation.png")
+    await page.get_by_role("button", name="Accept invitation").click()
+    await page.get_by_role("heading", name="All open").wait_for()
+    assert "token" not in page.url
+    await expect(page.locator(".topbar .who")).to_have_text("Ivy Invitee")

@@ -40,6 +40,18 @@ async function ensureMe() {
 }
 
 async function route() {
+  if (location.pathname === "/reset-password" || location.pathname === "/accept-invitation") {
+    renderTokenPage(location.pathname.slice(1), new URLSearchParams(location.search).get("token") || "");
+    return;
+  }
+  if (location.pathname === "/settings/mailboxes") {
+    const result = new URLSearchParams(location.search);
+    history.replaceState(null, "", "/#/admin/mailboxes");
+    setTimeout(() => {
+      if (result.get("connected")) toast("Microsoft 365 mailbox connected");
+      if (result.get("error")) toast(`Microsoft 365 connection failed: ${result.get("error")}`, "error");
+    }, 500);
+  }
   const { parts, params } = parseHash();
   if (current?.dispose) current.dispose();
   current = null;
@@ -243,6 +255,43 @@ function renderLogin(acceptParams) {
   });
   clear(root, h("main", { id: "main", class: "center" }, form));
   email.focus();
+}
+
+// Links from mail: choose a new password, or accept an invitation (one-time token).
+function renderTokenPage(kind, token) {
+  root.setAttribute("aria-busy", "false");
+  shellEl = null;
+  history.replaceState(null, "", `/${kind}`); // the token leaves the address bar and history
+  const invite = kind === "accept-invitation";
+  const name = h("input", { type: "text", autocomplete: "name" });
+  const password = h("input", { type: "password", autocomplete: "new-password", required: true, minlength: 8 });
+  const error = h("p", { class: "error", role: "alert", hidden: true });
+  const form = h("form", { class: "card login", "aria-labelledby": "token-title" },
+    h("h1", { id: "token-title" }, invite ? "Join your team on Enque" : "Choose a new password"),
+    invite ? field("Your name", name) : null,
+    field("New password", password, "At least 8 characters"),
+    error,
+    h("button", { type: "submit", class: "primary" }, invite ? "Accept invitation" : "Set password"));
+  form.addEventListener("submit", async (event) => {
+    event.preventDefault();
+    error.hidden = true;
+    try {
+      if (invite) {
+        const data = await api.post("/auth/invitations/accept", { token, password: password.value, displayName: name.value.trim() || undefined });
+        session.token = data.token;
+      } else {
+        await api.post("/auth/password/reset", { token, password: password.value });
+        toast("Password changed. Sign in with the new one.");
+      }
+      history.replaceState(null, "", "/");
+      go(invite ? "#/inbox/open" : "#/login");
+    } catch (e) {
+      error.textContent = e.status === 404 || e.status === 400 || e.status === 401 ? "This link is no longer valid: ask for a new one." : e.message;
+      error.hidden = false;
+    }
+  });
+  clear(root, h("main", { id: "main", class: "center" }, form));
+  (invite ? name : password).focus();
 }
 
 // Global shortcuts: "/" search, others go to the current screen.
