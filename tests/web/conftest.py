@@ -103,9 +103,9 @@ async def page(browser: Any, server: ServerProcess) -> AsyncIterator[Any]:
     assert not errors, f"JavaScript errors on the page: {errors}"
 
 
-async def sign_in(page: Any, tenant: Tenant) -> None:
+async def sign_in(page: Any, tenant: Tenant, *, email: str | None = None) -> None:
     await page.goto("/")
-    await page.get_by_label("Email").fill(tenant.email)
+    await page.get_by_label("Email").fill(email or tenant.email)
     await page.get_by_label("Password").fill(tenant.password)
     await page.get_by_role("button", name="Sign in", exact=True).click()
     await page.wait_for_selector("body[data-inbox-ready]")

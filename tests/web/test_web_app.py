@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import os
 import re
 from pathlib import Path
@@ -208,19 +209,36 @@ async def realtime_route_exists(server: ServerProcess) -> bool:
         return True
 
 
+async def second_agent(tenant: Tenant, smtp_server: Any, name: str) -> str:
+    """Invites and accepts (as the mail link would) a second agent; returns their email."""
+    email = f"{name.lower()}-{tenant.subdomain}@example.com"
+    invited = await tenant.post("/v1/agents/invitations", json={"email": email, "role": "agent"})
+    assert invited.status_code == 201, invited.text
+    [mail] = await smtp_server.wait_for(email)
+    token = re.search(r"accept-invitation\?token=([\w.~%-]+)", mail.text())
+    assert token, mail.text()
+    accepted = await tenant.http.post(
+        "/v1/auth/invitations/accept",
+        json={"token": token.group(1), "password": tenant.password, "displayName": name},
+    )
+    assert accepted.status_code == 200, accepted.text
+    return email
+
+
 async def test_live_update_from_a_second_context(
-    browser: Any, server: ServerProcess, tenant: Tenant, artifacts: Path
+    browser: Any, server: ServerProcess, tenant: Tenant, smtp_server: Any, artifacts: Path
 ):
     if not await realtime_route_exists(server):
         message = "!!! SKIPPED: /v1/realtime is not on this server yet — live updates untested !!!"
         pytest.skip(message)
+    anna = await second_agent(tenant, smtp_server, "Anna")
     first = await browser.new_context(base_url=server.url)
     second = await browser.new_context(base_url=server.url)
     try:
         watcher, actor = await first.new_page(), await second.new_page()
         await sign_in(watcher, tenant)
         await watcher.locator("#live-state", has_text="Live").wait_for()
-        await sign_in(actor, tenant)
+        await sign_in(actor, tenant, email=anna)
         await actor.locator("#live-state", has_text="Live").wait_for()
         ticket = await new_ticket(tenant, "Arrives live")
         await watcher.locator("#ticket-list li.ticket", has_text="Arrives live").wait_for(
@@ -229,15 +247,102 @@ async def test_live_update_from_a_second_context(
         # Both open the ticket: presence shows; a note from one appears at the other.
         await watcher.goto(f"/#/tickets/{ticket['id']}")
         await actor.goto(f"/#/tickets/{ticket['id']}")
+        await watcher.locator("#presence", has_text="Anna is viewing").wait_for(timeout=10000)
         await actor.get_by_role("tab", name="Internal note").click()
         await actor.locator("#editor").click()
         await actor.keyboard.type("Seen live")
+        await watcher.locator("#presence", has_text="Anna is typing").wait_for(timeout=10000)
         await actor.get_by_role("button", name="Add note").click()
         await watcher.locator(".msg.k-note", has_text="Seen live").wait_for(timeout=10000)
         await watcher.screenshot(path=artifacts / "live.png", full_page=True)
     finally:
         await first.close()
         await second.close()
+
+
+async def eventually(check: Any, timeout: float = 10) -> None:
+    for _ in range(int(timeout / 0.05)):
+        if check():
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError("condition not met in time")
+
+
+async def test_socket_client_against_the_protocol(page: Any, tenant: Tenant, artifacts: Path):
+    """The app's side of realtime.md, against a socket played by the test (in the browser)."""
+    sent: list[dict[str, Any]] = []
+    sockets: list[Any] = []
+
+    def accept(ws: Any) -> None:
+        sockets.append(ws)
+        ws.on_message(lambda message: sent.append(json.loads(message)))
+
+    await page.route_web_socket(re.compile(r".*/v1/realtime$"), accept)
+    await sign_in(page, tenant)
+    await page.locator("#live-state", has_text="Live").wait_for()
+    await eventually(lambda: sum(m["type"] == "subscribe" for m in sent) == 2)
+    token = await page.evaluate("localStorage.getItem('enque.token')")
+    assert sent[0] == {"type": "auth", "token": token}  # first message; never in the URL
+    assert {m["channel"] for m in sent[1:]} == {"tickets", "notifications"}
+
+    ticket = await new_ticket(tenant, "Pushed over the socket")
+    summary = (await tenant.get("/v1/tickets", params={"limit": 1})).json()["data"][0]
+    assert summary["id"] == ticket["id"]
+    event = {"type": "ticket.created", "payload": summary, "ts": 1, "id": "evt-1"}
+    sockets[0].send(json.dumps(event))
+    sockets[0].send(json.dumps(event))  # a duplicate after a reconnect is ignored
+    await expect(page.locator("#ticket-list li.ticket", has_text="Pushed over")).to_have_count(1)
+
+    changed = {**summary, "status": "In Progress", "priority": "Critical"}
+    sockets[0].send(
+        json.dumps(
+            {
+                "type": "ticket.updated",
+                "payload": {"id": summary["id"], "changes": {}, "ticket": changed},
+                "ts": 2,
+                "id": "evt-2",
+            }
+        )
+    )
+    row = page.locator("#ticket-list li.ticket", has_text="Pushed over")
+    await expect(row.locator(".prio")).to_have_text("Critical")
+
+    await row.get_by_role("link").click()
+    await page.get_by_role("heading", name="Pushed over the socket").wait_for()
+    await eventually(lambda: {"type": "subscribe", "channel": f"ticket:{ticket['id']}"} in sent)
+    await eventually(
+        lambda: {"type": "presence", "ticketId": ticket["id"], "state": "viewing"} in sent
+    )
+    other = "0190f0f0-0000-7000-8000-000000000001"
+    sockets[0].send(
+        json.dumps(
+            {
+                "type": "presence",
+                "payload": {"ticketId": ticket["id"], "agentId": other, "state": "typing"},
+                "ts": 3,
+                "id": "evt-3",
+            }
+        )
+    )
+    await page.locator("#presence", has_text="Someone is typing").wait_for()
+    note = await tenant.post(f"/v1/tickets/{ticket['id']}/notes", json={"content": "<p>pushed</p>"})
+    assert note.status_code == 201, note.text
+    sockets[0].send(
+        json.dumps(
+            {
+                "type": "comment.created",
+                "payload": {"ticketId": ticket["id"], "comment": note.json()["data"]},
+                "ts": 4,
+                "id": "evt-4",
+            }
+        )
+    )
+    await page.locator(".msg.k-note", has_text="pushed").wait_for()
+    await page.screenshot(path=artifacts / "ticket-presence.png", full_page=True)
+    await page.get_by_role("link", name="← Inbox").click()
+    await eventually(
+        lambda: {"type": "presence", "ticketId": ticket["id"], "state": "left"} in sent
+    )
 
 
 async def test_admin_mailbox_screen(page: Any, tenant: Tenant, artifacts: Path):
