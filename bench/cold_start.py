@@ -44,7 +44,8 @@ def main() -> None:
     ceiling = [launch(bare) for _ in range(5)]
     print(f"first start (with migrations): {first:.3f} s")
     print(
-        f"enque serve, median of 5:      {statistics.median(runs):.3f} s  {[round(r, 3) for r in runs]}"
+        f"enque serve, median of 5:      {statistics.median(runs):.3f} s",
+        [round(r, 3) for r in runs],
     )
     print(f"bare FastAPI, median of 5:     {statistics.median(ceiling):.3f} s")
     print(f"ratio: {statistics.median(runs) / statistics.median(ceiling):.2f}× the bare start")
