@@ -57,6 +57,7 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     log_json: bool | None = None
     scheduler_enabled: bool = True
+    job_intervals: str = ""  # "name=seconds,…" overrides a job's interval
 
     @field_validator("database_url")
     @classmethod
