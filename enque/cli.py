@@ -95,6 +95,35 @@ def _share_metrics(settings: Settings) -> None:
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(path.resolve())
 
 
+@main.command()
+def worker() -> None:
+    """Run only the scheduler and its background jobs (no HTTP server).
+
+    Start as many as you like, on one machine or several sharing the database: each job tick
+    runs once. Apply migrations first (`enque serve` or `enque db upgrade`).
+
+    Example: enque worker
+    """
+    settings = _settings()
+    _refuse_insecure(settings)
+    asyncio.run(_run_worker(settings.model_copy(update={"scheduler_enabled": True})))
+
+
+async def _run_worker(settings: Settings) -> None:
+    import signal
+
+    from enque.app import create_app
+
+    app = create_app(settings)
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, stop.set)
+    async with app.router.lifespan_context(app):
+        click.echo(f"worker {os.getpid()} running the scheduler", err=True)
+        await stop.wait()
+
+
 @main.group()
 def db() -> None:
     """Database schema commands."""

@@ -66,6 +66,7 @@ class Settings(BaseSettings):
     realtime_ping_timeout: float = Field(60, gt=0)  # silence after which a socket is dropped
     realtime_queue_size: int = Field(200, ge=1)  # messages waiting per socket before resync
     realtime_auth_timeout: float = Field(5, gt=0)  # time to send {"type": "auth"} when needed
+    job_intervals: str = ""  # "name=seconds,…" overrides a job's interval
 
     @field_validator("database_url")
     @classmethod

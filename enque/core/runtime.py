@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -44,6 +45,14 @@ class Runtime:
         )
         db.attach(runtime)
         return runtime
+
+    def register_job(
+        self, name: str, interval_seconds: float, job: Callable[[], Awaitable[Any]]
+    ) -> None:
+        """A periodic job, run once per tick across processes (core/scheduler.py)."""
+        from enque.core.scheduler import scheduler_of
+
+        scheduler_of(self).register(name, interval_seconds, job)
 
     async def start(self) -> None:
         await self.broker.start()

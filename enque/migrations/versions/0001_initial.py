@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-29 05:03:19.200482
+Create Date: 2026-11-29 05:10:04.225174
 """
 
 from __future__ import annotations
@@ -44,6 +44,29 @@ def upgrade() -> None:
     op.create_index(
         "uq_agents_email_lower", "agents", [sa.literal_column("lower(email)")], unique=True
     )
+    op.create_table(
+        "job_leases",
+        sa.Column("name", sa.String(length=100), nullable=False),
+        sa.Column("interval_seconds", sa.Integer(), nullable=False),
+        sa.Column("next_run_ms", sa.BigInteger(), nullable=False),
+        sa.Column("holder", sa.String(length=200), nullable=True),
+        sa.Column("lease_until_ms", sa.BigInteger(), nullable=True),
+        sa.PrimaryKeyConstraint("name", name=op.f("pk_job_leases")),
+    )
+    op.create_table(
+        "job_runs",
+        sa.Column("job", sa.String(length=100), nullable=False),
+        sa.Column("tick_ms", sa.BigInteger(), nullable=False),
+        sa.Column("holder", sa.String(length=200), nullable=False),
+        sa.Column("started_ms", sa.BigInteger(), nullable=False),
+        sa.Column("finished_ms", sa.BigInteger(), nullable=False),
+        sa.Column("duration_ms", sa.Integer(), nullable=False),
+        sa.Column("ok", sa.Boolean(), nullable=False),
+        sa.Column("error", sa.Text(), nullable=True),
+        sa.Column("id", sa.String(length=36), nullable=False),
+        sa.PrimaryKeyConstraint("id", name=op.f("pk_job_runs")),
+    )
+    op.create_index("ix_job_runs_job_started", "job_runs", ["job", "started_ms"], unique=False)
     op.create_table(
         "legacy_migrations",
         sa.Column("source", sa.String(length=255), nullable=False),
@@ -1940,6 +1963,9 @@ def downgrade() -> None:
     op.drop_table("activities")
     op.drop_table("workspaces")
     op.drop_table("legacy_migrations")
+    op.drop_index("ix_job_runs_job_started", table_name="job_runs")
+    op.drop_table("job_runs")
+    op.drop_table("job_leases")
     op.drop_index("uq_agents_email_lower", table_name="agents")
     op.drop_table("agents")
     # ### end Alembic commands ###
