@@ -31,6 +31,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Mapped, mapped_column
 
 from enque.core.db import Base, IdMixin
+from enque.core.metrics import JOB_RUNS, JOB_SECONDS
 
 if TYPE_CHECKING:
     from enque.core.runtime import Runtime
@@ -194,7 +195,10 @@ class Scheduler:
             renew.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await renew
-            duration = int((time.perf_counter() - clock) * 1000)
+            elapsed = time.perf_counter() - clock
+            duration = int(elapsed * 1000)
+            JOB_RUNS.labels(spec.name, "failed" if error else "ok").inc()
+            JOB_SECONDS.labels(spec.name).observe(elapsed)
             try:
                 await asyncio.shield(self._finish(spec, tick, started, duration, error))
             except Exception:
