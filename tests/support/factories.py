@@ -104,3 +104,11 @@ async def team_id(tenant: Tenant) -> str:
 async def invitation_id(tenant: Tenant) -> str:
     invitation = await invite(tenant, f"{unique('inv')}@example.com")
     return str(invitation["id"])
+
+
+@factory("attachments")
+async def attachment_id(tenant: Tenant) -> str:
+    response = await tenant.post(
+        "/v1/attachments", files={"file": ("note.txt", b"walk me", "text/plain")}
+    )
+    return str(data(response, 201)["id"])
