@@ -32,23 +32,23 @@ def main() -> None:
         cfg = Config()
         cfg.set_main_option("script_location", str(scratch))
         name = f"enque_regen_{os.getpid()}"
-        subprocess.run(["psql", "-q", "-h", "127.0.0.1", "-U", "postgres", "-c",
-                        f"CREATE DATABASE {name}"], check=True)
+        subprocess.run(
+            ["psql", "-q", "-h", "127.0.0.1", "-U", "postgres", "-c", f"CREATE DATABASE {name}"],
+            check=True,
+        )
         try:
-            cfg.set_main_option(
-                "sqlalchemy.url", f"postgresql+asyncpg://postgres@127.0.0.1/{name}"
-            )
+            cfg.set_main_option("sqlalchemy.url", f"postgresql+asyncpg://postgres@127.0.0.1/{name}")
             command.revision(cfg, message="initial schema", autogenerate=True, rev_id="0001")
         finally:
-            subprocess.run(["psql", "-q", "-h", "127.0.0.1", "-U", "postgres", "-c",
-                            f"DROP DATABASE {name}"], check=True)
+            subprocess.run(
+                ["psql", "-q", "-h", "127.0.0.1", "-U", "postgres", "-c", f"DROP DATABASE {name}"],
+                check=True,
+            )
         produced = next((scratch / "versions").glob("0001_*.py"))
         source = produced.read_text().replace("astext_type=Text()", "astext_type=sa.Text()")
         TARGET.write_text(source)
     subprocess.run([sys.executable, "-m", "ruff", "format", "-q", str(TARGET)], check=False)
-    subprocess.run(
-        [sys.executable, "-m", "ruff", "check", "-q", "--fix", str(TARGET)], check=False
-    )
+    subprocess.run([sys.executable, "-m", "ruff", "check", "-q", "--fix", str(TARGET)], check=False)
     print(f"wrote {TARGET.relative_to(ROOT)}")
 
 

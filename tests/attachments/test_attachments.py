@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 import httpx
+import obstore
 import pytest
 from sqlalchemy import text, update
 
@@ -319,7 +320,9 @@ async def test_purge_removes_a_tickets_files(tenant: Tenant, app_runtime: Runtim
 async def s3_http(migrated: Settings, s3_server: S3Server) -> AsyncIterator[httpx.AsyncClient]:
     bucket = unique("att").lower()
     s3_server.create_bucket(bucket)
-    settings = migrated.model_copy(update={"storage_url": s3_server.storage_url(bucket)})
+    settings = migrated.model_copy(
+        update={"storage_url": s3_server.storage_url(bucket), "max_upload_mb": 7}
+    )
     application = create_app(settings)
     async with application.router.lifespan_context(application):
         transport = httpx.ASGITransport(app=application)
@@ -346,4 +349,9 @@ async def test_s3_upload_and_signed_redirect(s3_http: httpx.AsyncClient) -> None
         assert ranged.status_code == 206 and ranged.content == content[:10]
 
     error(await upload(tenant, ELF), 415, "UNSUPPORTED_MEDIA_TYPE")
+    error(await upload(tenant, os.urandom(8 * 1024 * 1024)), 413, "PAYLOAD_TOO_LARGE")
+    storage = storage_of(s3_http._transport.app.state.runtime)  # type: ignore[attr-defined]
+    keys = [o["path"] async for batch in obstore.list(storage.store) for o in batch]
+    assert len(keys) == 1  # the 413 left no object and no unfinished upload behind
+    assert keys[0].startswith(f"{tenant.workspace_id}/") and keys[0].endswith(f"/{meta['id']}")
     assert (await tenant.delete(f"/v1/attachments/{meta['id']}")).status_code == 204
