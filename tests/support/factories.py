@@ -106,7 +106,6 @@ async def invitation_id(tenant: Tenant) -> str:
     return str(invitation["id"])
 
 
-<<<<<<< HEAD
 @factory("canned-replies")
 async def canned_reply_id(tenant: Tenant) -> str:
     body = {"name": unique("Canned "), "content": "<p>Hello {{customer.name}}</p>"}
@@ -156,11 +155,11 @@ async def custom_field_id(tenant: Tenant) -> str:
 async def view_id(tenant: Tenant) -> str:
     body = {"name": unique("view"), "shared": "workspace"}
     return str(data(await tenant.post("/v1/views", json=body), 201)["id"])
-=======
+
+
 @factory("attachments")
 async def attachment_id(tenant: Tenant) -> str:
     response = await tenant.post(
         "/v1/attachments", files={"file": ("note.txt", b"walk me", "text/plain")}
     )
     return str(data(response, 201)["id"])
->>>>>>> storage
