@@ -114,7 +114,8 @@ def migrate(url: str, storage: str, target: str, files: Path, report: Path) -> t
         str(report),
     ]
     started = time.perf_counter()
-    pid = os.posix_spawn(sys.executable, cmd, os.environ | {"PYTHONUNBUFFERED": "1"})
+    quiet = [(os.POSIX_SPAWN_OPEN, fd, os.devnull, os.O_WRONLY, 0) for fd in (1, 2)]
+    pid = os.posix_spawn(sys.executable, cmd, dict(os.environ), file_actions=quiet)
     _, status, usage = os.wait4(pid, 0)
     elapsed = time.perf_counter() - started
     if os.waitstatus_to_exitcode(status) != 0:
