@@ -190,6 +190,10 @@ async def main() -> None:
                     print(f"  bare copy of comments:     {bare:>10,.0f} rows/s  (ceiling)")
                     print(f"  comments vs bare copy:     {comments_rate / bare:>10.2f}")
                     print(f"  verify:                    {facts['verify_seconds']:>10.1f} s")
+                    phases = ", ".join(
+                        f"{k} {v:.0f}s" for k, v in facts["load_phase_seconds"].items()
+                    )
+                    print(f"  load phases:               {phases}")
                     print(f"  peak memory (RSS):         {rss / 1024:>10.0f} MiB")
                 finally:
                     if kind == "postgres":
