@@ -18,7 +18,6 @@ old id, which keeps index inserts sequential. Every assignment is also written t
 
 from __future__ import annotations
 
-import hashlib
 import hmac
 import time
 import uuid
@@ -84,7 +83,7 @@ class IdSpace:
     def new_id(self, table: str, old_id: int | str) -> str:
         code = TABLE_CODES[table]
         key = int(old_id) if isinstance(old_id, str) and old_id.isdigit() else old_id
-        mac = hmac.new(self.namespace.bytes, f"{table}:{key}".encode(), hashlib.sha256).digest()
+        mac = hmac.digest(self.namespace.bytes, f"{table}:{key}".encode(), "sha256")
         if isinstance(key, int) and not isinstance(key, bool) and 0 <= key < 1 << 32:
             rand_b = (key << 30) | (int.from_bytes(mac[:4], "big") & _MASK_30)
         else:

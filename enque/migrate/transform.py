@@ -397,6 +397,9 @@ _HTML_TAG = re.compile(
 )
 
 
+_PLAIN_ADDRESS = re.compile(r"^[A-Za-z0-9._%+\-']+@[A-Za-z0-9.\-]+\.[A-Za-z]{2,}$")
+
+
 @dataclass(frozen=True)
 class Address:
     name: str | None
@@ -414,6 +417,12 @@ def parse_recipients(value: str | None, ctx: RowContext, column: str) -> list[Ad
     """
     if value is None or not value.strip():
         return []
+    plain = value.strip()
+    if _PLAIN_ADDRESS.match(plain):  # the common case: one bare address
+        try:
+            return [Address(None, normalize_email(plain))]
+        except ValueError:
+            pass
     text = html.unescape(_HTML_TAG.sub(" ", value))
     text = _split_semicolons(text)
     found: list[Address] = []
@@ -662,6 +671,32 @@ def customer_email(value: Any, ctx: RowContext, column: str = "email") -> str | 
     except ValueError:
         ctx.issue(column, "bad_email", f"{str(value)[:120]!r} is not an address", level="error")
         return None
+
+
+_SKIPPED_ELEMENTS = re.compile(r"<(script|style|head|title)\b.*?</\1\s*>", re.S | re.I)
+_BLOCK_TAGS = re.compile(
+    r"</?(?:p|div|br|tr|li|ul|ol|table|blockquote|pre|hr|section|article|header|footer|"
+    r"h[1-6]|dl|dt|dd)\b[^>]*>",
+    re.I,
+)
+_ANY_TAG = re.compile(r"<[^>]*>")
+# runs of whitespace other than one plain space (replacing each single space costs a lot)
+_SPACES = re.compile(r" *[\t\r\f\v\xa0\u200b][ \t\r\f\v\xa0\u200b]*| {2,}")
+
+
+def html_text(content: str) -> str:
+    """The readable text of sanitized HTML (block elements become line breaks).
+
+    A regular-expression version of `core.html.html_to_text` for well-formed (sanitized)
+    HTML, several times faster on the millions of legacy comments."""
+    text = _SKIPPED_ELEMENTS.sub("", content)
+    text = _BLOCK_TAGS.sub("\n", text)
+    text = html.unescape(_ANY_TAG.sub("", text))
+    text = _SPACES.sub(" ", text)
+    text = "\n".join(line.strip() for line in text.split("\n"))
+    if "\n\n\n" in text:
+        text = re.sub(r"\n{3,}", "\n\n", text)
+    return text.strip()
 
 
 def checksum(values: dict[str, Any]) -> str:

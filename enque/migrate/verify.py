@@ -202,9 +202,18 @@ async def verify(
         if table not in present:
             continue
         check = checks[table] = TableCheck()
+        cache: dict[str, set[str]] = {}
         async for rows in source.stream(table, batch_size=batch_size):
             async with engine.connect() as conn:
-                env = Env(space, conn, scratch, store_from=store_from, agents=agents, source=source)
+                env = Env(
+                    space,
+                    conn,
+                    scratch,
+                    store_from=store_from,
+                    agents=agents,
+                    source=source,
+                    cache=cache,
+                )
                 batch = Batch()
                 await HANDLERS[table](rows, env, batch)
                 check.source_rows += len(rows)
