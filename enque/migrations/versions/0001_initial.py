@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-29 05:10:04.225174
+Create Date: 2026-11-29 05:24:03.703941
 """
 
 from __future__ import annotations
