@@ -322,6 +322,8 @@ class Hub:
         if conn.closing:
             return
         conn.closing = True
+        if code is not None:
+            log.info("closing socket of agent %s: %s %s", conn.agent_id, code, reason)
         self._forget(conn)
         if conn.writer is not None and conn.writer is not asyncio.current_task():
             conn.writer.cancel()
