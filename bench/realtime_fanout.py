@@ -80,10 +80,12 @@ class Fleet:
                 ping_interval=None,
                 compression=self.compression,  # type: ignore[arg-type]
             )
-            await ws.recv()  # ready
+            while '"ready"' not in await ws.recv():  # a `ping` may come first
+                pass
             if channel:
                 await ws.send(f'{{"type":"subscribe","channel":"{channel}"}}')
-                await ws.recv()  # subscribed
+                while '"subscribed"' not in await ws.recv():
+                    pass
             self.sockets.append(ws)
             self.tasks.append(asyncio.create_task(self._read(ws)))
 
