@@ -36,6 +36,7 @@ from websockets.asyncio.client import ClientConnection, connect
 from bench.harness import ROOT, Server, bench_env, free_port, scratch_dir, start_enque, wait_healthy
 
 ROUND = itertools.count()
+LOST: list[int] = []  # receipts missing after 30 s, per round that had any
 
 
 def pct(values: list[float], q: float) -> float:
@@ -68,6 +69,8 @@ class Fleet:
         self.expected = 0
         self.done = asyncio.Event()
         self.marker = '"ticket.updated"'
+        self.got: set[int] = set()  # sockets that received the current round
+        self.last: dict[int, str] = {}
 
     async def open(self, url: str, token: str, count: int, channel: str | None = "tickets") -> None:
         async def one() -> None:
@@ -77,10 +80,12 @@ class Fleet:
                 ping_interval=None,
                 compression=self.compression,  # type: ignore[arg-type]
             )
-            await ws.recv()  # ready
+            while '"ready"' not in await ws.recv():  # a `ping` may come first
+                pass
             if channel:
                 await ws.send(f'{{"type":"subscribe","channel":"{channel}"}}')
-                await ws.recv()  # subscribed
+                while '"subscribed"' not in await ws.recv():
+                    pass
             self.sockets.append(ws)
             self.tasks.append(asyncio.create_task(self._read(ws)))
 
@@ -90,13 +95,16 @@ class Fleet:
     async def _read(self, ws: ClientConnection) -> None:
         try:
             async for raw in ws:
+                self.last[id(ws)] = str(raw)[:120]
                 if self.marker in raw:  # type: ignore[operator]
+                    self.got.add(id(ws))
                     self.arrivals.append(time.perf_counter() - self.t0)
                     if len(self.arrivals) >= self.expected:
                         self.done.set()
                 elif '"type":"ping"' in raw:  # type: ignore[operator]
                     await ws.send('{"type":"pong"}')
-        except Exception:
+        except Exception as exc:
+            print("reader failed:", repr(exc), file=sys.stderr)
             return
 
     async def close(self) -> None:
@@ -138,6 +146,7 @@ async def rounds(
     for n in range(count + 2):  # the first 2 rounds warm up
         await asyncio.sleep(0.05)
         for fleet in fleets:
+            fleet.got = set()
             fleet.arrivals = []
             fleet.expected = len(fleet.sockets)
             fleet.done.clear()
@@ -152,11 +161,18 @@ async def rounds(
         took = time.perf_counter() - t0
         assert response.status_code == 200, response.text
         try:
-            await asyncio.wait_for(asyncio.gather(*(f.done.wait() for f in fleets)), 60)
+            await asyncio.wait_for(asyncio.gather(*(f.done.wait() for f in fleets)), 30)
         except TimeoutError:
-            got = [len(f.arrivals) for f in fleets]
-            closed = [sum(1 for ws in f.sockets if ws.close_code is not None) for f in fleets]
-            raise SystemExit(f"round {n}: receipts {got}, closed {closed}") from None
+            for f in fleets:
+                lost = [ws for ws in f.sockets if id(ws) not in f.got]
+                LOST.append(len(lost))
+                closed = sum(1 for ws in lost if ws.close_code is not None)
+                print(
+                    f"round {n}: {len(lost)} sockets without the event after 30 s "
+                    f"({closed} closed); their last messages: "
+                    f"{[f.last.get(id(ws)) for ws in lost[:3]]}",
+                    file=sys.stderr,
+                )
         if n >= 2:
             requests.append(took * 1000)
             for fleet in fleets:
@@ -379,6 +395,8 @@ async def main() -> None:
             embedded = await fanout(server, args.sockets, args.rounds, compression)
         finally:
             server.stop()
+    if LOST:
+        print(f"\n!!! {sum(LOST)} receipts did not arrive within 30 s ({len(LOST)} rounds)")
     if not args.skip_memory:
         await memory(bench_env(scratch_dir(), RATE_LIMIT_ENABLED="false"), args.idle, compression)
     if not args.skip_redis:

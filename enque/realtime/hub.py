@@ -260,26 +260,27 @@ class Hub:
                     refused.add(conn)
                     self.kick(conn, CLOSE_UNAUTHORIZED, "token revoked")
                 continue
-            for conn in members:
-                if (int(agent_epoch or 0), int(workspace_epoch or 0)) != (
-                    conn.agent_epoch,
-                    conn.workspace_epoch,
-                ) and not await self._recheck(conn):
-                    refused.add(conn)
+            epochs = (int(agent_epoch or 0), int(workspace_epoch or 0))
+            stale = [c for c in members if (c.agent_epoch, c.workspace_epoch) != epochs]
+            if stale and not await self._recheck(stale):
+                refused.update(stale)
         return refused
 
-    async def _recheck(self, conn: Connection) -> bool:
+    async def _recheck(self, conns: list[Connection]) -> bool:
+        """Check again in full the token these sockets share (one jti: one token)."""
         try:
-            principal = await principal_from_jwt(self.runtime, conn.token)
+            principal = await principal_from_jwt(self.runtime, conns[0].token)
         except ApiError as exc:
-            self.kick(conn, CLOSE_UNAUTHORIZED, exc.message or "unauthorized")
+            for conn in conns:
+                self.kick(conn, CLOSE_UNAUTHORIZED, exc.message or "unauthorized")
             return False
         except Exception:
             log.warning("token re-check failed", exc_info=True)
             return True
         if principal.context is not None:
-            conn.agent_epoch = principal.context.agent_epoch
-            conn.workspace_epoch = principal.context.workspace_epoch
+            for conn in conns:
+                conn.agent_epoch = principal.context.agent_epoch
+                conn.workspace_epoch = principal.context.workspace_epoch
         return True
 
     # ------------------------------------------------------------ keep-alive
@@ -322,6 +323,8 @@ class Hub:
         if conn.closing:
             return
         conn.closing = True
+        if code is not None:
+            log.info("closing socket of agent %s: %s %s", conn.agent_id, code, reason)
         self._forget(conn)
         if conn.writer is not None and conn.writer is not asyncio.current_task():
             conn.writer.cancel()

@@ -149,7 +149,8 @@ def _error(code: str, message: str, **extra: Any) -> str:
 async def handle(hub: Hub, conn: Connection, body: dict[str, Any]) -> None:
     kind = body.get("type")
     if kind == "ping":
-        conn.offer(control("pong"))
+        if conn not in await hub.check_tokens([conn]):  # a revoked token ends here (4401)
+            conn.offer(control("pong"))
     elif kind == "pong":
         return
     elif kind in ("subscribe", "unsubscribe"):

@@ -96,6 +96,16 @@ async def test_revoked_token_closed_at_next_event(live_url: str, tenant: Tenant,
     await other_session.close()
 
 
+async def test_revoked_token_closed_at_the_clients_ping(live_url: str, tenant: Tenant):
+    sock = await Socket.ready(live_url, tenant.token)
+    await sock.send({"type": "ping"})
+    assert (await sock.next())["type"] == "pong"
+    assert (await tenant.post("/v1/auth/logout")).status_code == 204
+    await sock.send({"type": "ping"})
+    code, seen = await sock.closed()
+    assert code == 4401 and not any(m["type"] == "pong" for m in seen)
+
+
 async def test_revoked_token_closed_at_ping(
     live_url: str, tenant: Tenant, hub: Hub, app_runtime: Runtime
 ):
