@@ -26,6 +26,7 @@ from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from enque.agents.models import Agent, AgentWorkspace
+from enque.attachments.models import Attachment
 from enque.categories.models import Category
 from enque.comments.models import Comment
 from enque.core.html import sanitize_html
@@ -1008,6 +1009,7 @@ WRITE_ORDER: tuple[Table, ...] = (
     _t(Comment),
     _t(EmailMessage),
     _t(LegacyFile),
+    _t(Attachment),
 )
 
 
@@ -1060,6 +1062,49 @@ async def write_batch(
                 for t, o, n in batch.idmap
             ],
         )
+
+
+async def attachment_rows(
+    conn: AsyncConnection, copied: list[dict[str, Any]], batch: Batch
+) -> list[dict[str, Any]]:
+    """The copied files of comments as attachments of the new system, so the API lists them
+    with their thread. Files of no comment stay in `legacy_files` only (the orphan sweep would
+    remove an attachment linked to nothing)."""
+    wanted = [row for row in copied if row.get("comment_id")]
+    if not wanted:
+        return []
+    ticket_of = {c["id"]: c["ticket_id"] for c in batch.rows.get(Comment.__tablename__, [])}
+    missing = {r["comment_id"] for r in wanted} - ticket_of.keys()
+    if missing:
+        comments = _t(Comment)
+        found = await conn.execute(
+            select(comments.c.id, comments.c.ticket_id).where(comments.c.id.in_(missing))
+        )
+        ticket_of.update({cid: tid for cid, tid in found.all()})
+    rows = []
+    for row in wanted:
+        ticket_id = ticket_of.get(row["comment_id"])
+        if ticket_id is None:
+            continue
+        rows.append(
+            {
+                "id": row["id"],
+                "workspace_id": row["workspace_id"],
+                "ticket_id": ticket_id,
+                "comment_id": row["comment_id"],
+                "file_name": row["file_name"],
+                "content_type": row["content_type"],
+                "size": row["size"],
+                "sha256": row["sha256"],
+                "storage_key": row["storage_key"],
+                "is_inline": row["is_inline"],
+                "content_id": row["content_id"],
+                "linked_at": row["created_at"],
+                "created_at": row["created_at"],
+                "updated_at": row["updated_at"],
+            }
+        )
+    return rows
 
 
 async def copy_files(
@@ -1219,6 +1264,9 @@ async def load(
                     for row in copied:
                         row["migration_id"] = migration_id
                     batch.rows[LegacyFile.__tablename__] = copied
+                    batch.rows[Attachment.__tablename__] = await attachment_rows(
+                        conn, copied, batch
+                    )
                 lap("files")
                 await write_batch(conn, batch, migration_id=migration_id, update=since is not None)
                 lap("write")

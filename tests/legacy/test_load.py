@@ -15,6 +15,7 @@ from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from enque.app import create_app
+from enque.attachments.models import Attachment
 from enque.comments.models import Comment
 from enque.customers.models import User
 from enque.mailboxes.models import EmailMessage
@@ -197,6 +198,29 @@ async def test_files_copied_with_their_hash(
     assert (files_dir / blob["storage_key"]).read_bytes() == ("Ünïcödé résumé 😀 " * 200).encode()
     inline = [r for r in rows if r["is_inline"]]
     assert inline and all(r["content_id"].endswith("@legacy.enque") for r in inline)
+
+
+async def test_files_of_comments_are_attachments_of_their_thread(
+    engine: AsyncEngine, legacy: Manifest
+) -> None:
+    async with engine.connect() as conn:
+        files = (await conn.execute(select(LegacyFile))).mappings().all()
+        attachments = {
+            a["id"]: a for a in (await conn.execute(select(Attachment))).mappings().all()
+        }
+        ticket_of = dict((await conn.execute(select(Comment.id, Comment.ticket_id))).all())
+    of_comments = [f for f in files if f["comment_id"] in ticket_of]
+    assert of_comments
+    for file in of_comments:
+        attachment = attachments[file["id"]]
+        assert attachment["comment_id"] == file["comment_id"]
+        assert attachment["ticket_id"] == ticket_of[file["comment_id"]]
+        assert (attachment["storage_key"], attachment["sha256"], attachment["size"]) == (
+            file["storage_key"],
+            file["sha256"],
+            file["size"],
+        )
+        assert attachment["linked_at"] is not None  # never taken for an orphan upload
 
 
 async def test_ingested_mail_is_in_the_ledger(engine: AsyncEngine, legacy: Manifest) -> None:
