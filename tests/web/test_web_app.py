@@ -355,6 +355,7 @@ async def test_admin_mailbox_screen(page: Any, tenant: Tenant, artifacts: Path):
     await page.get_by_role("heading", name="Connect an IMAP / SMTP mailbox").wait_for()
     await fill_mailbox_form(page, body)
     await page.locator("tr[data-mailbox]", has_text=body["email"]).wait_for(timeout=20000)
+    await page.evaluate("window.scrollTo(0, 0)")
     await page.screenshot(path=artifacts / "admin-mailboxes.png", full_page=True)
     listed = (await tenant.get("/v1/mailboxes")).json()["data"]
     assert [m["email"] for m in listed] == [body["email"]]

@@ -223,7 +223,7 @@ export async function renderTicket(main, ticketId, hashParams) {
 
   function activityPanel() {
     const list = h("ol", { class: "timeline", id: "activity" });
-    const el = h("details", { class: "card" }, h("summary", {}, h("h2", { style: null, class: "inline" }, "Activity")), list);
+    const el = h("details", { class: "card" }, h("summary", {}, h("h2", { class: "inline" }, "Activity")), list);
     el.addEventListener("toggle", async () => {
       if (!el.open) return;
       clear(list, h("li", {}, "Loading…"));
