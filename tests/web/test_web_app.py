@@ -115,6 +115,24 @@ async def test_side_panel_changes_priority_and_tags(page: Any, tenant: Tenant):
     assert sorted(detail["tags"]) == ["billing", "vip"]
 
 
+async def test_note_mentions_an_agent_picked_from_the_list(page: Any, tenant: Tenant):
+    ticket = await new_ticket(tenant, "Mention ticket")
+    await sign_in(page, tenant)
+    await page.goto(f"/#/tickets/{ticket['id']}")
+    await page.get_by_role("tab", name="Internal note").click()
+    await page.locator("#editor").click()
+    await page.keyboard.type("Please look, @adm")
+    option = page.get_by_role("listbox", name="Mention an agent").get_by_role("option")
+    await expect(option).to_have_text([tenant_display(tenant)])
+    await page.keyboard.press("Enter")
+    await page.keyboard.type("thanks")
+    await expect(page.locator("#editor")).to_contain_text(f"@{tenant_display(tenant)}")
+    await page.get_by_role("button", name="Add note").click()
+    await page.locator(".msg.k-note", has_text="thanks").wait_for()
+    [note] = (await tenant.get(f"/v1/tickets/{ticket['id']}/comments")).json()["data"]
+    assert note["mentions"] == [tenant.agent_id]
+
+
 async def test_served_html_cannot_run_script(page: Any, tenant: Tenant):
     ticket = await new_ticket(
         tenant,
