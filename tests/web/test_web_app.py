@@ -362,6 +362,16 @@ async def test_socket_client_against_the_protocol(page: Any, tenant: Tenant, art
         lambda: {"type": "presence", "ticketId": ticket["id"], "state": "left"} in sent
     )
 
+    # A dropped socket comes back by itself and subscribes again; a revoked token signs out.
+    sent.clear()
+    await sockets[0].close(code=1011)
+    await page.locator("#live-state", has_text="Offline").wait_for()
+    await eventually(lambda: len(sockets) == 2 and len(sent) >= 3, timeout=20)
+    assert sent[0] == {"type": "auth", "token": token}
+    await page.locator("#live-state", has_text="Live").wait_for()
+    await sockets[1].close(code=4401)
+    await page.get_by_role("heading", name="Sign in to Enque").wait_for()
+
 
 async def test_admin_mailbox_screen(page: Any, tenant: Tenant, artifacts: Path):
     from tests.email.servers import imap_mailbox_body

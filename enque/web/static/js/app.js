@@ -17,6 +17,15 @@ setUnauthorizedHandler(() => {
   route();
 });
 
+// The server asks for a reload over HTTP after a queue overflow; a revoked token signs out.
+live.on("resync", () => route());
+live.on("unauthorized", () => {
+  session.token = null;
+  session.me = null;
+  live.disconnect();
+  go("#/login");
+});
+
 function parseHash() {
   const raw = location.hash.replace(/^#\/?/, "");
   const [path, qs] = raw.split("?");
