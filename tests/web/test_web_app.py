@@ -444,6 +444,49 @@ async def test_admin_screens_render(page: Any, tenant: Tenant, artifacts: Path):
     assert detail["priority"] == "Medium"  # a dry run changes nothing
 
 
+UNNAMED_CONTROLS = """[...document.querySelectorAll(
+    'input, select, textarea, button, [role=textbox]')]
+  .filter(e => e.offsetParent !== null || e.type === 'checkbox')
+  .filter(e => !(e.labels && e.labels.length) && !e.getAttribute('aria-label')
+    && !e.getAttribute('aria-labelledby') && !(e.tagName === 'BUTTON' && e.textContent.trim()))
+  .map(e => e.outerHTML.slice(0, 120))"""
+OVERFLOW = "document.scrollingElement.scrollWidth - window.innerWidth"
+
+
+async def test_every_control_is_named_and_a_laptop_screen_fits(
+    browser: Any, server: ServerProcess, tenant: Tenant, artifacts: Path
+):
+    ticket = await new_ticket(tenant, "A subject long enough to need truncation " * 3)
+    laptop = {"width": 1024, "height": 640}
+    context = await browser.new_context(base_url=server.url, viewport=laptop)
+    page = await context.new_page()
+    try:
+        await page.goto("/")
+        assert await page.evaluate(UNNAMED_CONTROLS) == []
+        await sign_in(page, tenant)
+        screens = [
+            ("inbox", "/#/inbox/open", "#ticket-list li.ticket"),
+            ("ticket", f"/#/tickets/{ticket['id']}", "#editor"),
+            ("mailboxes", "/#/admin/mailboxes", "#imap-form"),
+            ("agents", "/#/admin/agents", "#invite-email"),
+            ("automations", "/#/admin/automations", "#auto-name"),
+        ]
+        for name, url, ready in screens:
+            await page.goto(url)
+            await page.locator(ready).first.wait_for()
+            assert await page.evaluate(UNNAMED_CONTROLS) == [], name
+            assert await page.evaluate(OVERFLOW) <= 0, f"{name} scrolls sideways at 1024 px"
+            await page.screenshot(path=artifacts / f"laptop-{name}.png")
+        # Keyboard users reach the content first: the skip link leads to <main>.
+        await page.goto("/#/inbox/open")
+        await page.reload()
+        await page.locator("#ticket-list li.ticket").first.wait_for()
+        await page.keyboard.press("Tab")
+        assert await page.evaluate("document.activeElement.textContent") == "Skip to content"
+    finally:
+        await context.close()
+
+
 def test_ci_runs_the_browser_tests():
     """CI installs Chromium (scripts/install-test-services.sh): a skip there would hide a gap."""
     if os.environ.get("CI") == "true":

@@ -90,6 +90,7 @@ async function route() {
 }
 
 let shellEl = null;
+let routed = false;
 function shell(section) {
   const me = session.me;
   if (!shellEl || !root.contains(shellEl) || shellEl.dataset.agent !== me.agent.id + me.workspace.id) {
@@ -105,7 +106,9 @@ function shell(section) {
   side.hidden = section === "admin";
   const main = shellEl.querySelector("main");
   clear(main);
-  main.focus({ preventScroll: true });
+  // After a route change focus moves to the new content; on first load the skip link stays first.
+  if (routed) main.focus({ preventScroll: true });
+  routed = true;
   return main;
 }
 
