@@ -114,6 +114,15 @@ async def test_side_panel_changes_priority_and_tags(page: Any, tenant: Tenant):
     assert detail["priority"] == "High"
     assert sorted(detail["tags"]) == ["billing", "vip"]
 
+    # Panels for routes this server lacks stay hidden; those it has are shown.
+    paths = (await tenant.get("/v1/openapi.json")).json()["paths"]
+    for selector, route in (
+        ("#canned", "/v1/canned-replies"),
+        ("#attach", "/v1/attachments"),
+        ("#schedule", "/v1/tickets/{ticket_id}/scheduled-replies"),
+    ):
+        assert await page.locator(selector).is_visible() == (route in paths), selector
+
 
 async def test_note_mentions_an_agent_picked_from_the_list(page: Any, tenant: Tenant):
     ticket = await new_ticket(tenant, "Mention ticket")
