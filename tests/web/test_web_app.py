@@ -114,6 +114,33 @@ async def test_side_panel_changes_priority_and_tags(page: Any, tenant: Tenant):
     assert detail["priority"] == "High"
     assert sorted(detail["tags"]) == ["billing", "vip"]
 
+    # Panels for routes this server lacks stay hidden; those it has are shown.
+    paths = (await tenant.get("/v1/openapi.json")).json()["paths"]
+    for selector, route in (
+        ("#canned", "/v1/canned-replies"),
+        ("#attach", "/v1/attachments"),
+        ("#schedule", "/v1/tickets/{ticket_id}/scheduled-replies"),
+    ):
+        assert await page.locator(selector).is_visible() == (route in paths), selector
+
+
+async def test_note_mentions_an_agent_picked_from_the_list(page: Any, tenant: Tenant):
+    ticket = await new_ticket(tenant, "Mention ticket")
+    await sign_in(page, tenant)
+    await page.goto(f"/#/tickets/{ticket['id']}")
+    await page.get_by_role("tab", name="Internal note").click()
+    await page.locator("#editor").click()
+    await page.keyboard.type("Please look, @adm")
+    option = page.get_by_role("listbox", name="Mention an agent").get_by_role("option")
+    await expect(option).to_have_text([tenant_display(tenant)])
+    await page.keyboard.press("Enter")
+    await page.keyboard.type("thanks")
+    await expect(page.locator("#editor")).to_contain_text(f"@{tenant_display(tenant)}")
+    await page.get_by_role("button", name="Add note").click()
+    await page.locator(".msg.k-note", has_text="thanks").wait_for()
+    [note] = (await tenant.get(f"/v1/tickets/{ticket['id']}/comments")).json()["data"]
+    assert note["mentions"] == [tenant.agent_id]
+
 
 async def test_served_html_cannot_run_script(page: Any, tenant: Tenant):
     ticket = await new_ticket(
@@ -344,6 +371,16 @@ async def test_socket_client_against_the_protocol(page: Any, tenant: Tenant, art
         lambda: {"type": "presence", "ticketId": ticket["id"], "state": "left"} in sent
     )
 
+    # A dropped socket comes back by itself and subscribes again; a revoked token signs out.
+    sent.clear()
+    await sockets[0].close(code=1011)
+    await page.locator("#live-state", has_text="Offline").wait_for()
+    await eventually(lambda: len(sockets) == 2 and len(sent) >= 3, timeout=20)
+    assert sent[0] == {"type": "auth", "token": token}
+    await page.locator("#live-state", has_text="Live").wait_for()
+    await sockets[1].close(code=4401)
+    await page.get_by_role("heading", name="Sign in to Enque").wait_for()
+
 
 async def test_admin_mailbox_screen(page: Any, tenant: Tenant, artifacts: Path):
     from tests.email.servers import imap_mailbox_body
@@ -355,6 +392,7 @@ async def test_admin_mailbox_screen(page: Any, tenant: Tenant, artifacts: Path):
     await page.get_by_role("heading", name="Connect an IMAP / SMTP mailbox").wait_for()
     await fill_mailbox_form(page, body)
     await page.locator("tr[data-mailbox]", has_text=body["email"]).wait_for(timeout=20000)
+    await page.evaluate("window.scrollTo(0, 0)")
     await page.screenshot(path=artifacts / "admin-mailboxes.png", full_page=True)
     listed = (await tenant.get("/v1/mailboxes")).json()["data"]
     assert [m["email"] for m in listed] == [body["email"]]
@@ -413,6 +451,49 @@ async def test_admin_screens_render(page: Any, tenant: Tenant, artifacts: Path):
     await page.screenshot(path=artifacts / "admin-automation-dry-run.png")
     detail = (await tenant.get(f"/v1/tickets/{ticket['id']}")).json()["data"]
     assert detail["priority"] == "Medium"  # a dry run changes nothing
+
+
+UNNAMED_CONTROLS = """[...document.querySelectorAll(
+    'input, select, textarea, button, [role=textbox]')]
+  .filter(e => e.offsetParent !== null || e.type === 'checkbox')
+  .filter(e => !(e.labels && e.labels.length) && !e.getAttribute('aria-label')
+    && !e.getAttribute('aria-labelledby') && !(e.tagName === 'BUTTON' && e.textContent.trim()))
+  .map(e => e.outerHTML.slice(0, 120))"""
+OVERFLOW = "document.scrollingElement.scrollWidth - window.innerWidth"
+
+
+async def test_every_control_is_named_and_a_laptop_screen_fits(
+    browser: Any, server: ServerProcess, tenant: Tenant, artifacts: Path
+):
+    ticket = await new_ticket(tenant, "A subject long enough to need truncation " * 3)
+    laptop = {"width": 1024, "height": 640}
+    context = await browser.new_context(base_url=server.url, viewport=laptop)
+    page = await context.new_page()
+    try:
+        await page.goto("/")
+        assert await page.evaluate(UNNAMED_CONTROLS) == []
+        await sign_in(page, tenant)
+        screens = [
+            ("inbox", "/#/inbox/open", "#ticket-list li.ticket"),
+            ("ticket", f"/#/tickets/{ticket['id']}", "#editor"),
+            ("mailboxes", "/#/admin/mailboxes", "#imap-form"),
+            ("agents", "/#/admin/agents", "#invite-email"),
+            ("automations", "/#/admin/automations", "#auto-name"),
+        ]
+        for name, url, ready in screens:
+            await page.goto(url)
+            await page.locator(ready).first.wait_for()
+            assert await page.evaluate(UNNAMED_CONTROLS) == [], name
+            assert await page.evaluate(OVERFLOW) <= 0, f"{name} scrolls sideways at 1024 px"
+            await page.screenshot(path=artifacts / f"laptop-{name}.png")
+        # Keyboard users reach the content first: the skip link leads to <main>.
+        await page.goto("/#/inbox/open")
+        await page.reload()
+        await page.locator("#ticket-list li.ticket").first.wait_for()
+        await page.keyboard.press("Tab")
+        assert await page.evaluate("document.activeElement.textContent") == "Skip to content"
+    finally:
+        await context.close()
 
 
 def test_ci_runs_the_browser_tests():

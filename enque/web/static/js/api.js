@@ -91,10 +91,18 @@ export async function all(path, params = {}, maxPages = 10) {
 let featurePromise = null;
 export function features() {
   if (!featurePromise) {
-    featurePromise = fetch("/v1/openapi.json")
-      .then((r) => (r.ok ? r.json() : { paths: {} }))
-      .then((doc) => new Set(Object.keys(doc.paths || {})))
-      .catch(() => new Set());
+    // The route list (not the whole document) is kept for the tab's session.
+    const kept = sessionStorage.getItem("enque.routes");
+    featurePromise = kept
+      ? Promise.resolve(new Set(JSON.parse(kept)))
+      : fetch("/v1/openapi.json")
+        .then((r) => (r.ok ? r.json() : { paths: {} }))
+        .then((doc) => {
+          const paths = Object.keys(doc.paths || {});
+          if (paths.length) sessionStorage.setItem("enque.routes", JSON.stringify(paths));
+          return new Set(paths);
+        })
+        .catch(() => new Set());
   }
   return featurePromise;
 }

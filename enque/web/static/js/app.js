@@ -17,6 +17,15 @@ setUnauthorizedHandler(() => {
   route();
 });
 
+// The server asks for a reload over HTTP after a queue overflow; a revoked token signs out.
+live.on("resync", () => route());
+live.on("unauthorized", () => {
+  session.token = null;
+  session.me = null;
+  live.disconnect();
+  go("#/login");
+});
+
 function parseHash() {
   const raw = location.hash.replace(/^#\/?/, "");
   const [path, qs] = raw.split("?");
@@ -81,6 +90,7 @@ async function route() {
 }
 
 let shellEl = null;
+let routed = false;
 function shell(section) {
   const me = session.me;
   if (!shellEl || !root.contains(shellEl) || shellEl.dataset.agent !== me.agent.id + me.workspace.id) {
@@ -96,7 +106,9 @@ function shell(section) {
   side.hidden = section === "admin";
   const main = shellEl.querySelector("main");
   clear(main);
-  main.focus({ preventScroll: true });
+  // After a route change focus moves to the new content; on first load the skip link stays first.
+  if (routed) main.focus({ preventScroll: true });
+  routed = true;
   return main;
 }
 

@@ -328,11 +328,17 @@ export async function renderInbox(main, view, hashParams) {
     if (payload?.ticket) replaceRow(payload.ticket);
   });
 
+  // Events missed while the socket was down: reload the list once it is back.
+  const offReopen = live.on("open", ({ reconnect }) => {
+    if (reconnect) load(true);
+  });
+
   await load(true);
   return {
     dispose() {
       offCreated();
       offUpdated();
+      offReopen();
     },
     key(event) {
       const t = currentRow();

@@ -11,6 +11,7 @@ let attempts = 0;
 let stopped = true;
 let timer = null;
 let state = "offline";
+let everOpened = false;
 const stateListeners = new Set();
 
 function setState(next) {
@@ -76,7 +77,8 @@ export function connect() {
     setState("live");
     attempts = 0;
     channels.forEach((channel) => ws.send(JSON.stringify({ type: "subscribe", channel })));
-    emit("open", {});
+    emit("open", { reconnect: everOpened });
+    everOpened = true;
   });
   ws.addEventListener("message", (event) => {
     let message;
@@ -90,7 +92,6 @@ export function connect() {
       seen.push(message.id);
       if (seen.length > 500) seen.shift();
     }
-    if (message.type === "resync") emit("resync", {});
     emit(message.type, message.payload || {}, message);
   });
   ws.addEventListener("close", (event) => {

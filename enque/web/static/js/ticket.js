@@ -223,7 +223,7 @@ export async function renderTicket(main, ticketId, hashParams) {
 
   function activityPanel() {
     const list = h("ol", { class: "timeline", id: "activity" });
-    const el = h("details", { class: "card" }, h("summary", {}, h("h2", { style: null, class: "inline" }, "Activity")), list);
+    const el = h("details", { class: "card" }, h("summary", {}, h("h2", { class: "inline" }, "Activity")), list);
     el.addEventListener("toggle", async () => {
       if (!el.open) return;
       clear(list, h("li", {}, "Loading…"));
@@ -334,7 +334,7 @@ export async function renderTicket(main, ticketId, hashParams) {
     }
 
     function mentions() {
-      const text = editor.innerText;
+      const text = editor.innerText.replace(/\u00a0/g, " ");
       return agents.filter((a) => text.includes(`@${a.displayName}`)).map((a) => a.id);
     }
 
@@ -370,6 +370,82 @@ export async function renderTicket(main, ticketId, hashParams) {
         if (e.dataTransfer?.files?.length) upload([...e.dataTransfer.files]);
       });
     }
+
+    // @mentions in notes: a list of matching agents under the editor, picked by arrow keys,
+    // Enter/Tab or a click; the note carries the ids of the agents named.
+    const mentionBox = h("ul", { class: "picker mention-list", role: "listbox", id: "mention-list", "aria-label": "Mention an agent", hidden: true });
+    let mentionAt = null;
+    let mentionIndex = 0;
+    const mentionQuery = () => {
+      const sel = getSelection();
+      const node = sel?.anchorNode;
+      if (!node || node.nodeType !== Node.TEXT_NODE || !editor.contains(node)) return null;
+      const before = node.textContent.slice(0, sel.anchorOffset);
+      const m = before.match(/(?:^|\s)@([^\s@]{0,30})$/);
+      return m ? { node, start: sel.anchorOffset - m[1].length - 1, end: sel.anchorOffset, term: m[1].toLowerCase() } : null;
+    };
+    const mentionOptions = () => [...mentionBox.querySelectorAll("[role=option]")];
+    const paintMentionActive = () => mentionOptions().forEach((li, i) => {
+      li.setAttribute("aria-selected", String(i === mentionIndex));
+      if (i === mentionIndex) editor.setAttribute("aria-activedescendant", li.id);
+    });
+    const hideMentions = () => {
+      mentionBox.hidden = true;
+      mentionAt = null;
+      editor.removeAttribute("aria-activedescendant");
+    };
+    const pickMention = (agent) => {
+      const q = mentionAt;
+      if (!q) return;
+      const text = q.node.textContent;
+      const insert = `@${agent.displayName}\u00a0`;
+      q.node.textContent = text.slice(0, q.start) + insert + text.slice(q.end);
+      const range = document.createRange();
+      range.setStart(q.node, q.start + insert.length);
+      range.collapse(true);
+      const sel = getSelection();
+      sel.removeAllRanges();
+      sel.addRange(range);
+      hideMentions();
+    };
+    editor.addEventListener("input", () => {
+      if (mode !== "note") return;
+      const q = mentionQuery();
+      const found = q ? agents.filter((a) => a.isActive && a.displayName.toLowerCase().split(/\s+/).some((w) => w.startsWith(q.term))).slice(0, 6) : [];
+      if (!found.length) {
+        hideMentions();
+        return;
+      }
+      mentionAt = q;
+      mentionIndex = 0;
+      clear(mentionBox, found.map((a, i) => {
+        const li = h("li", { role: "option", id: `mention-${i}` }, a.displayName);
+        li.addEventListener("mousedown", (e) => {
+          e.preventDefault();
+          pickMention(a);
+        });
+        li._agent = a;
+        return li;
+      }));
+      mentionBox.hidden = false;
+      paintMentionActive();
+    });
+    editor.addEventListener("keydown", (e) => {
+      if (mentionBox.hidden) return;
+      const options = mentionOptions();
+      if (e.key === "ArrowDown" || e.key === "ArrowUp") {
+        mentionIndex = (mentionIndex + (e.key === "ArrowDown" ? 1 : -1) + options.length) % options.length;
+        paintMentionActive();
+      } else if (e.key === "Enter" || e.key === "Tab") {
+        pickMention(options[mentionIndex]._agent);
+      } else if (e.key === "Escape") {
+        hideMentions();
+      } else {
+        return;
+      }
+      e.preventDefault();
+    });
+    editor.addEventListener("blur", () => setTimeout(hideMentions, 150));
 
     let typingTimer = null;
     editor.addEventListener("input", () => {
@@ -466,7 +542,7 @@ export async function renderTicket(main, ticketId, hashParams) {
 
     const el = h("section", { class: "composer", "aria-label": "Compose" },
       h("div", { class: "tabs", role: "tablist", "aria-label": "Message type" }, tabReply, tabNote),
-      editor, signature, files,
+      editor, mentionBox, signature, files,
       h("div", { class: "composer-actions" }, send, sendStatus, cannedBtn, fileInput, attachBtn),
       scheduleBox, scheduledList);
     return {
