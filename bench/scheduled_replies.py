@@ -215,7 +215,7 @@ def main() -> None:
     parser.add_argument("--replies", type=int, default=1000)
     parser.add_argument("--tick", type=float, default=1.0, help="seconds between job runs")
     parser.add_argument("--spread", type=int, default=60, help="seconds the sendAt spread over")
-    parser.add_argument("--start-in", type=int, default=30, help="seconds before the first")
+    parser.add_argument("--start-in", type=int, default=60, help="seconds before the first")
     args = parser.parse_args()
 
     with tempfile.TemporaryDirectory() as tmp:
