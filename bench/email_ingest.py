@@ -26,6 +26,8 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from sqlalchemy import select  # noqa: E402
+
 from enque import domains  # noqa: E402
 from enque.activity.service import Actor  # noqa: E402
 from enque.auth.service import create_workspace_with_admin  # noqa: E402
@@ -151,8 +153,6 @@ async def run(db: str, count: int, replies: int) -> None:
         assert report.fetched == count and report.error is None, report.as_dict()
 
         async with runtime.db.session(write=False) as session:
-            from sqlalchemy import select
-
             ticket_ids = list(
                 (
                     await session.execute(
