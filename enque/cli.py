@@ -385,7 +385,13 @@ def _redact(url: Any) -> str:
 @main.command("sync-emails")
 @click.option("--workspace-id", help="Only this workspace's mailboxes (default: all).")
 def sync_emails(workspace_id: str | None) -> None:
-    """Fetch new mail of every active mailbox into tickets now (what the scheduler runs)."""
+    """Fetch new mail of every active mailbox into tickets now (what the scheduler runs).
+
+    Safe beside running servers: one sync per mailbox at a time (busy ones are skipped).
+    Example:
+
+      enque sync-emails --workspace-id 01a2...
+    """
     from enque import domains
     from enque.core.runtime import Runtime
     from enque.mailboxes.sync import SyncReport, sync_all
