@@ -527,5 +527,44 @@ def _redact(url: Any) -> str:
     return str(url)
 
 
+@main.command("sync-emails")
+@click.option("--workspace-id", help="Only this workspace's mailboxes (default: all).")
+def sync_emails(workspace_id: str | None) -> None:
+    """Fetch new mail of every active mailbox into tickets now (what the scheduler runs).
+
+    Safe beside running servers: one sync per mailbox at a time (busy ones are skipped).
+    Example:
+
+      enque sync-emails --workspace-id 01a2...
+    """
+    from enque import domains
+    from enque.core.runtime import Runtime
+    from enque.mailboxes.sync import SyncReport, sync_all
+
+    settings = _settings()
+    domains.load_models()
+
+    async def run() -> list[SyncReport]:
+        runtime = Runtime.build(settings)
+        try:
+            for module in domains.hook_modules():
+                if hasattr(module, "setup"):
+                    module.setup(runtime)
+            await runtime.start()
+            return await sync_all(runtime, workspace_id=workspace_id)
+        finally:
+            outbox = runtime.services.get("email_outbox")
+            if outbox is not None:
+                await outbox.drain()
+            await runtime.close()
+
+    for report in asyncio.run(run()):
+        out = report.as_dict()
+        line = ", ".join(f"{k} {out[k]}" for k in ("fetched", "created", "commented", "ignored"))
+        click.echo(
+            f"{report.mailbox_id}: {line}" + (f"; error: {report.error}" if report.error else "")
+        )
+
+
 if __name__ == "__main__":
     main()

@@ -238,3 +238,27 @@ async def test_unreachable_server_is_recorded_on_the_mailbox(
     shown = data(await tenant.get(f"/v1/mailboxes/{box.id}"))
     assert shown["state"] == "needs_reconnect" and "refused" in shown["lastError"]
     assert shown["errorCount"] == 1
+
+
+async def test_sync_emails_command_runs_a_sync(
+    tenant: Tenant, app_runtime: Runtime, base_env: dict[str, str], database_url: str
+) -> None:
+    import os
+    import subprocess
+    import sys
+
+    box = await connect_imap(tenant)
+    box.deliver(mail(to=box.email, subject="from the command line")[0])
+    env = {**os.environ, **base_env, "DATABASE_URL": database_url}
+    done = await asyncio.to_thread(
+        subprocess.run,
+        [sys.executable, "-m", "enque.cli", "sync-emails", "--workspace-id", tenant.workspace_id],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert f"{box.id}: fetched 1, created 1" in done.stdout
+    [ticket] = await tickets_of(app_runtime, tenant.workspace_id)
+    assert ticket.subject == "from the command line"

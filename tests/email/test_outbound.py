@@ -139,3 +139,36 @@ async def test_ticket_without_mailbox_uses_the_workspace_mailbox(
     assert out.delivery == "sent"
     [sent] = shared_smtp().to(ticket["customer"]["email"])
     assert sent.message["From"].addresses[0].addr_spec == box.email
+
+
+async def test_jobs_are_registered_and_resend_picks_stale_replies(
+    tenant: Tenant, app_runtime: Runtime, outbox: Outbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from enque.mailboxes import hooks
+
+    registered: dict[str, Any] = {}
+
+    class Scheduler:
+        def register(self, name: str, interval: int, job: Any) -> None:
+            registered[name] = (interval, job)
+
+    monkeypatch.setitem(app_runtime.services, "scheduler", Scheduler())
+    await hooks.on_startup(app_runtime)
+    assert registered[hooks.SYNC_JOB][0] == app_runtime.settings.email_sync_interval
+    assert set(registered) == {hooks.SYNC_JOB, hooks.RESEND_JOB}
+
+    # A reply left pending (no mailbox then); once one exists the resend job sends it.
+    ticket = await new_ticket(tenant)
+    waiting = data(
+        await tenant.post(f"/v1/tickets/{ticket['id']}/reply", json={"content": "late"}), 201
+    )
+    await connect_imap(tenant)
+    monkeypatch.setattr(outbound, "STALE_PENDING", -5)
+    assert await registered[hooks.RESEND_JOB][1]() >= 1
+    await outbox.drain()
+    [out] = [c for c in await comments_of(app_runtime, ticket["id"]) if c.id == waiting["id"]]
+    assert out.delivery == "sent"
+
+    # The sync job (`sync_all`; here limited to this workspace) runs each active mailbox.
+    [report] = await registered[hooks.SYNC_JOB][1](workspace_id=tenant.workspace_id)
+    assert report.error is None
