@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-29 05:24:03.703941
+Create Date: 2026-11-29 05:29:40.651424
 """
 
 from __future__ import annotations
