@@ -248,15 +248,15 @@ async def sweep_orphans(runtime: Runtime, *, older_than: int = ORPHAN_AGE_SECOND
 class AttachmentLinks:
     """`runtime.services["attachments"]` (the `TicketAttachments` seam of tickets/comments)."""
 
-    async def link(
+    async def check(
         self,
         session: AsyncSession,
         *,
         workspace_id: str,
         ticket_id: str,
-        comment_id: str,
         attachment_ids: list[str],
-    ) -> None:
+    ) -> list[Attachment]:
+        """The uploads, locked, if each can go on a new comment of the ticket (422 if not)."""
         rows = list(
             (
                 await session.scalars(
@@ -280,6 +280,20 @@ class AttachmentLinks:
                 raise validation_error(
                     "attachmentIds", f"uploaded for another ticket: {attachment_id}"
                 )
+        return rows
+
+    async def link(
+        self,
+        session: AsyncSession,
+        *,
+        workspace_id: str,
+        ticket_id: str,
+        comment_id: str,
+        attachment_ids: list[str],
+    ) -> None:
+        rows = await self.check(
+            session, workspace_id=workspace_id, ticket_id=ticket_id, attachment_ids=attachment_ids
+        )
         stamp = now()
         await session.execute(
             update(Attachment)

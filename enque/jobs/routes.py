@@ -3,6 +3,7 @@ from __future__ import annotations
 from typing import Any
 
 from fastapi import APIRouter, Depends
+from pydantic import Field
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from enque.auth.deps import Admin, Principal
@@ -32,8 +33,8 @@ class JobOut(ApiModel):
     last_run: JobRunOut | None
     last_failure: JobRunOut | None
     recent_runs: list[JobRunOut]
-    runs24h: int
-    failures24h: int
+    runs24h: int = Field(alias="runs24h")
+    failures24h: int = Field(alias="failures24h")
 
 
 @router.get("", response_model=Envelope[list[JobOut]])

@@ -139,8 +139,16 @@ async def schedule_reply(
         sanitized = sanitize_html(content)
         if not html_to_text(sanitized) and "<img" not in sanitized:
             raise validation_error("content", "the message is empty")
-        if attachment_ids and attachments(session) is None:
+        files = attachments(session)
+        if attachment_ids and files is None:
             raise validation_error("attachmentIds", "attachments are not available")
+        if attachment_ids and files is not None:
+            await files.check(
+                session,
+                workspace_id=workspace_id,
+                ticket_id=ticket.id,
+                attachment_ids=list(dict.fromkeys(attachment_ids)),
+            )
         row = ScheduledReply(
             workspace_id=workspace_id,
             ticket_id=ticket.id,

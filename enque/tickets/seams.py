@@ -34,6 +34,16 @@ class MailboxDirectory(Protocol):
 
 
 class TicketAttachments(Protocol):
+    async def check(
+        self,
+        session: AsyncSession,
+        *,
+        workspace_id: str,
+        ticket_id: str,
+        attachment_ids: list[str],
+    ) -> Any:
+        """422 unless every upload can go on a new comment of the ticket (nothing changes)."""
+
     async def link(
         self,
         session: AsyncSession,

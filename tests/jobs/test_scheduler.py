@@ -99,12 +99,15 @@ async def test_long_jobs_renew_their_lease(app_runtime: Runtime) -> None:
 
     holder, other = Scheduler(app_runtime, holder="a"), Scheduler(app_runtime, holder="b")
     for scheduler in (holder, other):
-        scheduler.register(name, 0.2, job, lease_seconds=0.3)
-    assert await holder.run_due() == [name]
-    await asyncio.sleep(0.8)  # past the first lease: renewed meanwhile, and the tick is due
-    assert await other.run_due() == []
-    release.set()
-    await holder.wait_idle()
+        scheduler.register(name, 0.5, job, lease_seconds=1.5)
+    try:
+        assert await holder.run_due() == [name]
+        await asyncio.sleep(3.5)  # past the first lease: renewed meanwhile, and the tick is due
+        assert await other.run_due() == []
+    finally:
+        release.set()
+        await holder.wait_idle()
+        await other.wait_idle()
 
 
 async def test_admin_jobs_shows_runs_durations_and_failures(

@@ -275,10 +275,14 @@ async def test_a_retry_that_succeeds(tenant: Tenant, app_runtime: Runtime):
 
 
 class Files:
-    """An attachments seam whose `link` fails the way it is told."""
+    """An attachments seam that accepts any upload when a reply is scheduled and whose
+    `link` (at sending time) fails the way it is told."""
 
     def __init__(self, exc: Exception) -> None:
         self.exc = exc
+
+    async def check(self, session: Any, **kw: Any) -> list[Any]:
+        return []
 
     async def link(self, session: Any, **kw: Any) -> None:
         raise self.exc
@@ -453,3 +457,22 @@ async def test_uploads_of_waiting_replies_are_held(
         assert await held(session, workspace_id=tenant.workspace_id) == {"up-1", "up-2"}
         assert {"up-1", "up-2"} <= await held(session)
     assert waiting["attachmentIds"] == ["up-1", "up-2"]
+
+
+async def test_attachments_are_checked_when_the_reply_is_scheduled(tenant: Tenant, make_tenant):
+    ticket = await new_ticket(tenant)
+    unknown = {"content": "x", "sendAt": soon(600), "attachmentIds": ["no-such-upload"]}
+    response = await tenant.post(f"/v1/tickets/{ticket['id']}/scheduled-replies", json=unknown)
+    assert response.status_code == 422
+    assert response.json()["error"]["details"][0]["path"] == "attachmentIds"
+    other = await make_tenant()
+    upload = await other.post(
+        "/v1/attachments", files={"file": ("a.txt", b"someone else's", "text/plain")}
+    )
+    foreign = {**unknown, "attachmentIds": [upload.json()["data"]["id"]]}
+    response = await tenant.post(f"/v1/tickets/{ticket['id']}/scheduled-replies", json=foreign)
+    assert response.status_code == 422
+    mine = await tenant.post("/v1/attachments", files={"file": ("b.txt", b"mine", "text/plain")})
+    ok = {**unknown, "attachmentIds": [mine.json()["data"]["id"]]}
+    created = await tenant.post(f"/v1/tickets/{ticket['id']}/scheduled-replies", json=ok)
+    assert created.status_code == 201, created.text
