@@ -42,6 +42,9 @@ async def test_requests_are_counted_by_route_template(tenant: Tenant) -> None:
         labels["pool"] for labels, _ in _samples(response.text, "enque_db_pool_connections_in_use")
     }
     assert pools == {"read", "write"}
+    queues = {labels["queue"] for labels, _ in _samples(response.text, "enque_queue_depth")}
+    assert {"outbound_email", "scheduled_replies_due"} <= queues
+    assert _samples(response.text, "enque_websocket_connections")
 
 
 def test_workers_are_summed_and_the_token_is_required(

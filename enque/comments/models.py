@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import ForeignKey, Index, String, Text
+from sqlalchemy import ForeignKey, Index, String, Text, text
 from sqlalchemy.orm import Mapped, mapped_column
 
 from enque.core.db import Base, IdMixin, JSONType, TimestampMixin
@@ -18,6 +18,13 @@ class Comment(IdMixin, TimestampMixin, Base):
     __tablename__ = "comments"
     __table_args__ = (
         Index("ix_comments_workspace_ticket", "workspace_id", "ticket_id", "created_at", "id"),
+        # replies still to send: small, read by the resend job and the metrics queue depth
+        Index(
+            "ix_comments_pending_delivery",
+            "delivery",
+            postgresql_where=text("delivery = 'pending'"),
+            sqlite_where=text("delivery = 'pending'"),
+        ),
     )
 
     workspace_id: Mapped[str] = mapped_column(

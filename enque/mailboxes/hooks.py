@@ -5,9 +5,11 @@ from __future__ import annotations
 
 from functools import partial
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from enque.comments.models import Comment
+from enque.core.metrics import QUEUE_DEPTH
 from enque.core.runtime import Runtime
 from enque.mailboxes import outbound
 from enque.mailboxes.models import Mailbox
@@ -39,6 +41,16 @@ def setup(runtime: Runtime) -> None:
     outbox = outbound.Outbox(runtime)
     runtime.services["email_outbox"] = outbox
     runtime.reactions.append(outbox.react)
+    runtime.services.setdefault("metric_probes", []).append(count_unsent)
+
+
+async def count_unsent(runtime: Runtime) -> None:
+    """Queue depth for `/metrics`: public replies not yet handed to a mail server."""
+    async with runtime.db.session(write=False) as session:
+        pending = await session.scalar(
+            select(func.count()).select_from(Comment).where(Comment.delivery == "pending")
+        )
+    QUEUE_DEPTH.labels("outbound_email").set(pending or 0)
 
 
 async def on_startup(runtime: Runtime) -> None:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import logging
 import re
+import time
 import uuid
 from dataclasses import dataclass, field
 from typing import Any
@@ -23,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from enque.activity.service import SYSTEM, record
 from enque.core.db import now
 from enque.core.events import Event, emit
+from enque.core.metrics import SYNC_FAILURES, SYNC_SECONDS
 from enque.core.runtime import Runtime
 from enque.email.errors import AuthenticationFailed, ChannelError
 from enque.email.graph import GraphClient, ResyncRequired, to_parsed
@@ -271,6 +273,7 @@ async def sync_mailbox(runtime: Runtime, mailbox_id: str) -> SyncReport:
     lease = Lease(runtime, mailbox_id)
     if not await lease.acquire():
         raise SyncBusy(mailbox_id)
+    clock = time.perf_counter()
     try:
         try:
             if mailbox.kind == "imap":
@@ -287,6 +290,9 @@ async def sync_mailbox(runtime: Runtime, mailbox_id: str) -> SyncReport:
         await _finish(runtime, mailbox_id, report)
     finally:
         await lease.release()
+        SYNC_SECONDS.labels(mailbox.kind).observe(time.perf_counter() - clock)
+        if report.error is not None:
+            SYNC_FAILURES.labels(mailbox.kind).inc()
     return report
 
 

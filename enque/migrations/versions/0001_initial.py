@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-29 05:29:40.651424
+Create Date: 2026-11-29 05:34:09.361010
 """
 
 from __future__ import annotations
@@ -1379,6 +1379,14 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_comments")),
     )
     op.create_index(
+        "ix_comments_pending_delivery",
+        "comments",
+        ["delivery"],
+        unique=False,
+        postgresql_where=sa.text("delivery = 'pending'"),
+        sqlite_where=sa.text("delivery = 'pending'"),
+    )
+    op.create_index(
         "ix_comments_workspace_ticket",
         "comments",
         ["workspace_id", "ticket_id", "created_at", "id"],
@@ -1831,6 +1839,12 @@ def downgrade() -> None:
     op.drop_index("ix_csat_responses_responded", table_name="csat_responses")
     op.drop_table("csat_responses")
     op.drop_index("ix_comments_workspace_ticket", table_name="comments")
+    op.drop_index(
+        "ix_comments_pending_delivery",
+        table_name="comments",
+        postgresql_where=sa.text("delivery = 'pending'"),
+        sqlite_where=sa.text("delivery = 'pending'"),
+    )
     op.drop_table("comments")
     op.drop_index("ix_tickets_workspace_user_id_updated", table_name="tickets")
     op.drop_index("ix_tickets_workspace_updated", table_name="tickets")
