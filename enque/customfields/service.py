@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from typing import Any
 
-from sqlalchemy import ColumnElement, delete, select
+from sqlalchemy import ColumnElement, delete, func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -338,11 +338,25 @@ async def ticket_condition(
             )
         else:
             rows = rows.where(CustomFieldValue.value_text == str(wanted))
-        part = Ticket.id.in_(rows)
+        part = await _matching(session, rows)
         condition = part if condition is None else condition & part
     if condition is None:
         return Ticket.id.is_not(None)
     return condition
+
+
+COMMON_VALUE = 2000  # matches above which SQLite walks the inbox index and probes each row
+
+
+async def _matching(session: AsyncSession, rows: Any) -> ColumnElement[bool]:
+    """`Ticket.id IN (rows)`, or on SQLite for a common value a correlated probe of the
+    `(field_id, value_text, entity_id)` index per listed ticket (as the inbox does for tags):
+    PostgreSQL's planner chooses from its statistics, SQLite is told by one capped count."""
+    if session.get_bind().dialect.name == "sqlite":
+        capped = select(func.count()).select_from(rows.limit(COMMON_VALUE).subquery())
+        if (await session.execute(capped)).scalar_one() >= COMMON_VALUE:
+            return rows.where(CustomFieldValue.entity_id == Ticket.id).exists()
+    return Ticket.id.in_(rows)
 
 
 def _number(key: str, value: Any) -> float:

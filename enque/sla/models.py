@@ -2,10 +2,16 @@ from __future__ import annotations
 
 from typing import Any
 
-from sqlalchemy import ForeignKey, Index, String, UniqueConstraint
+from sqlalchemy import ForeignKey, Index, String, UniqueConstraint, literal_column
 from sqlalchemy.orm import Mapped, mapped_column
+from sqlalchemy.sql.elements import ColumnClause
 
 from enque.core.db import Base, IdMixin, TenantMixin, TimestampMixin
+
+NOT_DUE = 9223372036854775807
+# "Due soonest" puts tickets with nothing due last; the indexes hold the same expression
+# (a literal, never a bind parameter, so both planners match it).
+SLA_DUE_KEY: ColumnClause[int] = literal_column(f"coalesce(next_due_at, {NOT_DUE})")
 
 
 class BusinessHours(IdMixin, TimestampMixin, TenantMixin, Base):
@@ -38,8 +44,9 @@ class TicketSla(TimestampMixin, TenantMixin, Base):
 
     __tablename__ = "ticket_sla"
     __table_args__ = (
-        Index("ix_ticket_sla_due", "workspace_id", "next_due_at", "ticket_id"),
-        Index("ix_ticket_sla_breached", "workspace_id", "is_breached", "ticket_id"),
+        Index("ix_ticket_sla_due", "workspace_id", SLA_DUE_KEY, "ticket_id"),
+        Index("ix_ticket_sla_breached", "workspace_id", "is_breached", SLA_DUE_KEY, "ticket_id"),
+        Index("ix_ticket_sla_next_due", "next_due_at"),  # the due-check job
     )
 
     ticket_id: Mapped[str] = mapped_column(

@@ -29,7 +29,7 @@ from enque.core.errors import ApiError, not_found, validation_error
 from enque.core.events import Event, emit
 from enque.core.runtime import Runtime
 from enque.sla.business_hours import Calendar, Interval, NoBusinessHours, parse_clock
-from enque.sla.models import BusinessHours, SlaPolicy, TicketSla
+from enque.sla.models import SLA_DUE_KEY, BusinessHours, SlaPolicy, TicketSla
 from enque.tickets.models import Ticket
 
 log = logging.getLogger(__name__)
@@ -484,7 +484,7 @@ async def due_tickets(
     cursor: list[Any] | None,
 ) -> tuple[list[dict[str, Any]], list[Any] | None]:
     """Tickets under an SLA, soonest due first (then paused and met ones), keyset paged."""
-    due_key = func.coalesce(TicketSla.next_due_at, 2**62)
+    due_key = SLA_DUE_KEY
     stmt = (
         select(
             TicketSla,

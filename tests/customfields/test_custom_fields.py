@@ -5,6 +5,9 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
+
+from enque.customfields import service
 from tests.support.api import Tenant, data, error
 from tests.support.helpdesk import new_ticket
 
@@ -143,7 +146,12 @@ async def test_required_on_close(tenant: Tenant) -> None:
     assert closed.status_code == 200 and data(closed)["status"] == "Closed"
 
 
-async def test_the_inbox_filters_by_custom_fields(tenant: Tenant) -> None:
+@pytest.mark.parametrize("common", [False, True], ids=["rare-values", "common-values"])
+async def test_the_inbox_filters_by_custom_fields(
+    tenant: Tenant, common: bool, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if common:  # every value counts as common: SQLite probes per listed ticket
+        monkeypatch.setattr(service, "COMMON_VALUE", 1)
     await define(tenant, key="plan", type="dropdown", options=["gold", "silver"])
     await define(tenant, key="seats", type="number")
     await define(tenant, key="addons", type="multiselect", options=["sso", "api"])

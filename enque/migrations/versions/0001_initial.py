@@ -2,7 +2,7 @@
 
 Revision ID: 0001
 Revises:
-Create Date: 2026-11-29 05:34:09.361010
+Create Date: 2026-11-29 05:35:15.944861
 """
 
 from __future__ import annotations
@@ -1580,15 +1580,25 @@ def upgrade() -> None:
     op.create_index(
         "ix_ticket_sla_breached",
         "ticket_sla",
-        ["workspace_id", "is_breached", "ticket_id"],
+        [
+            "workspace_id",
+            "is_breached",
+            sa.literal_column("coalesce(next_due_at, 9223372036854775807)"),
+            "ticket_id",
+        ],
         unique=False,
     )
     op.create_index(
         "ix_ticket_sla_due",
         "ticket_sla",
-        ["workspace_id", "next_due_at", "ticket_id"],
+        [
+            "workspace_id",
+            sa.literal_column("coalesce(next_due_at, 9223372036854775807)"),
+            "ticket_id",
+        ],
         unique=False,
     )
+    op.create_index("ix_ticket_sla_next_due", "ticket_sla", ["next_due_at"], unique=False)
     op.create_index(
         op.f("ix_ticket_sla_workspace_id"), "ticket_sla", ["workspace_id"], unique=False
     )
@@ -1817,6 +1827,7 @@ def downgrade() -> None:
     op.drop_index("ix_ticket_tags_workspace_tag", table_name="ticket_tags")
     op.drop_table("ticket_tags")
     op.drop_index(op.f("ix_ticket_sla_workspace_id"), table_name="ticket_sla")
+    op.drop_index("ix_ticket_sla_next_due", table_name="ticket_sla")
     op.drop_index("ix_ticket_sla_due", table_name="ticket_sla")
     op.drop_index("ix_ticket_sla_breached", table_name="ticket_sla")
     op.drop_table("ticket_sla")
