@@ -47,6 +47,7 @@ class Settings(BaseSettings):
     password_reset_ttl_seconds: int = 3600
     invitation_ttl_seconds: int = 7 * 24 * 3600
     reopen_window_days: int = 30
+    trash_retention_days: int = Field(30, ge=1)  # deleted tickets are purged after this
     notification_email_window_seconds: int = Field(120, ge=0)
 
     rate_limit_enabled: bool = True

@@ -1,10 +1,12 @@
-"""Keeps ticket search documents in step with customer names and emails."""
+"""Keeps ticket search documents in step with customer names and emails; empties the trash."""
 
 from __future__ import annotations
 
+from functools import partial
+
 from enque.core.events import Event
 from enque.core.runtime import Runtime
-from enque.tickets import automation
+from enque.tickets import automation, trash
 from enque.tickets.service import reindex_customer_tickets, ticket_exists
 
 SEARCHED_CUSTOMER_FIELDS = frozenset({"name", "email"})
@@ -33,3 +35,10 @@ def setup(runtime: Runtime) -> None:
             )
 
     runtime.reactions.append(reindex_on_customer_change)
+
+
+async def on_startup(runtime: Runtime) -> None:
+    """Every set-up hook has run: the scheduler, when the process has one, is registered."""
+    scheduler = runtime.services.get("scheduler")
+    if scheduler is not None:
+        scheduler.register(trash.JOB, trash.INTERVAL, partial(trash.purge_trash, runtime))
