@@ -96,9 +96,11 @@ def start_enque(env: dict[str, str], workers: int = 1) -> Server:
     return server
 
 
-def start_bare() -> Server:
-    """A bare FastAPI app on the same server stack: the ceiling."""
+def start_bare(page_file: Path | None = None) -> Server:
+    """A bare FastAPI app on the same server stack: the ceiling (`/bare`, and `/page` serving
+    the bytes of `page_file` precomputed)."""
     port = free_port()
+    env = {**os.environ, **({"BARE_PAGE_FILE": str(page_file)} if page_file else {})}
     proc = subprocess.Popen(
         [
             sys.executable,
@@ -112,6 +114,7 @@ def start_bare() -> Server:
             "--no-access-log",
         ],
         cwd=ROOT,
+        env=env,
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
         start_new_session=True,
