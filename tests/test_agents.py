@@ -16,7 +16,9 @@ from tests.support.people import Member, accept, add_member, invite, last_token
 async def activities(runtime: Any, workspace_id: str, verb: str) -> list[Activity]:
     async with runtime.db.session(write=False) as session:
         rows = await session.execute(
-            select(Activity).where(Activity.workspace_id == workspace_id, Activity.verb == verb)
+            select(Activity)
+            .where(Activity.workspace_id == workspace_id, Activity.verb == verb)
+            .order_by(Activity.id)
         )
         return list(rows.scalars().all())
 

@@ -10,7 +10,14 @@ from typing import Annotated, Any, Generic, Literal, TypeVar
 import orjson
 from fastapi import Query
 from fastapi.responses import Response
-from pydantic import AfterValidator, BaseModel, ConfigDict, StringConstraints, field_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    StringConstraints,
+    field_validator,
+    model_validator,
+)
 from pydantic.alias_generators import to_camel
 from starlette.responses import JSONResponse as StarletteJSONResponse
 
@@ -28,8 +35,31 @@ class ApiModel(BaseModel):
     model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, from_attributes=True)
 
 
+def nul_path(value: Any, path: str = "") -> str | None:
+    """Where a NUL character hides in decoded JSON (a key or a string), or None.
+
+    No database stores it in text (PostgreSQL refuses it), so bodies with one are refused."""
+    if isinstance(value, str):
+        return path if "\x00" in value else None
+    if isinstance(value, dict):
+        for key, item in value.items():
+            where = f"{path}.{key}" if path else str(key)
+            if "\x00" in str(key):
+                return where
+            found = nul_path(item, where)
+            if found is not None:
+                return found
+    if isinstance(value, list):
+        for index, item in enumerate(value):
+            found = nul_path(item, f"{path}.{index}" if path else str(index))
+            if found is not None:
+                return found
+    return None
+
+
 class ApiInput(ApiModel):
-    """Base of request bodies: unknown fields are refused, strings are stripped."""
+    """Base of request bodies: unknown fields are refused, strings are stripped, NUL
+    characters are refused."""
 
     model_config = ConfigDict(
         alias_generator=to_camel,
@@ -37,6 +67,14 @@ class ApiInput(ApiModel):
         extra="forbid",
         str_strip_whitespace=True,
     )
+
+    @model_validator(mode="before")
+    @classmethod
+    def _refuse_nul(cls, data: Any) -> Any:
+        where = nul_path(data)
+        if where is not None:
+            raise ValueError(f"{where or 'body'}: NUL characters are not allowed")
+        return data
 
 
 def not_null(*fields: str) -> Any:

@@ -67,6 +67,14 @@ class RequestContextMiddleware:
         response_started = False
         status_code = 500
 
+        if b"%00" in scope.get("query_string", b"") or "\x00" in scope.get("path", ""):
+            await self._reply(
+                send, 422, "VALIDATION_ERROR", "NUL characters are not allowed", request_id
+            )
+            status_code = 422
+            self._log(scope, state, status_code, started)
+            return
+
         content_type = headers.get(b"content-type", b"").decode("latin-1").lower()
         limit = self.upload_limit if content_type.startswith("multipart/") else self.json_limit
         declared = headers.get(b"content-length")
