@@ -287,6 +287,34 @@ async def test_live_update_from_a_second_context(
         await second.close()
 
 
+async def test_notifications_bell_shows_an_assignment(
+    browser: Any, server: ServerProcess, tenant: Tenant, smtp_server: Any
+):
+    bea = await second_agent(tenant, smtp_server, "Bea")
+    agents = (await tenant.get("/v1/agents", params={"limit": 50})).json()["data"]
+    [bea_id] = [a["id"] for a in agents if a["email"] == bea]
+    context = await browser.new_context(base_url=server.url)
+    try:
+        page = await context.new_page()
+        await sign_in(page, tenant, email=bea)
+        await page.locator("#live-state", has_text="Live").wait_for()
+        ticket = await new_ticket(tenant, "Yours now")
+        assigned = await tenant.patch(f"/v1/tickets/{ticket['id']}", json={"assigneeId": bea_id})
+        assert assigned.status_code == 200, assigned.text
+        bell = page.locator("#bell")
+        await expect(bell).to_have_accessible_name("Notifications, 1 unread", timeout=10000)
+        await bell.click()
+        item = page.locator("#notifications li.unread")
+        await expect(item).to_have_text(
+            re.compile(rf"assigned you: #{ticket['number']} Yours now"), timeout=10000
+        )
+        await page.get_by_role("button", name="Mark all read").click()
+        await expect(bell).to_have_accessible_name("Notifications")
+        await expect(page.locator("#notifications li.unread")).to_have_count(0)
+    finally:
+        await context.close()
+
+
 async def eventually(check: Any, timeout: float = 10) -> None:
     for _ in range(int(timeout / 0.05)):
         if check():
@@ -302,7 +330,14 @@ async def test_socket_client_against_the_protocol(page: Any, tenant: Tenant, art
 
     def accept(ws: Any) -> None:
         sockets.append(ws)
-        ws.on_message(lambda message: sent.append(json.loads(message)))
+
+        def received(message: str) -> None:
+            sent.append(json.loads(message))
+            if sent[-1]["type"] == "auth":  # the app subscribes only once the server is ready
+                ready = {"agentId": tenant.agent_id, "workspaceId": tenant.workspace_id}
+                ws.send(json.dumps({"type": "ready", "payload": ready, "ts": 0}))
+
+        ws.on_message(received)
 
     await page.route_web_socket(re.compile(r".*/v1/realtime$"), accept)
     await sign_in(page, tenant)
