@@ -488,6 +488,32 @@ async def test_admin_screens_render(page: Any, tenant: Tenant, artifacts: Path):
     assert detail["priority"] == "Medium"  # a dry run changes nothing
 
 
+async def test_canned_reply_signature_and_report_volume(page: Any, tenant: Tenant):
+    canned = await tenant.post(
+        "/v1/canned-replies",
+        json={"name": "Greeting", "shortcut": "hi", "content": "<p>Hi {{customer.name}}!</p>"},
+    )
+    assert canned.status_code == 201, canned.text
+    signed = await tenant.put(
+        "/v1/signatures/workspace", json={"content": "<p>The Support Team</p>", "isEnabled": True}
+    )
+    assert signed.status_code == 200, signed.text
+    ticket = await new_ticket(tenant, "Canned please")
+    await sign_in(page, tenant)
+    await page.goto(f"/#/tickets/{ticket['id']}")
+    await expect(page.locator("#signature-preview")).to_contain_text("The Support Team")
+    await page.get_by_role("button", name="Canned reply").click()
+    await page.get_by_label("Search").fill("hi")
+    await page.locator("#canned-results").get_by_role("button", name="Greeting").click()
+    await expect(page.locator("#editor")).to_have_text("Hi Casey Customer!")
+    used = (await tenant.get(f"/v1/canned-replies/{canned.json()['data']['id']}")).json()["data"]
+    assert used["usageCount"] == 1
+
+    await page.goto("/#/admin/reports")
+    chart = page.get_by_role("img", name=re.compile(r"^Tickets per day: .+ 1$"))
+    await chart.wait_for()
+
+
 UNNAMED_CONTROLS = """[...document.querySelectorAll(
     'input, select, textarea, button, [role=textbox]')]
   .filter(e => e.offsetParent !== null || e.type === 'checkbox')
