@@ -220,22 +220,6 @@ async def test_load_more_pages_with_the_cursor(page: Any, tenant: Tenant):
     assert await page.get_by_role("button", name="Load more").is_hidden()
 
 
-async def realtime_route_exists(server: ServerProcess) -> bool:
-    """Whether the server has the socket at all. The real route accepts the upgrade and then
-    waits for the auth message (realtime.md); without the route the upgrade is refused."""
-    import websockets
-
-    try:
-        async with websockets.connect(
-            server.url.replace("http", "ws", 1) + "/v1/realtime", open_timeout=5
-        ):
-            return True
-    except websockets.InvalidStatus:
-        return False
-    except (OSError, websockets.WebSocketException):
-        return True
-
-
 async def second_agent(tenant: Tenant, smtp_server: Any, name: str) -> str:
     """Invites and accepts (as the mail link would) a second agent; returns their email."""
     email = f"{name.lower()}-{tenant.subdomain}@example.com"
@@ -255,9 +239,6 @@ async def second_agent(tenant: Tenant, smtp_server: Any, name: str) -> str:
 async def test_live_update_from_a_second_context(
     browser: Any, server: ServerProcess, tenant: Tenant, smtp_server: Any, artifacts: Path
 ):
-    if not await realtime_route_exists(server):
-        message = "!!! SKIPPED: /v1/realtime is not on this server yet — live updates untested !!!"
-        pytest.skip(message)
     anna = await second_agent(tenant, smtp_server, "Anna")
     first = await browser.new_context(base_url=server.url)
     second = await browser.new_context(base_url=server.url)
