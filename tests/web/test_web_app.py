@@ -220,22 +220,6 @@ async def test_load_more_pages_with_the_cursor(page: Any, tenant: Tenant):
     assert await page.get_by_role("button", name="Load more").is_hidden()
 
 
-async def realtime_route_exists(server: ServerProcess) -> bool:
-    """Whether the server has the socket at all. The real route accepts the upgrade and then
-    waits for the auth message (realtime.md); without the route the upgrade is refused."""
-    import websockets
-
-    try:
-        async with websockets.connect(
-            server.url.replace("http", "ws", 1) + "/v1/realtime", open_timeout=5
-        ):
-            return True
-    except websockets.InvalidStatus:
-        return False
-    except (OSError, websockets.WebSocketException):
-        return True
-
-
 async def second_agent(tenant: Tenant, smtp_server: Any, name: str) -> str:
     """Invites and accepts (as the mail link would) a second agent; returns their email."""
     email = f"{name.lower()}-{tenant.subdomain}@example.com"
@@ -255,9 +239,6 @@ async def second_agent(tenant: Tenant, smtp_server: Any, name: str) -> str:
 async def test_live_update_from_a_second_context(
     browser: Any, server: ServerProcess, tenant: Tenant, smtp_server: Any, artifacts: Path
 ):
-    if not await realtime_route_exists(server):
-        message = "!!! SKIPPED: /v1/realtime is not on this server yet — live updates untested !!!"
-        pytest.skip(message)
     anna = await second_agent(tenant, smtp_server, "Anna")
     first = await browser.new_context(base_url=server.url)
     second = await browser.new_context(base_url=server.url)
@@ -287,6 +268,34 @@ async def test_live_update_from_a_second_context(
         await second.close()
 
 
+async def test_notifications_bell_shows_an_assignment(
+    browser: Any, server: ServerProcess, tenant: Tenant, smtp_server: Any
+):
+    bea = await second_agent(tenant, smtp_server, "Bea")
+    agents = (await tenant.get("/v1/agents", params={"limit": 50})).json()["data"]
+    [bea_id] = [a["id"] for a in agents if a["email"] == bea]
+    context = await browser.new_context(base_url=server.url)
+    try:
+        page = await context.new_page()
+        await sign_in(page, tenant, email=bea)
+        await page.locator("#live-state", has_text="Live").wait_for()
+        ticket = await new_ticket(tenant, "Yours now")
+        assigned = await tenant.patch(f"/v1/tickets/{ticket['id']}", json={"assigneeId": bea_id})
+        assert assigned.status_code == 200, assigned.text
+        bell = page.locator("#bell")
+        await expect(bell).to_have_accessible_name("Notifications, 1 unread", timeout=10000)
+        await bell.click()
+        item = page.locator("#notifications li.unread")
+        await expect(item).to_have_text(
+            re.compile(rf"assigned you: #{ticket['number']} Yours now"), timeout=10000
+        )
+        await page.get_by_role("button", name="Mark all read").click()
+        await expect(bell).to_have_accessible_name("Notifications")
+        await expect(page.locator("#notifications li.unread")).to_have_count(0)
+    finally:
+        await context.close()
+
+
 async def eventually(check: Any, timeout: float = 10) -> None:
     for _ in range(int(timeout / 0.05)):
         if check():
@@ -302,7 +311,14 @@ async def test_socket_client_against_the_protocol(page: Any, tenant: Tenant, art
 
     def accept(ws: Any) -> None:
         sockets.append(ws)
-        ws.on_message(lambda message: sent.append(json.loads(message)))
+
+        def received(message: str) -> None:
+            sent.append(json.loads(message))
+            if sent[-1]["type"] == "auth":  # the app subscribes only once the server is ready
+                ready = {"agentId": tenant.agent_id, "workspaceId": tenant.workspace_id}
+                ws.send(json.dumps({"type": "ready", "payload": ready, "ts": 0}))
+
+        ws.on_message(received)
 
     await page.route_web_socket(re.compile(r".*/v1/realtime$"), accept)
     await sign_in(page, tenant)
@@ -451,6 +467,32 @@ async def test_admin_screens_render(page: Any, tenant: Tenant, artifacts: Path):
     await page.screenshot(path=artifacts / "admin-automation-dry-run.png")
     detail = (await tenant.get(f"/v1/tickets/{ticket['id']}")).json()["data"]
     assert detail["priority"] == "Medium"  # a dry run changes nothing
+
+
+async def test_canned_reply_signature_and_report_volume(page: Any, tenant: Tenant):
+    canned = await tenant.post(
+        "/v1/canned-replies",
+        json={"name": "Greeting", "shortcut": "hi", "content": "<p>Hi {{customer.name}}!</p>"},
+    )
+    assert canned.status_code == 201, canned.text
+    signed = await tenant.put(
+        "/v1/signatures/workspace", json={"content": "<p>The Support Team</p>", "isEnabled": True}
+    )
+    assert signed.status_code == 200, signed.text
+    ticket = await new_ticket(tenant, "Canned please")
+    await sign_in(page, tenant)
+    await page.goto(f"/#/tickets/{ticket['id']}")
+    await expect(page.locator("#signature-preview")).to_contain_text("The Support Team")
+    await page.get_by_role("button", name="Canned reply").click()
+    await page.get_by_label("Search").fill("hi")
+    await page.locator("#canned-results").get_by_role("button", name="Greeting").click()
+    await expect(page.locator("#editor")).to_have_text("Hi Casey Customer!")
+    used = (await tenant.get(f"/v1/canned-replies/{canned.json()['data']['id']}")).json()["data"]
+    assert used["usageCount"] == 1
+
+    await page.goto("/#/admin/reports")
+    chart = page.get_by_role("img", name=re.compile(r"^Tickets per day: .+ 1$"))
+    await chart.wait_for()
 
 
 UNNAMED_CONTROLS = """[...document.querySelectorAll(

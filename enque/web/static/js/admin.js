@@ -154,7 +154,7 @@ async function mailboxes(body, paths) {
       h("td", {}, team, h("br"), prio),
       h("td", {}, active),
       h("td", {},
-        paths.has("/v1/mailboxes/{mailbox_id}/sync") ? h("button", { type: "button", onclick: () => api.post(`/mailboxes/${m.id}/sync`, {}).then(() => { toast("Synced"); mailboxes(body, paths); }).catch(fail) }, "Sync now") : null, " ",
+        paths.has("/v1/mailboxes/{mailbox_id}/sync") ? h("button", { type: "button", onclick: () => api.post(`/mailboxes/${m.id}/sync`).then((r) => { toast(r ? `Synced: ${r.fetched} fetched, ${r.created} new tickets, ${r.commented} replies` : "Synced"); mailboxes(body, paths); }).catch(fail) }, "Sync now") : null, " ",
         h("button", { type: "button", class: "danger", onclick: async () => {
           if (!confirm(`Disconnect ${m.email}? Its tickets stay.`)) return;
           await api.del(`/mailboxes/${m.id}`).catch(fail);
@@ -338,10 +338,12 @@ async function canned(body) {
 async function signatures(body) {
   const current = await api.get("/signatures/workspace").catch(() => null);
   const content = h("textarea", { id: "signature-content", rows: 6, cols: 60 }, current?.content || "");
-  const form = h("form", {}, field("Workspace signature (HTML)", content, "Added under replies when the agent has no signature of their own"), h("button", { type: "submit", class: "primary" }, "Save"));
+  const enabled = h("input", { type: "checkbox", id: "signature-enabled", checked: current ? current.isEnabled : true });
+  const form = h("form", {}, field("Workspace signature (HTML)", content, "Added under every public reply, above the agent's own signature"),
+    h("label", {}, enabled, " Enabled"), " ", h("button", { type: "submit", class: "primary" }, "Save"));
   form.addEventListener("submit", (e) => {
     e.preventDefault();
-    api.put("/signatures/workspace", { content: content.value }).then(() => toast("Signature saved")).catch(fail);
+    api.put("/signatures/workspace", { content: content.value, isEnabled: enabled.checked }).then(() => toast("Signature saved")).catch(fail);
   });
   clear(body, h("h1", {}, "Signatures"), h("section", { class: "card" }, form));
 }
@@ -354,7 +356,7 @@ async function reports(body) {
   clear(body, h("h1", {}, "Reports"), h("p", { class: "muted" }, "Last 30 days"), out);
   const [summary, volume, times] = await Promise.all([
     api.get("/reports/summary", { from, to }).catch(() => null),
-    api.get("/reports/volume", { from, to }).catch(() => null),
+    api.get("/reports/volume", { from, to, interval: "day", groupBy: "none" }).catch(() => null),
     api.get("/reports/response-times", { from, to }).catch(() => null),
   ]);
   const csv = (name) => h("button", { type: "button", onclick: async () => {
@@ -370,8 +372,9 @@ async function reports(body) {
     }
   } }, `Export ${name} CSV`);
   if (summary) out.append(h("section", { class: "section card" }, h("h2", {}, "Summary"), h("pre", { class: "json" }, JSON.stringify(summary, null, 2)), csv("summary")));
-  const series = Array.isArray(volume) ? volume : volume?.series || volume?.days || [];
-  if (series.length) out.append(h("section", { class: "section card" }, h("h2", {}, "Tickets per day"), barChart(series.map((p) => [p.date || p.day || p.bucket || "", p.count ?? p.created ?? 0])), csv("volume")));
+  // Volume is a list of {bucket (Unix seconds, start of the day), count}.
+  const series = Array.isArray(volume) ? volume : [];
+  if (series.length) out.append(h("section", { class: "section card" }, h("h2", {}, "Tickets per day"), barChart(series.map((p) => [new Date(p.bucket * 1000).toLocaleDateString(), p.count])), csv("volume")));
   if (times) out.append(h("section", { class: "section card" }, h("h2", {}, "Response times"), h("pre", { class: "json" }, JSON.stringify(times, null, 2)), csv("response-times")));
 }
 

@@ -160,27 +160,55 @@ function notificationsBell() {
   later(() => features().then((paths) => {
     if (!paths.has("/v1/notifications")) return;
     button.hidden = false;
-    api.page("/notifications", { limit: 50 }).then(({ data }) => setCount(data.filter((n) => !n.readAt && !n.isRead).length)).catch(() => {});
-    live.on("notification", () => setCount(unread + 1));
+    // meta.unreadCount counts every unread notification, not only this page.
+    api.page("/notifications", { limit: 1 }).then(({ data, meta }) => setCount(meta?.unreadCount ?? data.filter((n) => !n.isRead).length)).catch(() => {});
+    live.on("notification", (n) => { if (!n.isRead) setCount(unread + 1); });
   }));
   button.addEventListener("click", async () => {
-    const list = h("ul", { class: "feed" }, h("li", {}, "Loading…"));
+    const list = h("ul", { class: "feed", id: "notifications" }, h("li", {}, "Loading…"));
     dialog("Notifications", h("div", {}, list,
       h("button", { type: "button", onclick: async () => {
-        await api.post("/notifications/read", {}).catch(() => {});
-        setCount(0);
+        const res = await api.post("/notifications/read", { all: true }).catch(() => null);
+        if (!res) return;
+        setCount(res.unreadCount ?? 0);
         list.querySelectorAll(".unread").forEach((li) => li.classList.remove("unread"));
       } }, "Mark all read")));
     try {
-      const { data } = await api.page("/notifications", { limit: 50 });
-      clear(list, data.length ? data.map((n) => h("li", { class: n.readAt || n.isRead ? "" : "unread" },
-        n.ticketId ? h("a", { href: `#/tickets/${n.ticketId}` }, n.title || n.message || n.type) : (n.title || n.message || n.type),
-        " ", timeEl(n.createdAt))) : h("li", {}, "Nothing new."));
+      const { data, meta } = await api.page("/notifications", { limit: 50 });
+      if (meta?.unreadCount != null) setCount(meta.unreadCount);
+      clear(list, data.length ? data.map((n) => {
+        const text = notificationText(n);
+        return h("li", { class: n.isRead ? "" : "unread" },
+          n.ticketId ? h("a", { href: `#/tickets/${n.ticketId}`, onclick: () => markRead(n) }, text) : text,
+          " ", timeEl(n.createdAt));
+      }) : h("li", {}, "Nothing new."));
     } catch (e) {
       clear(list, h("li", {}, e.message));
     }
   });
+  const markRead = (n) => {
+    if (n.isRead) return;
+    n.isRead = true;
+    api.post("/notifications/read", { ids: [n.id] }).then((res) => setCount(res?.unreadCount ?? Math.max(unread - 1, 0))).catch(() => {});
+  };
   return button;
+}
+
+const NOTIFICATION_TEXT = {
+  "ticket.assigned": "assigned you",
+  "ticket.created": "new ticket",
+  "customer.replied": "customer replied",
+  mention: "mentioned you",
+  automation: "automation",
+};
+
+// A notification is {event, ticketId, payload: {ticket: {id, number, subject}, actor, …}}.
+function notificationText(n) {
+  const t = n.payload?.ticket;
+  const what = NOTIFICATION_TEXT[n.event] || n.event;
+  const who = n.payload?.actor?.name;
+  const head = who && n.event !== "ticket.created" ? `${who} ${what}` : what.charAt(0).toUpperCase() + what.slice(1);
+  return t ? `${head}: #${t.number} ${t.subject || ""}`.trim() : head;
 }
 
 async function switchWorkspace(workspaceId) {

@@ -74,12 +74,15 @@ export function connect() {
   ws.addEventListener("open", () => {
     opened = true;
     ws.send(JSON.stringify({ type: "auth", token: session.token }));
+  });
+  // The server answers the auth message with `ready`: only then subscribe and go live.
+  const ready = () => {
     setState("live");
     attempts = 0;
     channels.forEach((channel) => ws.send(JSON.stringify({ type: "subscribe", channel })));
     emit("open", { reconnect: everOpened });
     everOpened = true;
-  });
+  };
   ws.addEventListener("message", (event) => {
     let message;
     try {
@@ -92,6 +95,8 @@ export function connect() {
       seen.push(message.id);
       if (seen.length > 500) seen.shift();
     }
+    if (message.type === "ready") ready();
+    else if (message.type === "ping") ws.send(JSON.stringify({ type: "pong" }));
     emit(message.type, message.payload || {}, message);
   });
   ws.addEventListener("close", (event) => {

@@ -317,12 +317,12 @@ export async function renderTicket(main, ticketId, hashParams) {
     tabReply.addEventListener("click", () => setMode("reply"));
     tabNote.addEventListener("click", () => setMode("note"));
 
-    // Signature preview: the agent's own (profile), else the workspace's.
+    // Signature preview, as the server appends it: the workspace's (when enabled), then the agent's own.
     api.get("/profile").then(async (p) => {
-      let sig = p?.signature;
-      if (!sig && paths.has("/v1/signatures/workspace")) sig = (await api.get("/signatures/workspace").catch(() => null))?.content;
-      if (sig) {
-        signature.replaceChildren(h("span", { class: "visually-hidden" }, "Signature: "), safeHtml(sig));
+      const ws = paths.has("/v1/signatures/workspace") ? await api.get("/signatures/workspace").catch(() => null) : null;
+      const parts = [ws?.isEnabled && ws.content ? ws.content : "", p?.signature || ""].filter(Boolean);
+      if (parts.length) {
+        signature.replaceChildren(h("span", { class: "visually-hidden" }, "Signature: "), ...parts.map((sig) => h("div", {}, safeHtml(sig))));
         signature.hidden = mode !== "reply";
       }
     }).catch(() => {});
@@ -487,8 +487,10 @@ export async function renderTicket(main, ticketId, hashParams) {
 
     async function loadScheduled() {
       try {
-        const { data } = await api.page(`/tickets/${ticketId}/scheduled-replies`, {});
-        clear(scheduledList, data.filter((s) => !s.sentAt && !s.cancelledAt).map((s) => h("li", {}, "Scheduled for ", new Date(s.sendAt * 1000).toLocaleString(), " ",
+        const { data } = await api.page(`/tickets/${ticketId}/scheduled-replies`, { limit: 50 });
+        // status: pending | sending | sent | cancelled | failed
+        clear(scheduledList, data.filter((s) => s.status === "pending" || s.status === "failed").map((s) => h("li", {},
+          s.status === "failed" ? `Failed to send (${s.lastError || "error"}), was scheduled for ` : "Scheduled for ", new Date(s.sendAt * 1000).toLocaleString(), " ",
           h("button", { type: "button", class: "ghost", onclick: async () => { await api.del(`/scheduled-replies/${s.id}`).catch((e) => toast(e.message, "error")); loadScheduled(); } }, "Cancel"))));
       } catch {
         scheduleBox.hidden = true;
@@ -525,7 +527,7 @@ export async function renderTicket(main, ticketId, hashParams) {
             try {
               const r = await api.post(`/canned-replies/${c.id}/render`, { ticketId });
               editor.focus();
-              editor.append(safeHtml(r.content ?? r.html ?? r));
+              editor.append(safeHtml(r.content));
               dlg.close();
               editor.focus();
             } catch (e) {
