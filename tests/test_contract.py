@@ -58,6 +58,21 @@ async def test_non_json_body_is_unsupported_media_type(http: httpx.AsyncClient, 
     error(response, 415, "UNSUPPORTED_MEDIA_TYPE")
 
 
+async def test_nul_characters_are_refused_everywhere(tenant: Tenant):
+    """PostgreSQL cannot store NUL in text: refused up front on every engine, nothing written."""
+    before = data(await tenant.get("/v1/teams"))
+    for body in (
+        {"name": "Night\x00Shift"},
+        {"name": "Night", "agentIds": ["\x00"]},
+        {"name": "Night", "description": "a\x00b"},
+    ):
+        err = error(await tenant.post("/v1/teams", json=body), 422, "VALIDATION_ERROR")
+        assert "NUL" in err["details"][0]["message"]
+    assert data(await tenant.get("/v1/teams")) == before
+    error(await tenant.get("/v1/tickets?companyId=%00"), 422, "VALIDATION_ERROR")
+    error(await tenant.get("/v1/tickets/%00"), 422, "VALIDATION_ERROR")
+
+
 async def test_unknown_route_and_wrong_method(http: httpx.AsyncClient):
     error(await http.get("/v1/no-such-thing"), 404, "NOT_FOUND")
     error(await http.delete("/v1/auth/login"), 405, "METHOD_NOT_ALLOWED")
