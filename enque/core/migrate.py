@@ -3,11 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import sqlite3
+from contextlib import closing
 from pathlib import Path
 from typing import Any
 
 from alembic import command
 from alembic.config import Config
+from alembic.script import ScriptDirectory
 
 from enque.config import Settings
 
@@ -34,7 +37,40 @@ def upgrade_sync(settings: Settings, revision: str = "head") -> None:
     if settings.is_sqlite:
         path = settings.async_database_url.split(":///", 1)[-1]
         Path(path).parent.mkdir(parents=True, exist_ok=True)
-    command.upgrade(alembic_config(settings), revision)
+    cfg = alembic_config(settings)
+    if revision == "head" and _applied(settings) == set(
+        ScriptDirectory.from_config(cfg).get_heads()
+    ):
+        return  # already current: no need to load every model and open Alembic's engine
+    command.upgrade(cfg, revision)
+
+
+def _applied(settings: Settings) -> set[str] | None:
+    """The revisions recorded in the database, read cheaply; None when that cannot be told
+    (the full upgrade then decides)."""
+    try:
+        if settings.is_sqlite:
+            path = settings.async_database_url.split(":///", 1)[-1]
+            if not Path(path).exists():
+                return None
+            with closing(sqlite3.connect(path)) as conn:
+                rows = conn.execute("SELECT version_num FROM alembic_version").fetchall()
+            return {row[0] for row in rows}
+        return asyncio.run(_applied_postgres(settings))
+    except Exception:
+        return None
+
+
+async def _applied_postgres(settings: Settings) -> set[str]:
+    import asyncpg
+
+    dsn = settings.async_database_url.replace("postgresql+asyncpg://", "postgresql://", 1)
+    conn = await asyncpg.connect(dsn, timeout=10)
+    try:
+        rows = await conn.fetch("SELECT version_num FROM alembic_version")
+    finally:
+        await conn.close()
+    return {row[0] for row in rows}
 
 
 def downgrade_sync(settings: Settings, revision: str) -> None:
