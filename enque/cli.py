@@ -64,7 +64,7 @@ def serve(host: str, port: int, workers: int, no_demo: bool) -> None:
         login = asyncio.run(ensure_demo_workspace(settings))
         if login is not None:
             click.echo(
-                f"\nDemo workspace created. Sign in at {settings.public_url} with\n"
+                f"\nDemo workspace created. Sign in at {_sign_in_url(host, port)} with\n"
                 f"  email:    {login[0]}\n  password: {login[1]}\n"
             )
     uvicorn.run(
@@ -83,6 +83,14 @@ def serve(host: str, port: int, workers: int, no_demo: bool) -> None:
         # socket and the CPU of a fan-out (bench/RESULTS-realtime.md)
         ws_per_message_deflate=False,
     )
+
+
+def _sign_in_url(host: str, port: int) -> str:
+    """Where this server answers: PUBLIC_URL when set, else the address it listens on."""
+    if os.environ.get("PUBLIC_URL"):
+        return _settings().public_url
+    shown = "localhost" if host in ("127.0.0.1", "0.0.0.0", "::") else host
+    return f"http://{shown}:{port}"
 
 
 def _share_metrics(settings: Settings) -> None:
