@@ -8,11 +8,12 @@ from pathlib import Path
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy.ext.asyncio import create_async_engine
 
 from enque import domains
 from enque.core.db import Base
-from enque.core.migrate import downgrade, include_object, upgrade
+from enque.core.migrate import alembic_config, downgrade, include_object, script_heads, upgrade
 from tests.conftest import BACKEND, make_database_url, settings_from
 
 pytestmark = pytest.mark.filterwarnings(
@@ -53,3 +54,11 @@ async def test_migrated_schema_matches_models_then_down_and_up(
         assert await _differences(settings.async_database_url) == []
     finally:
         cleanup()
+
+
+def test_start_up_reads_the_same_heads_as_alembic(tmp_path: Path) -> None:
+    """Start-up skips Alembic by reading the revision files itself; it must agree with Alembic."""
+    settings = settings_from({"database_url": f"sqlite:///{tmp_path / 'heads.db'}"})
+    script = ScriptDirectory.from_config(alembic_config(settings))
+    assert script_heads() == set(script.get_heads())
+    assert len(script_heads()) == 1

@@ -10,8 +10,6 @@ import asyncio
 import time
 from typing import Protocol
 
-import redis.asyncio as aioredis
-
 
 class Cache(Protocol):
     async def get(self, key: str) -> str | None: ...
@@ -92,6 +90,8 @@ class RedisCache:
     def __init__(self, url: str, prefix: str = "enque:") -> None:
         # A blocking pool: a burst above the pool size waits for a connection instead of
         # failing with "Too many connections" (each WebSocket handshake reads the cache too).
+        import redis.asyncio as aioredis  # only when Redis is configured: the import is slow
+
         pool = aioredis.BlockingConnectionPool.from_url(
             url,
             max_connections=100,

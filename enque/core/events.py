@@ -16,7 +16,6 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 import orjson
-import redis.asyncio as aioredis
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from enque.core.db import new_id, now, on_commit
@@ -96,6 +95,8 @@ class RedisBroker(MemoryBroker):
         super().__init__()
         self.url = url
         self.prefix = prefix
+        import redis.asyncio as aioredis  # only when Redis is configured: the import is slow
+
         pool = aioredis.BlockingConnectionPool.from_url(
             url, max_connections=50, timeout=5, socket_connect_timeout=5
         )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import hmac
 import secrets
@@ -22,8 +23,13 @@ from enque.core.db import new_id, now
 # baseline; it costs ~20 ms per hash on one core here, which bounds login throughput on purpose.
 _hasher = PasswordHasher(time_cost=2, memory_cost=19 * 1024, parallelism=1)
 _BCRYPT_PREFIXES = ("$2a$", "$2b$", "$2y$")
-# A valid hash of a random password, verified when the email is unknown so both paths cost alike.
-_DUMMY_HASH = _hasher.hash(secrets.token_hex(16))
+
+
+@functools.cache
+def _dummy_hash() -> str:
+    """A valid hash of a random password, verified when the email is unknown so both paths cost
+    alike (made on first use: a hash costs start-up tens of milliseconds)."""
+    return _hasher.hash(secrets.token_hex(16))
 
 
 def hash_password(password: str) -> str:
@@ -58,7 +64,7 @@ def verify_password(password: str, stored: str | None) -> bool:
 def _burn(password: str) -> None:
     """Spend the time of one verification, for unknown accounts."""
     with contextlib.suppress(VerificationError):
-        _hasher.verify(_DUMMY_HASH, password)
+        _hasher.verify(_dummy_hash(), password)
 
 
 def burn_password_time(password: str) -> None:

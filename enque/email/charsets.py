@@ -4,8 +4,6 @@ from __future__ import annotations
 
 import codecs
 
-from charset_normalizer import from_bytes
-
 # Labels mail clients write, mapped to the codec that decodes what they really send:
 # supersets (windows-1252 for Latin-1, GB18030 for GB2312, CP932 for Shift_JIS …), as the
 # WHATWG Encoding Standard does for browsers.
@@ -76,6 +74,8 @@ def decode_text(data: bytes, label: str | None) -> tuple[str, bool]:
             return data.decode(name), False
         except (UnicodeDecodeError, LookupError):
             continue
+    from charset_normalizer import from_bytes  # on first use: it slows every start
+
     guess = from_bytes(data[:DETECT_LIMIT]).best()
     if guess is not None:
         try:

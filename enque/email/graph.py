@@ -16,10 +16,8 @@ import time
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import quote, urlencode
-
-import httpx
 
 from enque.email.errors import (
     AuthenticationFailed,
@@ -30,6 +28,9 @@ from enque.email.errors import (
 )
 from enque.email.parse import Address, Attachment, ParsedMessage, parse_message
 from enque.email.sanitize import html_to_text
+
+if TYPE_CHECKING:
+    import httpx
 
 log = logging.getLogger(__name__)
 
@@ -168,6 +169,8 @@ class OAuthClient:
         return f"{self.authorize_endpoint}?{urlencode(params, quote_via=quote)}"
 
     async def _token(self, form: dict[str, str]) -> TokenSet:
+        import httpx  # on first use: importing it slows every start
+
         form = {**form, "client_id": self.client_id, "client_secret": self.client_secret}
         if self.http is None:
             raise TypeError("OAuthClient needs an http client to call the token endpoint")
@@ -312,6 +315,8 @@ class GraphClient:
         headers: dict[str, str] | None = None,
     ) -> httpx.Response:
         """One Graph call with token refresh, retries and the per-mailbox concurrency limit."""
+        import httpx  # on first use: importing it slows every start
+
         refreshed = False
         attempt = 0  # failed tries that count against `max_attempts` (a 401 refresh does not)
         while True:

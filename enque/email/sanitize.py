@@ -6,7 +6,6 @@ import html as htmllib
 import re
 from collections.abc import Mapping
 
-import html_text
 import lxml.etree
 import nh3
 
@@ -100,6 +99,8 @@ def html_to_text(html: str) -> str:
     if not html.strip():
         return ""
     try:
+        import html_text  # on first use: it loads lxml, which slows every start
+
         return str(html_text.extract_text(html, guess_layout=True)).strip()
     except (lxml.etree.LxmlError, ValueError):
         return htmllib.unescape(nh3.clean(html, tags=set())).strip()

@@ -9,10 +9,9 @@ Connecting an address that is already a Microsoft mailbox of the workspace recon
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlencode
 
-import httpx
 import orjson
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -28,6 +27,9 @@ from enque.email.errors import AuthenticationFailed, ChannelError
 from enque.email.graph import GraphClient, MemoryTokenStore, OAuthClient, TokenSet
 from enque.mailboxes.models import Mailbox, MicrosoftApp
 from enque.mailboxes.service import emit_status
+
+if TYPE_CHECKING:
+    import httpx
 
 CONNECT_TTL = 600
 CALLBACK_PATH = "/v1/mailboxes/microsoft/callback"
@@ -135,6 +137,8 @@ async def finish_connect(
 async def _finish(
     session: AsyncSession, runtime: Runtime, *, state: str, code: str | None, error: str | None
 ) -> str:
+    import httpx  # on first use: importing it slows every start
+
     claim = await _claim_state(runtime, state)
     if error or not code:
         raise ConnectFailed("access_denied")

@@ -15,8 +15,8 @@ import asyncio
 import logging
 import uuid
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
-import httpx
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -32,6 +32,9 @@ from enque.email.threading import make_message_id, references_chain, reply_subje
 from enque.mailboxes.models import EmailMessage, Mailbox
 from enque.mailboxes.service import smtp_settings, tls_context
 from enque.tickets.models import Ticket
+
+if TYPE_CHECKING:
+    pass
 
 log = logging.getLogger(__name__)
 
@@ -205,6 +208,8 @@ async def _prepare(runtime: Runtime, workspace_id: str, comment_id: str) -> Prep
 
 async def _send(runtime: Runtime, prepared: Prepared) -> str | None:
     """One attempt; returns a note about refused recipients (the rest got it)."""
+    import httpx  # on first use: importing it slows every start
+
     comment, mailbox = prepared.comment, prepared.mailbox
     outgoing = build_message(
         from_address=mailbox.email,

@@ -15,9 +15,8 @@ import re
 import time
 import uuid
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import httpx
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -34,6 +33,9 @@ from enque.mailboxes import microsoft
 from enque.mailboxes.ingest import Inbound, IngestResult, identity_of, ingest, known
 from enque.mailboxes.models import Mailbox
 from enque.mailboxes.service import MailboxTokenStore, imap_settings, tls_context
+
+if TYPE_CHECKING:
+    import httpx
 
 log = logging.getLogger(__name__)
 
@@ -222,6 +224,8 @@ async def _graph_message(
 
 
 async def sync_graph(runtime: Runtime, mailbox: Mailbox, report: SyncReport, lease: Lease) -> None:
+    import httpx  # on first use: importing it slows every start
+
     cursor = dict(mailbox.sync_cursor or {})
     async with httpx.AsyncClient() as http:
         graph = await graph_client(runtime, mailbox, http)

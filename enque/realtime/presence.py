@@ -10,12 +10,14 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import orjson
-import redis.asyncio as aioredis
 
 from enque.core.cache import Cache, RedisCache
+
+if TYPE_CHECKING:
+    import redis.asyncio as aioredis
 
 STATES = ("viewing", "typing")
 RANK = {"viewing": 1, "typing": 2}

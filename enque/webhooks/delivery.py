@@ -20,9 +20,8 @@ import hmac
 import logging
 import time
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import httpx
 import orjson
 from sqlalchemy import select, update
 
@@ -32,6 +31,9 @@ from enque.core.runtime import Runtime
 from enque.core.secrets import unseal
 from enque.webhooks.guard import allowed_hosts, guarded_client
 from enque.webhooks.models import Webhook, WebhookDelivery
+
+if TYPE_CHECKING:
+    import httpx
 
 log = logging.getLogger(__name__)
 
@@ -179,6 +181,8 @@ class Sender:
         return len(outcomes)
 
     async def _post(self, delivery: WebhookDelivery, webhook: Webhook) -> Outcome:
+        import httpx  # on first use: importing it slows every start
+
         if not webhook.is_active:
             return Outcome(delivery.id, webhook.id, False, error="webhook disabled")
         secret = str((unseal(self.runtime.cipher, webhook, "secret") or {}).get("secret", ""))

@@ -16,12 +16,15 @@ import ipaddress
 import socket
 import ssl
 from collections.abc import Callable, Iterable
+from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
 import httpcore
-import httpx
 
 from enque.core.errors import validation_error
+
+if TYPE_CHECKING:
+    import httpx
 
 
 class BlockedAddress(httpcore.ConnectError):
@@ -93,6 +96,8 @@ def guarded_client(
     allowed: Callable[[], frozenset[str]], *, timeout: float = 10.0, max_connections: int = 50
 ) -> httpx.AsyncClient:
     """An HTTP client whose every connection passes the address check (no proxies from env)."""
+    import httpx  # on first use: importing it slows every start
+
     transport = httpx.AsyncHTTPTransport(trust_env=False)
     # httpx does not take a network backend; its pool does (same settings as httpx's own).
     transport._pool = httpcore.AsyncConnectionPool(
