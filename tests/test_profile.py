@@ -138,3 +138,32 @@ async def test_agent_role_may_edit_own_profile(tenant: Tenant, smtp_server: Any)
     assert updated["jobTitle"] == "Helper" and updated["role"] == "agent"
     admin_view = data(await tenant.get(f"/v1/agents/{member.agent_id}"))
     assert admin_view["jobTitle"] == "Helper"
+
+
+async def test_notification_choices_live_in_the_profile(tenant: Tenant) -> None:
+    """The profile shows and changes the same choices as `/v1/notifications/settings`."""
+    profile = data(await tenant.get("/v1/profile"))
+    assert profile["notifications"] == data(await tenant.get("/v1/notifications/settings"))
+    change = {"event": "ticket.assigned", "enabled": True, "channels": ["in_app", "email"]}
+    updated = data(await tenant.patch("/v1/profile", json={"notifications": [change]}))
+    assigned = next(s for s in updated["notifications"] if s["event"] == "ticket.assigned")
+    assert assigned == change
+    assert data(await tenant.get("/v1/notifications/settings")) == updated["notifications"]
+
+
+async def test_bad_notification_choice_changes_nothing(tenant: Tenant) -> None:
+    before = data(await tenant.get("/v1/profile"))
+    body = {"jobTitle": "Changed", "notifications": [{"event": "no.such.event", "enabled": False}]}
+    error(await tenant.patch("/v1/profile", json=body), 422, "VALIDATION_ERROR")
+    assert data(await tenant.get("/v1/profile")) == before
+
+
+async def test_wrong_password_keeps_notification_choices(tenant: Tenant) -> None:
+    before = data(await tenant.get("/v1/profile"))["notifications"]
+    body = {
+        "currentPassword": "not the password at all",
+        "password": NEW_PASSWORD,
+        "notifications": [{"event": "ticket.assigned", "enabled": False}],
+    }
+    error(await tenant.patch("/v1/profile", json=body), 422, "VALIDATION_ERROR")
+    assert data(await tenant.get("/v1/profile"))["notifications"] == before

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+from typing import TypeVar
+
 from fastapi import APIRouter, Depends, Query, Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -18,8 +20,11 @@ from enque.agents.schemas import (
 from enque.auth.deps import Admin, CurrentAgent, Principal
 from enque.core.api import Envelope, JSONResponse, PageParams, created, no_content, ok
 from enque.core.deps import get_session
+from enque.notifications import service as notification_settings
 
 router = APIRouter(tags=["agents"])
+
+Profile = TypeVar("Profile", bound=ProfileOut)
 
 
 def agent_out(member: service.Member) -> AgentOut:
@@ -139,7 +144,8 @@ async def deactivate_agent(
 async def get_profile(
     principal: Principal = CurrentAgent, session: AsyncSession = Depends(get_session)
 ) -> JSONResponse:
-    return ok(profile_out(await service.get_profile(session, principal=principal)))
+    member = await service.get_profile(session, principal=principal)
+    return ok(await _with_notifications(session, principal, profile_out(member)))
 
 
 @router.patch("/v1/profile", response_model=Envelope[ProfileUpdateOut])
@@ -149,11 +155,25 @@ async def update_profile(
     session: AsyncSession = Depends(get_session),
 ) -> JSONResponse:
     member, signed_in = await service.update_profile(
-        session, principal=principal, changes=body.model_dump(exclude_unset=True)
+        session,
+        principal=principal,
+        changes=body.model_dump(exclude_unset=True, exclude={"notifications"}),
+        notifications=body.notifications,
     )
     out = ProfileUpdateOut(
         **profile_out(member).model_dump(),
         token=signed_in.token if signed_in else None,
         expires_at=signed_in.expires_at if signed_in else None,
     )
-    return ok(out)
+    return ok(await _with_notifications(session, principal, out))
+
+
+async def _with_notifications(
+    session: AsyncSession, principal: Principal, profile: Profile
+) -> Profile:
+    """The profile with the caller's notification choices (the same as
+    `/v1/notifications/settings`)."""
+    settings = await notification_settings.get_settings(
+        session, workspace_id=principal.workspace_id, agent_id=principal.agent_id
+    )
+    return profile.model_copy(update={"notifications": settings})

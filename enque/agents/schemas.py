@@ -5,6 +5,7 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, Field, StringConstraints
 
 from enque.core.api import ApiInput, ApiModel, Email, Password, not_null
+from enque.notifications.schemas import SettingIn, SettingOut
 
 Role = Literal["admin", "manager", "agent"]
 Name = Annotated[str, Field(min_length=1, max_length=200)]
@@ -80,6 +81,7 @@ class AcceptInvitationIn(ApiInput):
 
 class ProfileOut(AgentOut):
     signature: str | None
+    notifications: list[SettingOut] = []
 
 
 class ProfilePatchIn(ApiInput):
@@ -90,8 +92,9 @@ class ProfilePatchIn(ApiInput):
     signature: Annotated[str | None, Field(max_length=20_000)] = None
     current_password: GivenPassword | None = None
     password: Password | None = None
+    notifications: Annotated[list[SettingIn], Field(min_length=1, max_length=20)] | None = None
 
-    _not_null = not_null("display_name", "current_password", "password")
+    _not_null = not_null("display_name", "current_password", "password", "notifications")
 
 
 class ProfileUpdateOut(ProfileOut):

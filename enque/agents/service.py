@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -20,6 +21,8 @@ from enque.core.db import unit
 from enque.core.errors import ApiError, conflict, forbidden, not_found, validation_error
 from enque.core.pagination import Page, SortKey, keyset_page
 from enque.core.security import hash_password, verify_password
+from enque.notifications import service as notification_settings
+from enque.notifications.schemas import SettingIn
 from enque.workspaces.models import Workspace
 
 PROFILE_FIELDS = frozenset({"display_name", "job_title", "phone"})
@@ -242,9 +245,14 @@ async def get_profile(session: AsyncSession, *, principal: Principal) -> Member:
 
 
 async def update_profile(
-    session: AsyncSession, *, principal: Principal, changes: dict[str, Any]
+    session: AsyncSession,
+    *,
+    principal: Principal,
+    changes: dict[str, Any],
+    notifications: Sequence[SettingIn] | None = None,
 ) -> tuple[Member, SignedIn | None]:
-    """Change the caller's own profile; a new password needs the current one.
+    """Change the caller's own profile and notification choices; a new password needs the
+    current one.
 
     A password change revokes every token of the agent and returns a fresh one.
     """
@@ -274,6 +282,13 @@ async def update_profile(
             actor=actor,
             fields=PROFILE_FIELDS | {"avatar_url", "signature"},
         )
+        if notifications:
+            await notification_settings.update_settings(
+                session,
+                workspace_id=principal.workspace_id,
+                agent_id=principal.agent_id,
+                changes=notifications,
+            )
         if new_hash is None:
             return member, None
         agent.password_hash = new_hash
