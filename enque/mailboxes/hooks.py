@@ -40,6 +40,7 @@ def setup(runtime: Runtime) -> None:
     runtime.services["email_sync_all"] = partial(sync_all, runtime)
     outbox = outbound.Outbox(runtime)
     runtime.services["email_outbox"] = outbox
+    runtime.services["workspace_mail"] = partial(outbound.send_notice, runtime)
     runtime.reactions.append(outbox.react)
     runtime.services.setdefault("metric_probes", []).append(count_unsent)
 

@@ -15,7 +15,6 @@ import asyncio
 import logging
 import uuid
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -24,17 +23,15 @@ from enque.comments.models import Comment
 from enque.comments.service import record_delivery
 from enque.core.db import now
 from enque.core.events import Event
+from enque.core.mail import Mail
 from enque.core.runtime import Runtime
 from enque.email import smtp
 from enque.email.errors import ChannelError, PermanentError, backoff_delay
-from enque.email.outbound_mime import build_message
+from enque.email.outbound_mime import Outgoing, build_message
 from enque.email.threading import make_message_id, references_chain, reply_subject
 from enque.mailboxes.models import EmailMessage, Mailbox
 from enque.mailboxes.service import smtp_settings, tls_context
 from enque.tickets.models import Ticket
-
-if TYPE_CHECKING:
-    pass
 
 log = logging.getLogger(__name__)
 
@@ -208,8 +205,6 @@ async def _prepare(runtime: Runtime, workspace_id: str, comment_id: str) -> Prep
 
 async def _send(runtime: Runtime, prepared: Prepared) -> str | None:
     """One attempt; returns a note about refused recipients (the rest got it)."""
-    import httpx  # on first use: importing it slows every start
-
     comment, mailbox = prepared.comment, prepared.mailbox
     outgoing = build_message(
         from_address=mailbox.email,
@@ -226,6 +221,13 @@ async def _send(runtime: Runtime, prepared: Prepared) -> str | None:
     )
     if not outgoing.recipients:
         raise PermanentError("the reply has no recipients")
+    return await _transmit(runtime, mailbox, outgoing)
+
+
+async def _transmit(runtime: Runtime, mailbox: Mailbox, outgoing: Outgoing) -> str | None:
+    """Hand a message to the mailbox's server (SMTP or Graph); a note about refused recipients."""
+    import httpx  # on first use: importing it slows every start
+
     raw = outgoing.as_bytes()
     if mailbox.kind == "imap":
         result = await smtp.send(
@@ -296,3 +298,36 @@ async def deliver_reply(
                 delivery="sent", error=note, message_id=prepared.message_id,
             )  # fmt: skip
         return "sent"
+
+
+async def send_notice(runtime: Runtime, workspace_id: str, mail: Mail) -> bool:
+    """System mail to an agent (a notification digest) from the workspace's mailbox, for
+    deployments without `SMTP_URL`. False, logged, when there is no usable mailbox or the send
+    failed: the caller keeps the mail to try again."""
+    async with runtime.db.session(write=False) as session:
+        mailbox = await sending_mailbox(session, workspace_id, None)
+    if mailbox is None or mailbox.state == "needs_reconnect":
+        log.warning("no mailbox to send %r to %s from", mail.subject, mail.to)
+        return False
+    outgoing = build_message(
+        from_address=mailbox.email,
+        from_name=mailbox.display_name,
+        to=[mail.to],
+        subject=mail.subject,
+        html=mail.html or "",
+        text=mail.text,
+    )
+    outgoing.message["Auto-Submitted"] = "auto-generated"  # no auto-replies back to us
+    outgoing.message["X-Auto-Response-Suppress"] = "All"
+    try:
+        refused = await _transmit(runtime, mailbox, outgoing)
+    except (ChannelError, OSError) as exc:
+        log.warning("notice %r to %s not sent: %s", mail.subject, mail.to, exc)
+        return False
+    except Exception:
+        log.exception("notice %r to %s not sent", mail.subject, mail.to)
+        return False
+    if refused:
+        log.warning("notice %r to %s not sent: %s", mail.subject, mail.to, refused)
+        return False
+    return True

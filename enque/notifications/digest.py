@@ -4,7 +4,8 @@ A notification meant for email waits (`email_pending`). `send_digests` (a schedu
 an agent's digest once their oldest waiting notification is `NOTIFICATION_EMAIL_WINDOW_SECONDS`
 old, with everything that waits by then: a burst of changes within the window is one email.
 Each digest is claimed in one transaction (`email_batch_id`), so two workers never send the same
-notifications; the mail goes out after commit, and a failed delivery puts them back to wait.
+notifications; the mail goes out after commit (through `SMTP_URL`, or without it from the
+workspace's own mailbox), and a failed delivery puts them back to wait.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from sqlalchemy import func, select, update
 
 from enque.agents.models import Agent, AgentWorkspace
 from enque.core import db
-from enque.core.mail import Mail, mailer_of
+from enque.core.mail import Mail, SystemMailer, mailer_of
 from enque.core.runtime import Runtime
 from enque.notifications.models import Notification
 from enque.workspaces.models import Workspace
@@ -186,6 +187,16 @@ async def _settle(runtime: Runtime, batch_id: str, sent: bool, moment: int) -> N
         )
 
 
+async def _deliver(runtime: Runtime, mailer: SystemMailer, workspace_id: str, mail: Mail) -> bool:
+    """Through `SMTP_URL` when it is set, else from the workspace's own mailbox."""
+    if mailer.target is not None:
+        return await mailer.send(mail)
+    workspace_mail = runtime.services.get("workspace_mail")
+    if workspace_mail is None:
+        return await mailer.send(mail)  # logs that nothing can send it
+    return bool(await workspace_mail(workspace_id, mail))
+
+
 async def send_digests(runtime: Runtime, now: int | None = None) -> int:
     """Send every digest that is due; returns how many emails went out."""
     moment = db.now() if now is None else now
@@ -196,7 +207,7 @@ async def send_digests(runtime: Runtime, now: int | None = None) -> int:
         digest = await _claim(runtime, workspace_id, agent_id, moment)
         if digest is None:
             continue
-        delivered = await mailer.send(digest_mail(runtime, digest))
+        delivered = await _deliver(runtime, mailer, workspace_id, digest_mail(runtime, digest))
         await _settle(runtime, digest.batch_id, delivered, moment)
         if delivered:
             sent += 1
