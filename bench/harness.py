@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import os
 import re
@@ -9,10 +10,13 @@ import secrets
 import shutil
 import signal
 import socket
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Awaitable, Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -175,3 +179,77 @@ def wrk(
 
 def scratch_dir() -> Path:
     return Path(tempfile.mkdtemp(prefix="enque-bench-"))
+
+
+def psql(sql: str) -> None:
+    """One statement on the development PostgreSQL server, as `postgres`."""
+    subprocess.run(
+        ["psql", "-q", "-h", "127.0.0.1", "-U", "postgres", "-c", sql],
+        check=True,
+        capture_output=True,
+    )
+
+
+@contextmanager
+def bench_database(db: str, data_dir: Path, name: str, *, keep: bool = False) -> Iterator[str]:
+    """The URL of a benchmark database: a SQLite file in `data_dir`, or a PostgreSQL database
+    `name` (created when missing; dropped afterwards unless `keep`)."""
+    if db != "postgres":
+        yield f"sqlite:///{data_dir / (name + '.db')}"
+        return
+    exists = subprocess.run(
+        ["psql", "-tA", "-h", "127.0.0.1", "-U", "postgres", "-c",
+         f"SELECT 1 FROM pg_database WHERE datname = '{name}'"],
+        check=True, capture_output=True, text=True,
+    ).stdout.strip()  # fmt: skip
+    if not exists:
+        psql(f'CREATE DATABASE "{name}"')
+    try:
+        yield f"postgresql://postgres@127.0.0.1:5432/{name}"
+    finally:
+        if not keep:
+            psql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+Request = Callable[[httpx.AsyncClient, int], Awaitable[httpx.Response]]
+
+
+def get(path: str) -> Request:
+    async def send(client: httpx.AsyncClient, _: int) -> httpx.Response:
+        return await client.get(path)
+
+    return send
+
+
+async def measure(
+    url: str, token: str, request: Request, concurrency: int, requests: int
+) -> dict[str, float]:
+    """p50, p99 (ms) and requests/s of `requests` calls made by `concurrency` clients of one
+    Python process (for requests wrk cannot make, such as POSTs with distinct bodies)."""
+    headers = {"Authorization": f"Bearer {token}"}
+    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
+    async with httpx.AsyncClient(
+        base_url=url, headers=headers, limits=limits, timeout=30
+    ) as client:
+        for n in range(20):  # warm-up
+            response = await request(client, -1 - n)
+            assert response.status_code < 300, response.text
+        latencies: list[float] = []
+        queue = iter(range(requests))
+
+        async def worker() -> None:
+            for n in queue:
+                started = time.perf_counter()
+                response = await request(client, n)
+                latencies.append((time.perf_counter() - started) * 1000)
+                assert response.status_code < 300, response.text
+
+        began = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        elapsed = time.perf_counter() - began
+    latencies.sort()
+    return {
+        "p50": statistics.median(latencies),
+        "p99": latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))],
+        "rps": requests / elapsed,
+    }

@@ -15,15 +15,10 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import base64
-import os
 import secrets
-import statistics
-import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Awaitable, Callable
 from pathlib import Path
 
 import httpx
@@ -32,7 +27,16 @@ from sqlalchemy import delete, insert, text
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.harness import start_bare  # noqa: E402
+from bench.harness import (  # noqa: E402
+    Request,
+    bench_database,
+    bench_env,
+    measure,
+    scratch_dir,
+    start_bare,
+    start_enque,
+    wrk,
+)
 from enque.auth.service import create_workspace_with_admin  # noqa: E402
 from enque.comments.models import Comment  # noqa: E402
 from enque.config import Settings  # noqa: E402
@@ -41,15 +45,6 @@ from enque.core.migrate import upgrade_sync  # noqa: E402
 from enque.core.runtime import Runtime  # noqa: E402
 from enque.core.security import issue_token  # noqa: E402
 from enque.seeding import RARE_WORD, seed_workspace  # noqa: E402
-from tests.support.services import free_port  # noqa: E402
-
-
-def _psql(sql: str) -> None:
-    subprocess.run(
-        ["psql", "-q", "-h", "127.0.0.1", "-U", "postgres", "-c", sql],
-        check=True,
-        capture_output=True,
-    )
 
 
 async def seed(settings: Settings, count: int, search: bool) -> tuple[str, str, str]:
@@ -127,46 +122,38 @@ async def seed(settings: Settings, count: int, search: bool) -> tuple[str, str, 
         await runtime.close()
 
 
-Request = Callable[[httpx.AsyncClient, int], Awaitable[httpx.Response]]
-
-
-def get(path: str) -> Request:
-    async def send(client: httpx.AsyncClient, _: int) -> httpx.Response:
-        return await client.get(path)
-
-    return send
-
-
-async def measure(
-    url: str, token: str, request: Request, concurrency: int, requests: int
-) -> dict[str, float]:
-    headers = {"Authorization": f"Bearer {token}"}
-    limits = httpx.Limits(max_connections=concurrency, max_keepalive_connections=concurrency)
-    async with httpx.AsyncClient(
-        base_url=url, headers=headers, limits=limits, timeout=30
-    ) as client:
-        for n in range(20):  # warm-up
-            response = await request(client, -1 - n)
-            assert response.status_code < 300, response.text
-        latencies: list[float] = []
-        queue = iter(range(requests))
-
-        async def worker() -> None:
-            for n in queue:
-                started = time.perf_counter()
-                response = await request(client, n)
-                latencies.append((time.perf_counter() - started) * 1000)
-                assert response.status_code < 300, response.text
-
-        began = time.perf_counter()
-        await asyncio.gather(*(worker() for _ in range(concurrency)))
-        elapsed = time.perf_counter() - began
-    latencies.sort()
-    return {
-        "p50": statistics.median(latencies),
-        "p99": latencies[min(len(latencies) - 1, int(len(latencies) * 0.99))],
-        "rps": requests / elapsed,
-    }
+async def prepare(settings: Settings, count: int, search: bool) -> tuple[str, str, bool]:
+    """(token, id of ticket #1, whether it was seeded now): a database seeded by an earlier
+    `--keep` run with as many tickets is reused."""
+    runtime = Runtime.build(settings)
+    try:
+        async with runtime.db.session(write=False) as session:
+            found = (
+                await session.execute(
+                    text(
+                        "SELECT a.id, w.id, (SELECT COUNT(*) FROM tickets t "
+                        "WHERE t.workspace_id = w.id AND t.number <= :n) "
+                        "FROM agents a JOIN agent_workspaces aw ON aw.agent_id = a.id "
+                        "JOIN workspaces w ON w.id = aw.workspace_id "
+                        "WHERE a.email = 'bench@example.com'"
+                    ),
+                    {"n": count},
+                )
+            ).first()
+            if found is not None and found[2] >= count:
+                long_thread = await session.scalar(
+                    text("SELECT id FROM tickets WHERE workspace_id = :w AND number = 1"),
+                    {"w": found[1]},
+                )
+                token, _ = issue_token(
+                    secret=settings.resolved_secret_key(), agent_id=found[0],
+                    workspace_id=found[1], role="admin", token_version=0, lifetime=86400,
+                )  # fmt: skip
+                return token, str(long_thread), False
+    finally:
+        await runtime.close()
+    token, _, long_thread = await seed(settings, count, search)
+    return token, long_thread, True
 
 
 async def deep_cursor(url: str, token: str, pages: int) -> str:
@@ -182,7 +169,23 @@ async def deep_cursor(url: str, token: str, pages: int) -> str:
     return str(cursor)
 
 
-def scenarios(token: str, long_thread: str, deep: str | None) -> dict[str, Request]:
+def read_scenarios(long_thread: str, deep: str | None) -> dict[str, str]:
+    found = {
+        "inbox, first page": "/v1/tickets",
+        "status Open + In Progress": "/v1/tickets?status=Open&status=In%20Progress",
+        "assigneeId=me, Open": "/v1/tickets?assigneeId=me&status=Open",
+        "sort=priority": "/v1/tickets?sort=priority",
+        "sort=dueAt": "/v1/tickets?sort=dueAt",
+        "tag=vip": "/v1/tickets?tag=vip",
+    }
+    if deep:
+        found["inbox, 1,000 pages deep"] = f"/v1/tickets?cursor={deep}"
+    found["ticket detail (200-comment thread)"] = f"/v1/tickets/{long_thread}"
+    found["thread, first 50 of 200"] = f"/v1/tickets/{long_thread}/comments?limit=50"
+    return found
+
+
+def write_scenarios(long_thread: str) -> dict[str, Request]:
     run = secrets.token_hex(3)
 
     async def create(client: httpx.AsyncClient, n: int) -> httpx.Response:
@@ -197,21 +200,7 @@ def scenarios(token: str, long_thread: str, deep: str | None) -> dict[str, Reque
         body = {"content": f"<p>internal note {n}</p>"}
         return await client.post(f"/v1/tickets/{long_thread}/notes", json=body)
 
-    found: dict[str, Request] = {
-        "inbox, first page": get("/v1/tickets"),
-        "status Open + In Progress": get("/v1/tickets?status=Open&status=In%20Progress"),
-        "assigneeId=me, Open": get("/v1/tickets?assigneeId=me&status=Open"),
-        "sort=priority": get("/v1/tickets?sort=priority"),
-        "sort=dueAt": get("/v1/tickets?sort=dueAt"),
-        "tag=vip": get("/v1/tickets?tag=vip"),
-    }
-    if deep:
-        found["inbox, 1,000 pages deep"] = get(f"/v1/tickets?cursor={deep}")
-    found["ticket detail (200-comment thread)"] = get(f"/v1/tickets/{long_thread}")
-    found["thread, first 50 of 200"] = get(f"/v1/tickets/{long_thread}/comments?limit=50")
-    found["POST /v1/tickets"] = create
-    found["POST /v1/tickets/{id}/notes"] = note
-    return found
+    return {"POST /v1/tickets": create, "POST /v1/tickets/{id}/notes": note}
 
 
 def main() -> None:
@@ -219,96 +208,72 @@ def main() -> None:
     parser.add_argument("--db", choices=["sqlite", "postgres"], default="sqlite")
     parser.add_argument("--tickets", type=int, default=100_000)
     parser.add_argument("--concurrency", default="10,50", help="comma-separated levels")
-    parser.add_argument("--requests", type=int, default=1000)
+    parser.add_argument("--seconds", type=int, default=5, help="wrk time per GET row")
+    parser.add_argument("--requests", type=int, default=300, help="per POST row")
     parser.add_argument("--search", action="store_true", help="index documents and measure `q`")
+    parser.add_argument(
+        "--keep", action="store_true", help="keep the seeded database for the next run (reused)"
+    )
     args = parser.parse_args()
 
-    with tempfile.TemporaryDirectory() as tmp:
-        pg_name = f"enque_bench_{os.getpid()}"
-        if args.db == "postgres":
-            _psql(f"CREATE DATABASE {pg_name}")
-            database_url = f"postgresql://postgres@127.0.0.1:5432/{pg_name}"
-        else:
-            database_url = f"sqlite:///{tmp}/bench.db"
-        env = {
-            "DATABASE_URL": database_url,
-            "DATA_DIR": tmp,
-            "ENV": "development",
-            "SECRET_KEY": secrets.token_hex(32),
-            "ENCRYPTION_KEY": base64.b64encode(secrets.token_bytes(32)).decode(),
-            "RATE_LIMIT_ENABLED": "false",
-            "LOG_LEVEL": "WARNING",
-            "SCHEDULER_ENABLED": "false",
-        }
-        server = None
+    name = f"enque_bench_tickets_{args.tickets}{'_search' if args.search else ''}"
+    data_dir = Path(tempfile.gettempdir()) / name if args.keep else scratch_dir()
+    data_dir.mkdir(exist_ok=True)
+    with bench_database(args.db, data_dir, name, keep=args.keep) as database_url:
+        env = bench_env(data_dir, DATABASE_URL=database_url)
+        settings = Settings(_env_file=None, **{k.lower(): v for k, v in env.items()})
+        upgrade_sync(settings)
+        began = time.perf_counter()
+        token, long_thread, seeded = asyncio.run(prepare(settings, args.tickets, args.search))
+        took = time.perf_counter() - began
+        print(f"{'seeded' if seeded else 'reused'} {args.tickets:,} tickets in {took:.0f} s")
+        server = start_enque(env)
+        bare = None
         try:
-            settings = Settings(_env_file=None, **{k.lower(): v for k, v in env.items()})
-            upgrade_sync(settings)
-            began = time.perf_counter()
-            token, _, long_thread = asyncio.run(seed(settings, args.tickets, args.search))
-            print(
-                f"seeded {args.tickets} tickets in {time.perf_counter() - began:.0f} s on {args.db}"
-            )
-            port = free_port()
-            server = subprocess.Popen(
-                [sys.executable, "-m", "enque.cli", "serve", "--port", str(port), "--no-demo"],
-                env={**os.environ, **env},
-                cwd=ROOT,
-                stdout=subprocess.DEVNULL,
-            )
-            url = f"http://127.0.0.1:{port}"
-            deadline = time.monotonic() + 30
-            while time.monotonic() < deadline:
-                try:
-                    if httpx.get(f"{url}/health", timeout=1).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    time.sleep(0.1)
-            page = httpx.get(
-                f"{url}/v1/tickets", headers={"Authorization": f"Bearer {token}"}, timeout=30
-            )
-            page_file = Path(tmp) / "page.json"
+            auth = {"Authorization": f"Bearer {token}"}
+            page = httpx.get(f"{server.url}/v1/tickets", headers=auth, timeout=30)
+            page_file = data_dir / "page.json"
             page_file.write_bytes(page.content)  # the ceiling serves these very bytes
             bare = start_bare(page_file)
-            deep = asyncio.run(deep_cursor(url, token, 1000)) if args.tickets >= 50_050 else None
-            found = scenarios(token, long_thread, deep)
+            deep = None
+            if args.tickets >= 50_050:
+                deep = asyncio.run(deep_cursor(server.url, token, 1000))
+            reads = read_scenarios(long_thread, deep)
             if args.search:
-                found["q, two common words"] = get("/v1/tickets?q=printer%20refund")
-                found["q, one rare word"] = get(f"/v1/tickets?q={RARE_WORD}")
-            print(f"{args.tickets:,} tickets on {args.db}; {args.requests} requests per row\n")
+                reads["q, two common words"] = "/v1/tickets?q=printer%20refund"
+                reads["q, one rare word"] = f"/v1/tickets?q={RARE_WORD}"
+            print(
+                f"{args.tickets:,} tickets on {args.db}, 1 worker; GET rows: wrk -t2, "
+                f"{args.seconds} s each; POST rows: {args.requests} requests from Python clients\n"
+            )
             for concurrency in [int(c) for c in args.concurrency.split(",")]:
-                print(f"{concurrency} concurrent connections")
-                print(
-                    f"{'scenario':36} {'p50 ms':>8} {'p99 ms':>8} {'req/s':>8} {'p99/ceiling':>12}"
-                )
-                ceiling = asyncio.run(
-                    measure(bare.url, token, get("/page"), concurrency, args.requests)
-                )
-                rows = [("ceiling: bare FastAPI, same page", ceiling)]
-                rows.append(
-                    (
-                        "GET /v1/auth/me",
-                        asyncio.run(
-                            measure(url, token, get("/v1/auth/me"), concurrency, args.requests)
-                        ),
+                print(f"{concurrency} concurrent connections\n")
+                print("| request | req/s | p50 ms | p99 ms | errors | p99 ÷ ceiling p99 |")
+                print("| --- | ---: | ---: | ---: | ---: | ---: |")
+                wrk(bare.url + "/page", connections=concurrency, seconds=1)  # warm-up
+                ceiling = wrk(bare.url + "/page", connections=concurrency, seconds=args.seconds)
+                rows = {"ceiling: bare FastAPI, same page bytes": ceiling}
+                for label, path in {"GET /v1/auth/me": "/v1/auth/me", **reads}.items():
+                    url = server.url + path
+                    wrk(url, connections=concurrency, seconds=1, headers=auth)  # warm-up
+                    rows[label] = wrk(
+                        url, connections=concurrency, seconds=args.seconds, headers=auth
                     )
-                )
-                for name, request in found.items():
-                    figures = asyncio.run(measure(url, token, request, concurrency, args.requests))
-                    rows.append((name, figures))
-                for name, figures in rows:
+                for label, load in rows.items():
+                    print(f"{load.row(label)} {load.p99_ms / ceiling.p99_ms:.2f} |")
+                for label, request in write_scenarios(long_thread).items():
+                    figures = asyncio.run(
+                        measure(server.url, token, request, concurrency, args.requests)
+                    )
                     print(
-                        f"{name:36} {figures['p50']:8.1f} {figures['p99']:8.1f} "
-                        f"{figures['rps']:8.0f} {figures['p99'] / ceiling['p99']:12.2f}"
+                        f"| {label} | {figures['rps']:,.0f} | {figures['p50']:.2f} "
+                        f"| {figures['p99']:.2f} | 0 | |"
                     )
                 print()
-            bare.stop()
         finally:
-            if server is not None:
-                server.terminate()
-                server.wait(timeout=30)
-            if args.db == "postgres":
-                _psql(f'DROP DATABASE IF EXISTS "{pg_name}" WITH (FORCE)')
+            server.stop()
+            if bare is not None:
+                bare.stop()
 
 
 if __name__ == "__main__":

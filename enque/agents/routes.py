@@ -18,7 +18,7 @@ from enque.agents.schemas import (
     Role,
 )
 from enque.auth.deps import Admin, CurrentAgent, Principal
-from enque.core.api import Envelope, JSONResponse, PageParams, created, no_content, ok
+from enque.core.api import Envelope, JSONResponse, PageParams, created, no_content, ok, page_params
 from enque.core.deps import get_session
 from enque.notifications import service as notification_settings
 
@@ -59,7 +59,7 @@ async def invite_agent(
 
 @router.get("/v1/agents/invitations", response_model=Envelope[list[InvitationOut]])
 async def list_invitations(
-    page: PageParams = Depends(),
+    page: PageParams = Depends(page_params),
     principal: Principal = Admin,
     session: AsyncSession = Depends(get_session),
 ) -> JSONResponse:
@@ -85,7 +85,7 @@ async def revoke_invitation(
 
 @router.get("/v1/agents", response_model=Envelope[list[AgentOut]])
 async def list_agents(
-    page: PageParams = Depends(),
+    page: PageParams = Depends(page_params),
     q: str | None = Query(None, max_length=200),
     role: Role | None = Query(None),
     is_active: bool | None = Query(None, alias="isActive"),

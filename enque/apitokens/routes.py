@@ -8,7 +8,7 @@ from enque.apitokens import service
 from enque.apitokens.models import ApiToken
 from enque.apitokens.schemas import ApiTokenCreatedOut, ApiTokenIn, ApiTokenOut
 from enque.auth.deps import Admin, Principal
-from enque.core.api import Envelope, JSONResponse, PageParams, created, no_content, ok
+from enque.core.api import Envelope, JSONResponse, PageParams, created, no_content, ok, page_params
 from enque.core.deps import get_session
 
 router = APIRouter(prefix="/v1/api-tokens", tags=["api-tokens"])
@@ -20,7 +20,7 @@ def token_out(token: ApiToken) -> ApiTokenOut:
 
 @router.get("", response_model=Envelope[list[ApiTokenOut]])
 async def list_tokens(
-    page: PageParams = Depends(),
+    page: PageParams = Depends(page_params),
     principal: Principal = Admin,
     session: AsyncSession = Depends(get_session),
 ) -> JSONResponse:

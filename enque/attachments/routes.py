@@ -10,7 +10,7 @@ from enque.activity.service import Actor
 from enque.attachments import files, service
 from enque.auth.deps import CurrentAgent, Principal
 from enque.core.api import ApiModel, Envelope, JSONResponse, created, no_content, ok
-from enque.core.deps import get_runtime, get_session
+from enque.core.deps import current_runtime, get_session
 from enque.core.errors import ApiError, not_found
 from enque.core.runtime import Runtime
 from enque.core.storage import StorageNotFound, storage_of
@@ -56,7 +56,9 @@ class AttachmentOut(ApiModel):
     },
 )
 async def upload_attachment(
-    request: Request, principal: Principal = CurrentAgent, runtime: Runtime = Depends(get_runtime)
+    request: Request,
+    principal: Principal = CurrentAgent,
+    runtime: Runtime = Depends(current_runtime),
 ) -> JSONResponse:
     attachment = await service.upload(
         runtime,
@@ -89,7 +91,7 @@ async def download_attachment(
     attachment_id: str,
     request: Request,
     principal: Principal = CurrentAgent,
-    runtime: Runtime = Depends(get_runtime),
+    runtime: Runtime = Depends(current_runtime),
 ) -> Response:
     async with runtime.db.session(write=False) as session:
         attachment = await service.get_attachment(

@@ -14,7 +14,7 @@ from enque.automations.schemas import (
     DryRunOut,
     Trigger,
 )
-from enque.core.api import Envelope, JSONResponse, PageParams, created, no_content, ok
+from enque.core.api import Envelope, JSONResponse, PageParams, created, no_content, ok, page_params
 from enque.core.deps import get_session
 
 router = APIRouter(prefix="/v1/automations", tags=["automations"])
@@ -26,7 +26,7 @@ def _actor(principal: Principal) -> Actor:
 
 @router.get("", response_model=Envelope[list[AutomationOut]])
 async def list_automations(
-    page: PageParams = Depends(),
+    page: PageParams = Depends(page_params),
     trigger: Trigger | None = Query(None),
     principal: Principal = CurrentAgent,
     session: AsyncSession = Depends(get_session),

@@ -13,7 +13,7 @@ from enque.canned.schemas import (
     RenderIn,
     RenderOut,
 )
-from enque.core.api import Envelope, JSONResponse, PageParams, created, no_content, ok
+from enque.core.api import Envelope, JSONResponse, PageParams, created, no_content, ok, page_params
 from enque.core.deps import get_session
 
 router = APIRouter(prefix="/v1/canned-replies", tags=["canned replies"])
@@ -30,7 +30,7 @@ async def _scope(session: AsyncSession, principal: Principal) -> service.Scope:
 
 @router.get("", response_model=Envelope[list[CannedReplyOut]])
 async def list_canned_replies(
-    page: PageParams = Depends(),
+    page: PageParams = Depends(page_params),
     q: str | None = Query(None, max_length=200),
     team_id: str | None = Query(None, alias="teamId", max_length=64),
     principal: Principal = CurrentAgent,

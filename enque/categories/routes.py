@@ -7,7 +7,7 @@ from enque.activity.service import Actor
 from enque.auth.deps import CurrentAgent, Manager, Principal
 from enque.categories import service
 from enque.categories.schemas import CategoryIn, CategoryOut, CategoryPatch
-from enque.core.api import Envelope, JSONResponse, PageParams, created, no_content, ok
+from enque.core.api import Envelope, JSONResponse, PageParams, created, no_content, ok, page_params
 from enque.core.deps import get_session
 
 router = APIRouter(prefix="/v1/categories", tags=["categories"])
@@ -15,7 +15,7 @@ router = APIRouter(prefix="/v1/categories", tags=["categories"])
 
 @router.get("", response_model=Envelope[list[CategoryOut]])
 async def list_categories(
-    page: PageParams = Depends(),
+    page: PageParams = Depends(page_params),
     principal: Principal = CurrentAgent,
     session: AsyncSession = Depends(get_session),
 ) -> JSONResponse:

@@ -7,7 +7,7 @@ from enque.activity.service import Actor
 from enque.auth.deps import CurrentAgent, Principal
 from enque.comments import service
 from enque.comments.schemas import CommentOut, NoteIn, NotePatch, ReplyIn
-from enque.core.api import Envelope, JSONResponse, PageParams, created, no_content, ok
+from enque.core.api import Envelope, JSONResponse, PageParams, created, no_content, ok, page_params
 from enque.core.deps import get_session
 
 router = APIRouter(prefix="/v1", tags=["comments"])
@@ -20,7 +20,7 @@ def actor_of(principal: Principal) -> Actor:
 @router.get("/tickets/{ticket_id}/comments", response_model=Envelope[list[CommentOut]])
 async def list_comments(
     ticket_id: str,
-    page: PageParams = Depends(),
+    page: PageParams = Depends(page_params),
     principal: Principal = CurrentAgent,
     session: AsyncSession = Depends(get_session),
 ) -> JSONResponse:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import re
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Annotated, Any, Generic, Literal, TypeVar
 
 import orjson
@@ -189,18 +190,23 @@ def decode_cursor(cursor: str, arity: int) -> list[Any]:
     return values
 
 
+@dataclass(frozen=True)
 class PageParams:
     """`limit` (1–200, default 50), `cursor` and `includeTotal` query parameters."""
 
-    def __init__(
-        self,
-        limit: int = Query(50, ge=1, le=200),
-        cursor: str | None = Query(None, max_length=512),
-        include_total: bool = Query(False, alias="includeTotal"),
-    ) -> None:
-        self.limit = limit
-        self.cursor = cursor
-        self.include_total = include_total
+    limit: int = 50
+    cursor: str | None = None
+    include_total: bool = False
+
+
+async def page_params(
+    limit: int = Query(50, ge=1, le=200),
+    cursor: str | None = Query(None, max_length=512),
+    include_total: bool = Query(False, alias="includeTotal"),
+) -> PageParams:
+    """The paging query parameters (an `async` dependency: FastAPI runs plain functions and
+    classes in a thread pool, a thread hop per request)."""
+    return PageParams(limit, cursor, include_total)
 
 
 def page_meta(limit: int, next_cursor: str | None, total: int | None = None) -> dict[str, Any]:

@@ -16,6 +16,11 @@ def get_runtime(request: Request) -> Runtime:
     return request.app.state.runtime
 
 
+async def current_runtime(request: Request) -> Runtime:
+    """`get_runtime` as a dependency (`async`: FastAPI runs plain functions in a thread pool)."""
+    return request.app.state.runtime
+
+
 async def get_session(request: Request) -> AsyncIterator[AsyncSession]:
     """One session per request; reads may run beside writers on SQLite."""
     runtime: Runtime = request.app.state.runtime

@@ -5,7 +5,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from enque.activity.service import Actor
 from enque.auth.deps import CurrentAgent, Manager, Principal
-from enque.core.api import Envelope, JSONResponse, PageParams, created, no_content, ok
+from enque.core.api import Envelope, JSONResponse, PageParams, created, no_content, ok, page_params
 from enque.core.deps import get_session
 from enque.customers import service
 from enque.customers.schemas import (
@@ -28,7 +28,7 @@ def actor_of(principal: Principal) -> Actor:
 async def list_users(
     q: str | None = Query(None, max_length=200),
     company_id: str | None = Query(None, alias="companyId", max_length=64),
-    page: PageParams = Depends(),
+    page: PageParams = Depends(page_params),
     principal: Principal = CurrentAgent,
     session: AsyncSession = Depends(get_session),
 ) -> JSONResponse:
@@ -93,7 +93,7 @@ async def delete_user(
 @router.get("/companies", response_model=Envelope[list[CompanyOut]])
 async def list_companies(
     q: str | None = Query(None, max_length=200),
-    page: PageParams = Depends(),
+    page: PageParams = Depends(page_params),
     principal: Principal = CurrentAgent,
     session: AsyncSession = Depends(get_session),
 ) -> JSONResponse:

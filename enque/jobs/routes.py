@@ -8,7 +8,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from enque.auth.deps import Admin, Principal
 from enque.core.api import ApiModel, Envelope, JSONResponse, ok
-from enque.core.deps import get_runtime, get_session
+from enque.core.deps import current_runtime, get_session
 from enque.core.runtime import Runtime
 from enque.core.scheduler import scheduler_of
 from enque.jobs import service
@@ -40,7 +40,7 @@ class JobOut(ApiModel):
 @router.get("", response_model=Envelope[list[JobOut]])
 async def list_jobs(
     principal: Principal = Admin,
-    runtime: Runtime = Depends(get_runtime),
+    runtime: Runtime = Depends(current_runtime),
     session: AsyncSession = Depends(get_session),
 ) -> JSONResponse:
     registered: dict[str, Any] = dict(scheduler_of(runtime).jobs)

@@ -6,8 +6,17 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from enque.activity.service import Actor
 from enque.auth.deps import Admin, CurrentAgent, Principal
-from enque.core.api import Email, Envelope, JSONResponse, PageParams, created, no_content, ok
-from enque.core.deps import get_runtime, get_session
+from enque.core.api import (
+    Email,
+    Envelope,
+    JSONResponse,
+    PageParams,
+    created,
+    no_content,
+    ok,
+    page_params,
+)
+from enque.core.deps import current_runtime, get_session
 from enque.core.errors import conflict
 from enque.core.runtime import Runtime
 from enque.mailboxes import microsoft, service, sync
@@ -56,7 +65,7 @@ def _actor(principal: Principal) -> Actor:
 
 @router.get("", response_model=Envelope[list[MailboxOut]])
 async def list_mailboxes(
-    page: PageParams = Depends(),
+    page: PageParams = Depends(page_params),
     principal: Principal = CurrentAgent,
     session: AsyncSession = Depends(get_session),
 ) -> JSONResponse:
@@ -88,7 +97,7 @@ async def microsoft_callback(
     state: str = Query("", max_length=512),
     code: str | None = Query(None, max_length=4096),
     error: str | None = Query(None, max_length=256),
-    runtime: Runtime = Depends(get_runtime),
+    runtime: Runtime = Depends(current_runtime),
 ) -> RedirectResponse:
     """Microsoft's redirect after consent (public: bound to the single-use `state`)."""
     target = await microsoft.finish_connect(runtime, state=state, code=code, error=error)
@@ -163,7 +172,7 @@ async def sync_mailbox(
     mailbox_id: str,
     principal: Principal = Admin,
     session: AsyncSession = Depends(get_session),
-    runtime: Runtime = Depends(get_runtime),
+    runtime: Runtime = Depends(current_runtime),
 ) -> JSONResponse:
     """Sync now: fetch new mail into tickets; answers what the sync did."""
     await service.get_mailbox(session, workspace_id=principal.workspace_id, mailbox_id=mailbox_id)
@@ -182,7 +191,7 @@ admin_router = APIRouter(prefix="/v1/admin", tags=["admin"])
 async def sync_emails(
     principal: Principal = Admin,
     session: AsyncSession = Depends(get_session),
-    runtime: Runtime = Depends(get_runtime),
+    runtime: Runtime = Depends(current_runtime),
 ) -> JSONResponse:
     """Sync every active mailbox of the workspace now (mailboxes already syncing are skipped)."""
     await _end_transaction(session)

@@ -4,7 +4,7 @@ from fastapi import APIRouter, Depends, Query
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from enque.auth.deps import CurrentAgent, Principal
-from enque.core.api import Envelope, JSONResponse, PageParams, ok
+from enque.core.api import Envelope, JSONResponse, PageParams, ok, page_params
 from enque.core.deps import get_session
 from enque.notifications import service
 from enque.notifications.schemas import (
@@ -20,7 +20,7 @@ router = APIRouter(prefix="/v1/notifications", tags=["notifications"])
 
 @router.get("", response_model=Envelope[list[NotificationOut]])
 async def list_notifications(
-    page: PageParams = Depends(),
+    page: PageParams = Depends(page_params),
     unread: bool = Query(False, description="only unread notifications"),
     principal: Principal = CurrentAgent,
     session: AsyncSession = Depends(get_session),

@@ -5,7 +5,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from enque.activity.service import Actor
 from enque.auth.deps import CurrentAgent, Principal
-from enque.core.api import Envelope, JSONResponse, PageParams, created, no_content, ok
+from enque.core.api import Envelope, JSONResponse, PageParams, created, no_content, ok, page_params
 from enque.core.deps import get_session
 from enque.scheduled_replies import service
 from enque.scheduled_replies.schemas import ScheduledReplyIn, ScheduledReplyOut, ScheduledStatus
@@ -39,7 +39,7 @@ async def schedule_reply(
 )
 async def list_scheduled_replies(
     ticket_id: str,
-    page: PageParams = Depends(),
+    page: PageParams = Depends(page_params),
     status: ScheduledStatus | None = Query(None),
     principal: Principal = CurrentAgent,
     session: AsyncSession = Depends(get_session),

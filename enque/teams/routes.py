@@ -5,7 +5,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from enque.activity.service import Actor
 from enque.auth.deps import CurrentAgent, Manager, Principal
-from enque.core.api import Envelope, JSONResponse, PageParams, created, no_content, ok
+from enque.core.api import Envelope, JSONResponse, PageParams, created, no_content, ok, page_params
 from enque.core.deps import get_session
 from enque.teams import service
 from enque.teams.schemas import TeamIn, TeamMembersIn, TeamOut, TeamPatchIn
@@ -33,7 +33,7 @@ def actor(principal: Principal) -> Actor:
 
 @router.get("", response_model=Envelope[list[TeamOut]])
 async def list_teams(
-    page: PageParams = Depends(),
+    page: PageParams = Depends(page_params),
     q: str | None = Query(None, max_length=200),
     principal: Principal = CurrentAgent,
     session: AsyncSession = Depends(get_session),

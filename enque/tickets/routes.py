@@ -8,7 +8,16 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from enque.activity.service import Actor
 from enque.auth.deps import CurrentAgent, Manager, Principal
 from enque.comments import service as comments
-from enque.core.api import MAX_UNIX, Envelope, JSONResponse, PageParams, created, no_content, ok
+from enque.core.api import (
+    MAX_UNIX,
+    Envelope,
+    JSONResponse,
+    PageParams,
+    created,
+    no_content,
+    ok,
+    page_params,
+)
 from enque.core.deps import get_session
 from enque.core.errors import ApiError
 from enque.customers import service as customers
@@ -30,7 +39,7 @@ from enque.tickets.schemas import (
 router = APIRouter(prefix="/v1", tags=["tickets"])
 
 
-def ticket_filters(
+async def ticket_filters(
     status: list[Status] = Query([]),
     priority: list[Priority] = Query([]),
     assignee_id: str | None = Query(
@@ -100,7 +109,7 @@ async def _detail(
 @router.get("/tickets", response_model=Envelope[list[TicketSummary]])
 async def list_tickets(
     filters: queries.TicketFilters = Depends(ticket_filters),
-    page: PageParams = Depends(),
+    page: PageParams = Depends(page_params),
     principal: Principal = CurrentAgent,
     session: AsyncSession = Depends(get_session),
 ) -> JSONResponse:
@@ -223,7 +232,7 @@ async def merge_tickets(
 @router.get("/tickets/{ticket_id}/activities", response_model=Envelope[list[ActivityOut]])
 async def list_activities(
     ticket_id: str,
-    page: PageParams = Depends(),
+    page: PageParams = Depends(page_params),
     principal: Principal = CurrentAgent,
     session: AsyncSession = Depends(get_session),
 ) -> JSONResponse:
@@ -238,7 +247,7 @@ async def list_activities(
 async def customer_tickets(
     customer_id: str,
     filters: queries.TicketFilters = Depends(ticket_filters),
-    page: PageParams = Depends(),
+    page: PageParams = Depends(page_params),
     principal: Principal = CurrentAgent,
     session: AsyncSession = Depends(get_session),
 ) -> JSONResponse:
@@ -258,7 +267,7 @@ async def customer_tickets(
 async def company_tickets(
     organisation_id: str,
     filters: queries.TicketFilters = Depends(ticket_filters),
-    page: PageParams = Depends(),
+    page: PageParams = Depends(page_params),
     principal: Principal = CurrentAgent,
     session: AsyncSession = Depends(get_session),
 ) -> JSONResponse:

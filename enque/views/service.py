@@ -202,11 +202,7 @@ def ticket_filters(view: SavedView) -> queries.TicketFilters:
     )
 
 
-class _CountOnly(PageParams):
-    def __init__(self) -> None:
-        self.limit = 1
-        self.cursor = None
-        self.include_total = True
+COUNT_ONLY = PageParams(limit=1, include_total=True)
 
 
 async def counts(session: AsyncSession, *, principal: Principal) -> list[dict[str, Any]]:
@@ -218,7 +214,7 @@ async def counts(session: AsyncSession, *, principal: Principal) -> list[dict[st
             workspace_id=principal.workspace_id,
             agent_id=principal.agent_id,
             filters=ticket_filters(view),
-            page=_CountOnly(),
+            page=COUNT_ONLY,
         )
         out.append({"id": view.id, "count": page.total or 0})
     return out

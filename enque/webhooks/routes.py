@@ -5,7 +5,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from enque.activity.service import Actor
 from enque.auth.deps import Admin, Principal
-from enque.core.api import Envelope, JSONResponse, PageParams, created, no_content, ok
+from enque.core.api import Envelope, JSONResponse, PageParams, created, no_content, ok, page_params
 from enque.core.deps import get_session
 from enque.webhooks import service
 from enque.webhooks.models import Webhook
@@ -30,7 +30,7 @@ def actor(principal: Principal) -> Actor:
 
 @router.get("", response_model=Envelope[list[WebhookOut]])
 async def list_webhooks(
-    page: PageParams = Depends(),
+    page: PageParams = Depends(page_params),
     principal: Principal = Admin,
     session: AsyncSession = Depends(get_session),
 ) -> JSONResponse:
@@ -88,7 +88,7 @@ async def delete_webhook(
 @router.get("/{webhook_id}/deliveries", response_model=Envelope[list[DeliveryOut]])
 async def list_deliveries(
     webhook_id: str,
-    page: PageParams = Depends(),
+    page: PageParams = Depends(page_params),
     principal: Principal = Admin,
     session: AsyncSession = Depends(get_session),
 ) -> JSONResponse:

@@ -5,7 +5,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from enque.activity.service import Actor
 from enque.auth.deps import Admin, CurrentAgent, Principal
-from enque.core.api import Envelope, JSONResponse, PageParams, no_content, ok
+from enque.core.api import Envelope, JSONResponse, PageParams, no_content, ok, page_params
 from enque.core.deps import get_session
 from enque.workspaces import service
 from enque.workspaces.schemas import MyWorkspaceOut, WorkspaceOut, WorkspacePatchIn
@@ -15,7 +15,7 @@ router = APIRouter(prefix="/v1/workspaces", tags=["workspaces"])
 
 @router.get("", response_model=Envelope[list[MyWorkspaceOut]])
 async def list_workspaces(
-    page: PageParams = Depends(),
+    page: PageParams = Depends(page_params),
     principal: Principal = CurrentAgent,
     session: AsyncSession = Depends(get_session),
 ) -> JSONResponse:
