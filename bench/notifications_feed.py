@@ -12,12 +12,8 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import base64
 import os
-import secrets
-import subprocess
 import sys
-import tempfile
 import time
 from pathlib import Path
 
@@ -27,7 +23,7 @@ from sqlalchemy import insert, text
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.ticket_list import _psql, measure  # noqa: E402
+from bench.harness import bench_database, bench_env, get, measure, scratch_dir, start_enque  # noqa: E402
 from enque.agents.models import Agent, AgentWorkspace  # noqa: E402
 from enque.auth.service import create_workspace_with_admin  # noqa: E402
 from enque.config import Settings  # noqa: E402
@@ -36,7 +32,6 @@ from enque.core.migrate import upgrade_sync  # noqa: E402
 from enque.core.runtime import Runtime  # noqa: E402
 from enque.core.security import issue_token  # noqa: E402
 from enque.notifications.models import Notification  # noqa: E402
-from tests.support.services import free_port  # noqa: E402
 
 BATCH = 5000
 EVENTS = ("ticket.assigned", "ticket.created", "customer.replied", "mention")
@@ -117,56 +112,22 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=1000)
     args = parser.parse_args()
 
-    with tempfile.TemporaryDirectory() as tmp:
-        pg_name = f"enque_bench_notif_{os.getpid()}"
-        if args.db == "postgres":
-            _psql(f"CREATE DATABASE {pg_name}")
-            database_url = f"postgresql://postgres@127.0.0.1:5432/{pg_name}"
-        else:
-            database_url = f"sqlite:///{tmp}/bench.db"
-        env = {
-            "DATABASE_URL": database_url,
-            "DATA_DIR": tmp,
-            "ENV": "development",
-            "SECRET_KEY": secrets.token_hex(32),
-            "ENCRYPTION_KEY": base64.b64encode(secrets.token_bytes(32)).decode(),
-            "RATE_LIMIT_ENABLED": "false",
-            "LOG_LEVEL": "WARNING",
-            "SCHEDULER_ENABLED": "false",
-        }
-        server = None
+    data_dir = scratch_dir()
+    with bench_database(args.db, data_dir, f"enque_bench_notif_{os.getpid()}") as database_url:
+        env = bench_env(data_dir, DATABASE_URL=database_url)
+        settings = Settings(_env_file=None, **{k.lower(): v for k, v in env.items()})
+        upgrade_sync(settings)
+        began = time.perf_counter()
+        token = asyncio.run(seed(settings, args.rows))
+        print(f"seeded {args.rows} notifications in {time.perf_counter() - began:.0f} s")
+        server = start_enque(env)
         try:
-            settings = Settings(_env_file=None, **{k.lower(): v for k, v in env.items()})
-            upgrade_sync(settings)
-            began = time.perf_counter()
-            token = asyncio.run(seed(settings, args.rows))
-            print(f"seeded {args.rows} notifications in {time.perf_counter() - began:.0f} s")
-            port = free_port()
-            server = subprocess.Popen(
-                [sys.executable, "-m", "enque.cli", "serve", "--port", str(port), "--no-demo"],
-                env={**os.environ, **env},
-                cwd=ROOT,
-                stdout=subprocess.DEVNULL,
-            )
-            url = f"http://127.0.0.1:{port}"
-            deadline = time.monotonic() + 30
-            while time.monotonic() < deadline:
-                try:
-                    if httpx.get(f"{url}/health", timeout=1).status_code == 200:
-                        break
-                except httpx.HTTPError:
-                    time.sleep(0.1)
-            first = httpx.get(
-                f"{url}/v1/notifications?limit=50",
-                headers={"Authorization": f"Bearer {token}"},
-            ).json()
-            deep = first["meta"]["nextCursor"]
-            for _ in range(20):  # a cursor 1,000 rows deep
-                page = httpx.get(
-                    f"{url}/v1/notifications?limit=50&cursor={deep}",
-                    headers={"Authorization": f"Bearer {token}"},
-                ).json()
-                deep = page["meta"]["nextCursor"]
+            auth = {"Authorization": f"Bearer {token}"}
+            deep = None
+            for _ in range(21):  # a cursor 1,000 rows deep
+                cursor = f"&cursor={deep}" if deep else ""
+                page = httpx.get(f"{server.url}/v1/notifications?limit=50{cursor}", headers=auth)
+                deep = page.json()["meta"]["nextCursor"]
             scenarios = {
                 "ceiling: GET /v1/auth/me": "/v1/auth/me",
                 "feed, first page": "/v1/notifications",
@@ -177,18 +138,16 @@ def main() -> None:
             print(f"{'scenario':28} {'p50 ms':>8} {'p99 ms':>8} {'req/s':>8} {'p99/ceiling':>12}")
             ceiling = None
             for name, path in scenarios.items():
-                figures = asyncio.run(measure(url, token, path, args.concurrency, args.requests))
+                figures = asyncio.run(
+                    measure(server.url, token, get(path), args.concurrency, args.requests)
+                )
                 ceiling = ceiling or figures["p99"]
                 print(
                     f"{name:28} {figures['p50']:8.1f} {figures['p99']:8.1f} "
                     f"{figures['rps']:8.0f} {figures['p99'] / ceiling:12.2f}"
                 )
         finally:
-            if server is not None:
-                server.terminate()
-                server.wait(timeout=30)
-            if args.db == "postgres":
-                _psql(f'DROP DATABASE IF EXISTS "{pg_name}" WITH (FORCE)')
+            server.stop()
 
 
 if __name__ == "__main__":
