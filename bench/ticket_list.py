@@ -214,6 +214,9 @@ def main() -> None:
     parser.add_argument(
         "--keep", action="store_true", help="keep the seeded database for the next run (reused)"
     )
+    parser.add_argument(
+        "--seed-only", action="store_true", help="with --keep: seed the database and stop"
+    )
     args = parser.parse_args()
 
     name = f"enque_bench_tickets_{args.tickets}{'_search' if args.search else ''}"
@@ -227,6 +230,8 @@ def main() -> None:
         token, long_thread, seeded = asyncio.run(prepare(settings, args.tickets, args.search))
         took = time.perf_counter() - began
         print(f"{'seeded' if seeded else 'reused'} {args.tickets:,} tickets in {took:.0f} s")
+        if args.seed_only:
+            return
         server = start_enque(env)
         bare = None
         try:
