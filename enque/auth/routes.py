@@ -1,11 +1,12 @@
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi.responses import RedirectResponse
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from enque.agents import invitations
 from enque.agents.schemas import AcceptInvitationIn, AgentOut
-from enque.auth import service
+from enque.auth import microsoft, service
 from enque.auth.deps import CurrentAgent, Principal, limit_public
 from enque.auth.schemas import (
     AuthOut,
@@ -14,10 +15,12 @@ from enque.auth.schemas import (
     MeOut,
     RegisterIn,
     ResetPasswordIn,
+    SignInUrlOut,
     SwitchWorkspaceIn,
 )
 from enque.core.api import Envelope, JSONResponse, created, no_content, ok
-from enque.core.deps import get_runtime, get_session
+from enque.core.deps import current_runtime, get_runtime, get_session
+from enque.core.runtime import Runtime
 from enque.workspaces.schemas import WorkspaceOut
 
 router = APIRouter(prefix="/v1/auth", tags=["auth"])
@@ -51,6 +54,31 @@ async def login(
         session, email=body.email, password=body.password, workspace_id=body.workspace_id
     )
     return ok(auth_out(result))
+
+
+@router.get("/microsoft", response_model=Envelope[SignInUrlOut])
+async def microsoft_sign_in(
+    request: Request,
+    workspace_id: str | None = Query(None, alias="workspaceId", max_length=64),
+    runtime: Runtime = Depends(current_runtime),
+) -> JSONResponse:
+    """The Microsoft sign-in URL to send the browser to (public)."""
+    await limit_public(request, "microsoft")
+    return ok(SignInUrlOut(url=await microsoft.start(runtime, workspace_id=workspace_id)))
+
+
+@router.get("/microsoft/callback", response_class=RedirectResponse, status_code=302)
+async def microsoft_callback(
+    request: Request,
+    state: str = Query("", max_length=512),
+    code: str | None = Query(None, max_length=4096),
+    error: str | None = Query(None, max_length=256),
+    runtime: Runtime = Depends(current_runtime),
+) -> RedirectResponse:
+    """Microsoft's redirect (public: bound to the single-use `state`); back to PUBLIC_URL."""
+    await limit_public(request, "microsoft")
+    target = await microsoft.finish(runtime, state=state, code=code, error=error)
+    return RedirectResponse(target, status_code=302)
 
 
 @router.post("/logout", status_code=204, response_class=Response)

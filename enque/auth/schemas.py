@@ -38,6 +38,10 @@ class ResetPasswordIn(ApiInput):
     password: Password
 
 
+class SignInUrlOut(ApiModel):
+    url: str
+
+
 class AuthOut(ApiModel):
     token: str
     expires_at: int

@@ -107,9 +107,10 @@ async def register(session: AsyncSession, **fields: str) -> SignedIn:
     return issue_session(session, agent, workspace, "admin")
 
 
-async def _membership(
+async def live_membership(
     session: AsyncSession, agent_id: str, workspace_id: str | None
 ) -> tuple[Workspace, str] | None:
+    """The agent's active membership of a live workspace (`workspace_id`, else the oldest)."""
     stmt = (
         select(Workspace, AgentWorkspace.role)
         .join(AgentWorkspace, AgentWorkspace.workspace_id == Workspace.id)
@@ -135,7 +136,7 @@ async def login(
     agent = await find_agent_by_email(session, email)
     membership = None
     if agent is not None and agent.is_active:
-        membership = await _membership(session, agent.id, workspace_id)
+        membership = await live_membership(session, agent.id, workspace_id)
     await session.commit()  # end the read: no database lock is held while hashing
     if agent is None or not agent.password_hash:
         await asyncio.to_thread(burn_password_time, password)
@@ -174,7 +175,7 @@ async def switch_workspace(
     session: AsyncSession, principal: Principal, workspace_id: str
 ) -> SignedIn:
     agent = await session.get(Agent, principal.agent_id)
-    membership = await _membership(session, principal.agent_id, workspace_id)
+    membership = await live_membership(session, principal.agent_id, workspace_id)
     if agent is None or membership is None:
         raise ApiError("NOT_FOUND", "Workspace not found")
     workspace, role = membership

@@ -209,7 +209,10 @@ class GraphEmulator:
         *,
         client_id: str = "enque-test-client",
         client_secret: str = "enque-test-secret",
-        redirect_uris: tuple[str, ...] = ("http://enque.test/v1/mailboxes/microsoft/callback",),
+        redirect_uris: tuple[str, ...] = (
+            "http://enque.test/v1/mailboxes/microsoft/callback",
+            "http://enque.test/v1/auth/microsoft/callback",
+        ),
         access_token_lifetime: int = 3600,
         refresh_token_lifetime: int = 90 * 24 * 3600,
         default_page_size: int = 10,
@@ -227,6 +230,8 @@ class GraphEmulator:
         self.inline_attachment_limit = inline_attachment_limit
         self.latency = latency
         self.tenant_id = str(uuid.uuid4())
+        # the optional claim `xms_edov`: the tenant verified its users' email domain
+        self.email_domain_verified = False
         self.users: dict[str, User] = {}
         self.codes: dict[str, Grant] = {}
         self.refresh_tokens: dict[str, Grant] = {}
@@ -424,6 +429,8 @@ class GraphEmulator:
                 "oid": user.id, "tid": self.tenant_id, "sub": user.id,
                 "preferred_username": user.mail, "email": user.mail, "name": user.display_name,
             }  # fmt: skip
+            if self.email_domain_verified:
+                claims["xms_edov"] = True
             body["id_token"] = jwt.encode(
                 claims, self._key, algorithm="RS256", headers={"kid": self._kid}
             )
