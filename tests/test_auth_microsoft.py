@@ -22,11 +22,7 @@ def entra(
     graph_emulator: GraphEmulator, app_runtime: Runtime, monkeypatch: pytest.MonkeyPatch
 ) -> GraphEmulator:
     """The app registered in the emulator's tenant (a single-tenant Entra app)."""
-    settings = app_runtime.settings
-    monkeypatch.setattr(settings, "microsoft_client_id", graph_emulator.client_id)
-    monkeypatch.setattr(settings, "microsoft_client_secret", graph_emulator.client_secret)
-    monkeypatch.setattr(settings, "microsoft_tenant_id", graph_emulator.tenant_id)
-    monkeypatch.setattr(settings, "microsoft_authority", graph_emulator.base_url)
+    graph_emulator.configure(app_runtime.settings, monkeypatch, tenant=graph_emulator.tenant_id)
     return graph_emulator
 
 

@@ -22,12 +22,16 @@ import orjson
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from enque.activity.service import Actor, record
 from enque.agents.models import Agent
-from enque.auth.service import SignedIn, find_agent_by_email, issue_session, live_membership
+from enque.auth.service import (
+    SignedIn,
+    complete_sign_in,
+    find_agent_by_email,
+    live_membership,
+)
 from enque.config import Settings
 from enque.core.api import normalize_email
-from enque.core.db import now, unit
+from enque.core.db import unit
 from enque.core.errors import ApiError
 from enque.core.runtime import Runtime
 from enque.core.security import new_token, token_hash
@@ -195,14 +199,4 @@ async def _sign_in(session: AsyncSession, identity: Identity, workspace_id: str 
         if agent.microsoft_id is None:
             agent.microsoft_id = identity.object_id
             agent.auth_method = "both" if agent.password_hash else "microsoft"
-        agent.last_login_at = now()
-        record(
-            session,
-            workspace_id=workspace.id,
-            actor=Actor("agent", agent.id),
-            verb="agent.login",
-            subject_type="agent",
-            subject_id=agent.id,
-            after={"method": "microsoft"},
-        )
-    return issue_session(session, agent, workspace, role)
+        return complete_sign_in(session, agent, workspace, role, method="microsoft")

@@ -152,15 +152,23 @@ async def login(
     async with unit(session):
         if new_hash:
             agent.password_hash = new_hash
-        agent.last_login_at = now()
-        record(
-            session,
-            workspace_id=workspace.id,
-            actor=Actor("agent", agent.id),
-            verb="agent.login",
-            subject_type="agent",
-            subject_id=agent.id,
-        )
+        return complete_sign_in(session, agent, workspace, role, method="password")
+
+
+def complete_sign_in(
+    session: AsyncSession, agent: Agent, workspace: Workspace, role: str, *, method: str
+) -> SignedIn:
+    """Record the sign-in (inside the caller's unit) and issue the session token."""
+    agent.last_login_at = now()
+    record(
+        session,
+        workspace_id=workspace.id,
+        actor=Actor("agent", agent.id),
+        verb="agent.login",
+        subject_type="agent",
+        subject_id=agent.id,
+        after={"method": method},
+    )
     return issue_session(session, agent, workspace, role)
 
 

@@ -262,6 +262,14 @@ class GraphEmulator:
         """Move the emulator's clock forward (tokens and codes expire without sleeping)."""
         self._offset += seconds
 
+    def configure(self, settings: Any, monkeypatch: Any, *, tenant: str = "organizations") -> None:
+        """Point an app's settings at this emulator for the test (its Entra app in `tenant`)."""
+        monkeypatch.setattr(settings, "microsoft_client_id", self.client_id)
+        monkeypatch.setattr(settings, "microsoft_client_secret", self.client_secret)
+        monkeypatch.setattr(settings, "microsoft_tenant_id", tenant)
+        monkeypatch.setattr(settings, "microsoft_authority", self.base_url)
+        monkeypatch.setattr(settings, "microsoft_graph_url", self.base_url + "/v1.0")
+
     def add_user(self, mail: str, display_name: str | None = None) -> User:
         user = User(str(uuid.uuid4()), mail, display_name or mail.split("@")[0])
         for well_known, name in WELL_KNOWN.items():
