@@ -101,6 +101,78 @@ async def test_triage_end_to_end(page: Any, tenant: Tenant, artifacts: Path):
     ]
 
 
+async def test_a_slow_send_never_wipes_the_next_message(page: Any, tenant: Tenant):
+    """The socket shows a reply before its POST answers; the note typed meanwhile survives."""
+    ticket = await new_ticket(tenant, "Slow network")
+    await sign_in(page, tenant)
+    await page.goto(f"/#/tickets/{ticket['id']}")
+    await page.locator("#live-state", has_text="Live").wait_for()
+
+    async def answer_late(route: Any) -> None:
+        response = await route.fetch()
+        await page.locator(".msg.k-reply", has_text="First answer.").wait_for()
+        await page.locator("#editor", has_text="Typed while it was sending.").wait_for()
+        await route.fulfill(response=response)
+
+    await page.route("**/v1/tickets/*/reply", answer_late)
+    await page.locator("#editor").click()
+    await page.keyboard.type("First answer.")
+    await page.get_by_role("button", name="Send reply").click()
+    await page.locator(".msg.k-reply", has_text="First answer.").wait_for()  # from the socket
+    await page.get_by_role("tab", name="Internal note").click()
+    await page.locator("#editor").click()
+    await page.keyboard.type("Typed while it was sending.")
+    await page.get_by_role("button", name="Add note").click()
+    await page.locator(".msg.k-note", has_text="Typed while it was sending.").wait_for()
+    await expect(page.locator("#thread .msg")).to_have_count(3)
+
+    # A send the server refuses puts the draft back instead of losing it.
+    await page.route("**/v1/tickets/*/notes", lambda route: route.abort())
+    await page.locator("#editor").click()
+    await page.keyboard.type("Not lost.")
+    await page.get_by_role("button", name="Add note").click()
+    await page.locator("#toasts .toast-error").wait_for()
+    await expect(page.locator("#editor")).to_have_text("Not lost.")
+    await expect(page.get_by_role("button", name="Add note")).to_be_enabled()
+    comments = (await tenant.get(f"/v1/tickets/{ticket['id']}/comments")).json()["data"]
+    assert [(c["kind"], c["text"].strip()) for c in comments] == [
+        ("reply", "First answer."),
+        ("note", "Typed while it was sending."),
+    ]
+
+
+async def test_closing_right_after_a_note_is_not_a_conflict(page: Any, tenant: Tenant):
+    """The note changes the ticket's version; Close, clicked at once, waits for it (no 409)."""
+    ticket = await new_ticket(tenant, "Close at once")
+    held = ("ticket.updated", "comment.created")
+
+    def proxy(ws: Any) -> None:  # the socket is slow: the ticket's own events never arrive
+        server = ws.connect_to_server()
+        ws.on_message(server.send)
+        server.on_message(lambda m: None if json.loads(m).get("type") in held else ws.send(m))
+
+    await page.route_web_socket(re.compile(r".*/v1/realtime$"), proxy)
+    await sign_in(page, tenant)
+    await page.goto(f"/#/tickets/{ticket['id']}")
+    await page.locator("#live-state", has_text="Live").wait_for()
+
+    async def late(route: Any) -> None:
+        await asyncio.sleep(1)
+        await route.continue_()
+
+    await page.route(f"**/v1/tickets/{ticket['id']}", late)
+    await page.get_by_role("tab", name="Internal note").click()
+    await page.locator("#editor").click()
+    await page.keyboard.type("Closing now.")
+    await page.get_by_role("button", name="Add note").click()
+    await page.locator(".msg.k-note", has_text="Closing now.").wait_for()
+    await page.get_by_role("button", name="Close ticket").click()
+    await page.get_by_role("button", name="Reopen").wait_for()
+    assert await page.locator("#toasts .toast-error").count() == 0
+    detail = (await tenant.get(f"/v1/tickets/{ticket['id']}")).json()["data"]
+    assert detail["status"] == "Closed"
+
+
 async def test_side_panel_changes_priority_and_tags(page: Any, tenant: Tenant):
     ticket = await new_ticket(tenant, "Side panel ticket")
     await sign_in(page, tenant)

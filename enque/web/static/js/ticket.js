@@ -68,13 +68,34 @@ export async function renderTicket(main, ticketId, hashParams) {
     id: "body", kind: "customer", author: { name: ticket.customer?.name || ticket.customer?.email }, content: ticket.body?.content, createdAt: ticket.createdAt, attachments: [],
   };
   thread.append(message(first));
-  const seenComments = new Set();
+  // A comment can arrive twice (the POST's answer and the socket) and in any order (a slow
+  // answer after a later event): each is shown once, in (createdAt, id) order — ids are UUIDv7.
+  const seenComments = new Map();
+  const before = (a, b) => a.createdAt < b.createdAt || (a.createdAt === b.createdAt && a.id < b.id);
   const addComment = (c) => {
     if (seenComments.has(c.id)) return;
-    seenComments.add(c.id);
-    thread.append(message(c));
+    seenComments.set(c.id, c);
+    const next = [...thread.children].find((el) => seenComments.has(el.dataset.id) && before(c, seenComments.get(el.dataset.id)));
+    thread.insertBefore(message(c), next || null);
   };
-  (await all(`/tickets/${ticketId}/comments`, {}, 20)).forEach(addComment);
+  // Listening before the list is fetched: a comment made meanwhile is not missed.
+  disposers.push(live.on("comment.created", (p) => {
+    if (p.ticketId === ticketId && p.comment) addComment(p.comment);
+  }));
+  try {
+    (await all(`/tickets/${ticketId}/comments`, {}, 20)).forEach(addComment);
+  } catch (e) {
+    disposers.forEach((d) => d());
+    throw e;
+  }
+  // Answers can come back out of order (a GET sent before a PATCH, an event before the
+  // POST's answer): an older version of the ticket never replaces a newer one.
+  const adopt = (next) => {
+    if (next && (next.version ?? 0) >= (ticket.version ?? 0)) ticket = { ...ticket, ...next };
+  };
+  // A comment being sent changes the ticket (its version too): a change of a field waits for
+  // it, so it is not refused as a conflict with the agent's own message.
+  let sending = Promise.resolve();
 
   function paintHead() {
     clear(title, h("span", { class: "num" }, `#${ticket.number}`), " ", ticket.subject);
@@ -105,7 +126,7 @@ export async function renderTicket(main, ticketId, hashParams) {
       composer.el),
     side));
 
-  if (!ticket.isRead) api.patch(`/tickets/${ticketId}`, { isRead: true }).then((t) => { ticket = t; }).catch(() => {});
+  if (!ticket.isRead) api.patch(`/tickets/${ticketId}`, { isRead: true }).then(adopt).catch(() => {});
   if (hashParams?.get("reply")) composer.focus("reply");
 
   // ---- live: comments, updates, presence
@@ -133,9 +154,6 @@ export async function renderTicket(main, ticketId, hashParams) {
     else viewers.set(p.agentId, p.state);
     paintPresence();
   }));
-  disposers.push(live.on("comment.created", (p) => {
-    if (p.ticketId === ticketId && p.comment) addComment(p.comment);
-  }));
   disposers.push(live.on("comment.delivery", (p) => {
     if (p.ticketId !== ticketId) return;
     const el = thread.querySelector(`[data-id="${p.commentId}"] .delivery`);
@@ -146,7 +164,7 @@ export async function renderTicket(main, ticketId, hashParams) {
   }));
   disposers.push(live.on("ticket.updated", (p) => {
     if (p.id !== ticketId || !p.ticket) return;
-    ticket = { ...ticket, ...p.ticket };
+    adopt(p.ticket);
     paintHead();
     paintClose();
     props.paint();
@@ -156,15 +174,16 @@ export async function renderTicket(main, ticketId, hashParams) {
   }));
 
   async function patch(body) {
+    await sending;
     try {
-      ticket = await api.patch(`/tickets/${ticketId}`, { ...body, version: ticket.version });
+      adopt(await api.patch(`/tickets/${ticketId}`, { ...body, version: ticket.version }));
       paintHead();
       paintClose();
       props.paint();
       toast("Saved");
     } catch (e) {
       if (e.status === 409) {
-        ticket = await api.get(`/tickets/${ticketId}`);
+        adopt(await api.get(`/tickets/${ticketId}`));
         props.paint();
         toast("Someone else changed this ticket; reloaded it. Try again.", "error");
       } else {
@@ -270,7 +289,7 @@ export async function renderTicket(main, ticketId, hashParams) {
       field("Find tickets", input), results, confirm));
     confirm.addEventListener("click", async () => {
       try {
-        ticket = await api.post(`/tickets/${ticketId}/merge`, { sourceTicketIds: [...chosen] });
+        adopt(await api.post(`/tickets/${ticketId}/merge`, { sourceTicketIds: [...chosen] }));
         dlg.close();
         toast(`${chosen.size} ticket(s) merged`);
         clear(thread);
@@ -454,36 +473,54 @@ export async function renderTicket(main, ticketId, hashParams) {
       typingTimer = setTimeout(() => { typingTimer = null; live.presence(ticketId, "viewing"); }, 4000);
     });
 
-    send.addEventListener("click", async () => {
+    // The draft leaves the composer when it is sent: the socket may show the message before the
+    // POST answers, and whatever is typed next must not be wiped by that answer. A failed send
+    // puts the draft back, before anything typed since.
+    const takeDraft = () => {
+      const draft = { mode, html: editor.innerHTML, ids: [...pending], files: [...files.children], status: sendStatus.value };
+      editor.innerHTML = "";
+      pending.length = 0;
+      clear(files);
+      return draft;
+    };
+    const restoreDraft = (draft) => {
+      setMode(draft.mode);
+      editor.innerHTML = draft.html + editor.innerHTML;
+      pending.unshift(...draft.ids);
+      files.prepend(...draft.files);
+      sendStatus.value = draft.status;
+    };
+
+    send.addEventListener("click", () => { sending = sendDraft(); });
+    async function sendDraft() {
       const html = content();
       if (!html) {
         toast("Write something first.");
         editor.focus();
         return;
       }
+      const mentioned = mentions();
+      const draft = takeDraft();
+      const attachmentIds = draft.ids.length ? draft.ids : undefined;
       send.disabled = true;
       try {
-        let comment;
-        if (mode === "note") {
-          comment = await api.post(`/tickets/${ticketId}/notes`, { content: html, attachmentIds: pending.length ? [...pending] : undefined, mentions: mentions() });
-        } else {
-          comment = await api.post(`/tickets/${ticketId}/reply`, { content: html, attachmentIds: pending.length ? [...pending] : undefined, status: sendStatus.value || undefined });
-        }
+        const comment = draft.mode === "note"
+          ? await api.post(`/tickets/${ticketId}/notes`, { content: html, attachmentIds, mentions: mentioned })
+          : await api.post(`/tickets/${ticketId}/reply`, { content: html, attachmentIds, status: draft.status || undefined });
         addComment(comment);
-        editor.innerHTML = "";
-        pending.length = 0;
-        clear(files);
-        toast(mode === "note" ? "Note added" : "Reply sent");
-        ticket = await api.get(`/tickets/${ticketId}`);
-        paintHead();
-        paintClose();
-        props.paint();
+        toast(draft.mode === "note" ? "Note added" : "Reply sent");
       } catch (e) {
+        restoreDraft(draft);
         toast(e.message, "error");
+        return;
       } finally {
         send.disabled = false;
       }
-    });
+      adopt(await api.get(`/tickets/${ticketId}`).catch(() => null));
+      paintHead();
+      paintClose();
+      props.paint();
+    }
 
     async function loadScheduled() {
       try {
@@ -504,12 +541,13 @@ export async function renderTicket(main, ticketId, hashParams) {
         toast("Write the reply and pick a time.");
         return;
       }
+      const draft = takeDraft();
       try {
-        await api.post(`/tickets/${ticketId}/scheduled-replies`, { content: html, sendAt: when, attachmentIds: pending.length ? [...pending] : undefined });
-        editor.innerHTML = "";
+        await api.post(`/tickets/${ticketId}/scheduled-replies`, { content: html, sendAt: when, attachmentIds: draft.ids.length ? draft.ids : undefined });
         toast("Reply scheduled");
         loadScheduled();
       } catch (e) {
+        restoreDraft(draft);
         toast(e.message, "error");
       }
     });
