@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import email.utils
+import time
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -10,11 +11,14 @@ from typing import Any
 from sqlalchemy import func, select
 
 from enque.comments.models import Comment
+from enque.core.db import new_id
 from enque.core.runtime import Runtime
+from enque.core.secrets import seal
 from enque.mailboxes.models import EmailMessage, Mailbox
 from enque.tickets.models import Ticket
 from tests.email.dovecot import Dovecot
 from tests.email.servers import imap_mailbox_body, shared_dovecot
+from tests.emulators.graph import GraphEmulator, User
 from tests.support.api import Tenant, data
 
 
@@ -106,3 +110,30 @@ async def count_threads(runtime: Runtime, workspace_id: str) -> dict[str, Any]:
             .where(Comment.workspace_id == workspace_id, Comment.kind == "customer")
         )
     return {"tickets": tickets, "comments": comments}
+
+
+async def connect_graph(
+    runtime: Runtime, tenant: Tenant, emulator: GraphEmulator
+) -> tuple[str, User]:
+    """A connected Microsoft mailbox (as the consent flow leaves it), without the browser."""
+    user = emulator.add_user(f"help-{new_id()[-8:]}@contoso.test", "Contoso Help")
+    issued = emulator.tokens_for(user)
+    tokens = {
+        "access_token": issued["access_token"],
+        "refresh_token": issued["refresh_token"],
+        "expires_at": int(time.time()) + int(issued["expires_in"]),
+        "scope": issued["scope"],
+    }
+    async with runtime.db.transaction() as session:
+        mailbox = Mailbox(
+            id=new_id(),
+            workspace_id=tenant.workspace_id,
+            email=user.mail,
+            display_name="Contoso Help",
+            kind="microsoft",
+            folder="inbox",
+            settings={"microsoft": {"user_id": user.id, "tenant": "organizations"}},
+        )
+        seal(runtime.cipher, mailbox, "credentials", tokens)
+        session.add(mailbox)
+    return mailbox.id, user
