@@ -4,11 +4,8 @@ carried them, `cid:` images pointing to their URLs, limits as placeholders, exac
 from __future__ import annotations
 
 import asyncio
-import email.message
-import email.utils
 import hashlib
 import os
-import uuid
 from pathlib import Path
 from typing import Any
 
@@ -27,47 +24,19 @@ from enque.mailboxes import sync
 from enque.mailboxes.ingest import Inbound, ingest
 from tests.email.corpus import PNG
 from tests.email.mailflow import (
+    PDF,
     comments_of,
     connect_graph,
     connect_imap,
     ledger,
     mailbox_row,
     tickets_of,
+    with_files,
 )
 from tests.emulators.graph import GraphEmulator
 from tests.support.api import Tenant, data
 
-PDF = b"%PDF-1.4\n" + os.urandom(3000)
 EXE = b"MZ\x90\x00\x03\x00\x00\x00" + os.urandom(400)
-
-
-def with_files(
-    *,
-    to: str,
-    frm: str = "Carol Customer <carol@customer.test>",
-    subject: str = "Invoice attached",
-    html: str | None = '<p>See the logo</p><img src="cid:logo@mail">',
-    inline_png: bool = True,
-    files: list[tuple[str, bytes]] = (),  # type: ignore[assignment]
-    headers: dict[str, str] | None = None,
-) -> tuple[bytes, str]:
-    """A message with an inline `cid:` image and attached files (stdlib MIME)."""
-    mid = f"{uuid.uuid4().hex}@customer.test"
-    msg = email.message.EmailMessage()
-    msg["From"], msg["To"], msg["Subject"] = frm, to, subject
-    msg["Date"] = email.utils.formatdate(usegmt=True)
-    msg["Message-ID"] = f"<{mid}>"
-    for key, value in (headers or {}).items():
-        msg[key] = value
-    msg.set_content("See the logo")
-    if html is not None:
-        msg.add_alternative(html, subtype="html")
-        if inline_png:
-            related = msg.get_payload()[1]
-            related.add_related(PNG, "image", "png", cid="<logo@mail>", filename="logo.png")
-    for name, blob in files:
-        msg.add_attachment(blob, "application", "octet-stream", filename=name)
-    return msg.as_bytes(), mid
 
 
 def stored_objects(runtime: Runtime, workspace_id: str) -> set[str]:
