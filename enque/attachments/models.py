@@ -7,11 +7,12 @@ from enque.core.db import Base, IdMixin, TimestampMixin
 
 
 class Attachment(IdMixin, TimestampMixin, Base):
-    """An uploaded file. Its bytes live in storage under `storage_key`
+    """An uploaded or received file. Its bytes live in storage under `storage_key`
     (`{workspace_id}/{yyyy}/{mm}/{id}`); `file_name` is only ever a display name.
 
-    Unlinked (`comment_id` null) uploads older than a day are swept, and so are files whose
-    comment was deleted for good (`linked_at` set, `comment_id` null again)."""
+    Linked (`linked_at` set) to a comment, or with `comment_id` null to the first message of
+    its ticket (the ticket body). Unlinked uploads older than a day are swept, and so are
+    files whose ticket was deleted for good (`ticket_id` and `comment_id` null again)."""
 
     __tablename__ = "attachments"
     __table_args__ = (

@@ -1,14 +1,22 @@
-"""Attachments: upload to storage, link to comments, download, delete, sweep orphans."""
+"""Attachments: upload to storage, files of received email, link to comments (or to a
+ticket's first message), download, delete, sweep orphans.
+
+A file belongs to a comment (`comment_id`), or, linked (`linked_at`) without a comment, to the
+first message of its ticket (the ticket body, e.g. the email that opened it). Unlinked files
+are uploads waiting for their message; the orphan sweep removes them after a day.
+"""
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import time
-from collections.abc import AsyncIterable, Sequence
+from collections.abc import AsyncIterable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import delete, or_, select, update
+from sqlalchemy import and_, delete, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from enque.activity.service import Actor, record
@@ -123,6 +131,96 @@ async def upload(
     return attachment
 
 
+@dataclass(frozen=True)
+class ReceivedFile:
+    """A file of a received email (an attachment or an inline image), bytes in memory."""
+
+    file_name: str
+    data: bytes
+    content_id: str | None = None
+    inline: bool = False
+
+
+def refused_type(data: bytes) -> str | None:
+    """The sniffed type when files like this are refused (executables), else None."""
+    mime = files.sniff(data[: files.SNIFF_BYTES])
+    return mime if mime in files.REFUSED_TYPES else None
+
+
+def content_url(attachment_id: str) -> str:
+    """Where the API serves the file (what `cid:` images of a received message point to)."""
+    return f"/v1/attachments/{attachment_id}/content"
+
+
+async def store_received(
+    runtime: Runtime, *, workspace_id: str, received: Sequence[ReceivedFile]
+) -> list[Attachment]:
+    """Store the files of a received message, unlinked, one row per file, in order.
+
+    The rows are committed before the bytes are written, so whatever a crash leaves behind is
+    an unlinked row that the orphan sweep removes with its object; a failure while writing
+    removes what was written and raises. Linking happens in the caller's transaction.
+    """
+    if not received:
+        return []
+    storage = storage_of(runtime)
+    moment = time.time()
+    rows = []
+    for item in received:
+        attachment_id = new_id()
+        rows.append(
+            Attachment(
+                id=attachment_id,
+                workspace_id=workspace_id,
+                file_name=files.display_name(item.file_name),
+                content_type=files.sniff(item.data[: files.SNIFF_BYTES]),
+                size=len(item.data),
+                sha256=hashlib.sha256(item.data).hexdigest(),
+                storage_key=storage_key(workspace_id, attachment_id, moment),
+                is_inline=item.inline,
+                content_id=(item.content_id or None) and (item.content_id or "")[:255],
+            )
+        )
+    async with runtime.db.transaction() as session:
+        session.add_all(rows)
+    try:
+        for row, item in zip(rows, received, strict=True):
+            inline = row.is_inline and files.is_inline(row.content_type)
+            await storage.put_bytes(
+                row.storage_key,
+                item.data,
+                content_type=row.content_type,
+                content_disposition=files.content_disposition(row.file_name, inline),
+            )
+    except Exception:
+        await discard_unlinked(runtime, workspace_id=workspace_id, ids=[r.id for r in rows])
+        raise
+    return rows
+
+
+async def discard_unlinked(runtime: Runtime, *, workspace_id: str, ids: Sequence[str]) -> None:
+    """Remove files that were stored for a message that will not link them (a duplicate, a
+    failure); linked ones are left alone."""
+    if not ids:
+        return
+    async with runtime.db.transaction() as session:
+        keys = list(
+            (
+                await session.scalars(
+                    delete(Attachment)
+                    .where(
+                        Attachment.workspace_id == workspace_id,
+                        Attachment.id.in_(list(ids)),
+                        Attachment.comment_id.is_(None),
+                        Attachment.linked_at.is_(None),
+                    )
+                    .returning(Attachment.storage_key)
+                )
+            ).all()
+        )
+        _forget_objects(session, keys)
+
+
 async def get_attachment(
     session: AsyncSession, *, workspace_id: str, attachment_id: str
 ) -> Attachment:
@@ -208,8 +306,8 @@ async def purge_ticket_files(
 
 
 async def sweep_orphans(runtime: Runtime, *, older_than: int = ORPHAN_AGE_SECONDS) -> int:
-    """Remove uploads never linked to a comment within `older_than` seconds, and files whose
-    comment (or ticket) was deleted for good. Returns how many files went."""
+    """Remove uploads never linked within `older_than` seconds, and files whose ticket was
+    deleted for good (its comments go with it). Returns how many files went."""
     cutoff = now() - older_than
     removed = 0
     while True:
@@ -220,8 +318,17 @@ async def sweep_orphans(runtime: Runtime, *, older_than: int = ORPHAN_AGE_SECOND
                         select(Attachment.id)
                         .where(
                             Attachment.comment_id.is_(None),
-                            # never linked in time, or its comment was deleted for good
-                            or_(Attachment.created_at < cutoff, Attachment.linked_at.is_not(None)),
+                            or_(
+                                # never linked in time
+                                and_(
+                                    Attachment.linked_at.is_(None), Attachment.created_at < cutoff
+                                ),
+                                # linked, and its ticket (with its comments) deleted for good
+                                and_(
+                                    Attachment.linked_at.is_not(None),
+                                    Attachment.ticket_id.is_(None),
+                                ),
+                            ),
                         )
                         .order_by(Attachment.created_at)
                         .limit(SWEEP_BATCH)
@@ -234,7 +341,11 @@ async def sweep_orphans(runtime: Runtime, *, older_than: int = ORPHAN_AGE_SECOND
                 (
                     await session.scalars(
                         delete(Attachment)
-                        .where(Attachment.id.in_(ids), Attachment.comment_id.is_(None))
+                        .where(
+                            Attachment.id.in_(ids),
+                            Attachment.comment_id.is_(None),
+                            or_(Attachment.linked_at.is_(None), Attachment.ticket_id.is_(None)),
+                        )
                         .returning(Attachment.storage_key)
                     )
                 ).all()
@@ -288,9 +399,10 @@ class AttachmentLinks:
         *,
         workspace_id: str,
         ticket_id: str,
-        comment_id: str,
+        comment_id: str | None,
         attachment_ids: list[str],
     ) -> None:
+        """Attach uploads to a comment, or with `comment_id=None` to the ticket's first message."""
         rows = await self.check(
             session, workspace_id=workspace_id, ticket_id=ticket_id, attachment_ids=attachment_ids
         )
@@ -326,6 +438,27 @@ class AttachmentLinks:
             out.setdefault(attachment.comment_id or "", []).append(metadata(attachment))
         return out
 
+    async def for_bodies(
+        self, session: AsyncSession, *, workspace_id: str, ticket_ids: list[str]
+    ) -> dict[str, list[dict[str, Any]]]:
+        """Metadata of the files of these tickets' first messages, by ticket id (one query)."""
+        rows = (
+            await session.scalars(
+                select(Attachment)
+                .where(
+                    Attachment.workspace_id == workspace_id,
+                    Attachment.ticket_id.in_(ticket_ids),
+                    Attachment.comment_id.is_(None),
+                    Attachment.linked_at.is_not(None),
+                )
+                .order_by(Attachment.created_at, Attachment.id)
+            )
+        ).all()
+        out: dict[str, list[dict[str, Any]]] = {}
+        for attachment in rows:
+            out.setdefault(attachment.ticket_id or "", []).append(metadata(attachment))
+        return out
+
     async def move(
         self,
         session: AsyncSession,
@@ -333,7 +466,22 @@ class AttachmentLinks:
         workspace_id: str,
         source_ticket_ids: list[str],
         target_ticket_id: str,
+        body_comments: Mapping[str, str] | None = None,
     ) -> None:
+        """Files of merged tickets go to the target; those of a source's first message go to
+        the comment it became (`body_comments`: source ticket id → comment id)."""
+        for source_id, comment_id in (body_comments or {}).items():
+            await session.execute(
+                update(Attachment)
+                .where(
+                    Attachment.workspace_id == workspace_id,
+                    Attachment.ticket_id == source_id,
+                    Attachment.comment_id.is_(None),
+                    Attachment.linked_at.is_not(None),
+                )
+                .values(comment_id=comment_id)
+                .execution_options(synchronize_session=False)
+            )
         await session.execute(
             update(Attachment)
             .where(

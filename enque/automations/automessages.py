@@ -4,24 +4,9 @@ from __future__ import annotations
 
 from enque.automations.engine import TicketFacts
 from enque.core.cache import Cache
+from enque.email.classify import machine_address
 
 PER_SENDER_PER_HOUR = 3
-# local parts of addresses that are machines, not people (bounces, no-reply senders)
-MACHINE_SENDERS = (
-    "mailer-daemon",
-    "postmaster",
-    "noreply",
-    "no-reply",
-    "donotreply",
-    "do-not-reply",
-    "bounce",
-    "bounces",
-)
-
-
-def _machine_address(address: str) -> bool:
-    local = address.rpartition("@")[0].lower()
-    return local in MACHINE_SENDERS or local.startswith(("bounce+", "bounces+", "bounce-"))
 
 
 async def refusal(cache: Cache, facts: TicketFacts) -> str | None:
@@ -34,7 +19,7 @@ async def refusal(cache: Cache, facts: TicketFacts) -> str | None:
         return "the ticket has no customer address"
     if facts.sender_is_automated:
         return "the customer's message was automated (auto-submitted, bulk, list or bounce)"
-    if _machine_address(address):
+    if machine_address(address):
         return "the customer address is an automated sender"
     key = f"automessages:{facts.workspace_id}:{address.lower()}"
     if await cache.incr(key, 3600) > PER_SENDER_PER_HOUR:

@@ -135,8 +135,13 @@ def _body(content: str) -> tuple[str, str]:
 
 
 async def _link_files(
-    session: AsyncSession, workspace_id: str, comment: Comment, attachment_ids: Sequence[str]
+    session: AsyncSession,
+    workspace_id: str,
+    ticket_id: str,
+    comment_id: str | None,
+    attachment_ids: Sequence[str],
 ) -> None:
+    """Files onto a comment, or (`comment_id=None`) onto the ticket's first message."""
     if not attachment_ids:
         return
     store = attachments(session)
@@ -145,8 +150,8 @@ async def _link_files(
     await store.link(
         session,
         workspace_id=workspace_id,
-        ticket_id=comment.ticket_id,
-        comment_id=comment.id,
+        ticket_id=ticket_id,
+        comment_id=comment_id,
         attachment_ids=list(dict.fromkeys(attachment_ids)),
     )
 
@@ -242,7 +247,7 @@ async def add_reply(
         )
         session.add(comment)
         await session.flush()
-        await _link_files(session, workspace_id, comment, attachment_ids)
+        await _link_files(session, workspace_id, comment.ticket_id, comment.id, attachment_ids)
         before = ticket.updated_at
         changes: dict[str, Any] = {"is_read": True}
         if status is not None:
@@ -296,7 +301,7 @@ async def add_note(
         )
         session.add(comment)
         await session.flush()
-        await _link_files(session, workspace_id, comment, attachment_ids)
+        await _link_files(session, workspace_id, comment.ticket_id, comment.id, attachment_ids)
         before = ticket.updated_at
         await _publish_comment(session, ticket, comment, _touched(ticket, {}, before), actor)
     return comment
@@ -338,6 +343,7 @@ async def add_customer_message(
     mailbox_id: str | None = None,
     auto_reply: bool = False,
     actor: Actor | None = None,
+    attachment_ids: Sequence[str] = (),
 ) -> CustomerMessage:
     """A message from a customer threaded onto a ticket (called by email ingest).
 
@@ -346,6 +352,7 @@ async def add_customer_message(
     ticket is deleted, a new ticket (subject `subject`, in `mailbox_id`) linked to the old one
     is opened instead. A merged ticket's messages go to the ticket it was merged into.
     Auto-replies (`auto_reply`) are kept as a system comment that changes nothing else.
+    Files (`attachment_ids`) go on the comment, or on the first message of the new ticket.
     """
     actor = actor or Actor("user", user_id)
     async with unit(session):
@@ -365,6 +372,7 @@ async def add_customer_message(
                 cc=cc,
                 linked_ticket_id=ticket.id,
             )
+            await _link_files(session, workspace_id, new.id, None, attachment_ids)
             return CustomerMessage(new, None, True)
         sanitized = sanitize_html(content)
         comment = Comment(
@@ -383,6 +391,7 @@ async def add_customer_message(
         )
         session.add(comment)
         await session.flush()
+        await _link_files(session, workspace_id, ticket.id, comment.id, attachment_ids)
         before = ticket.updated_at
         diff: dict[str, list[Any]] = {}
         if not auto_reply:

@@ -92,11 +92,26 @@ class Storage:
             await self.delete(key)
             raise
 
-    async def put_bytes(self, key: str, data: bytes, *, content_type: str | None = None) -> None:
-        async def one() -> AsyncIterator[bytes]:
-            yield data
+    async def put_bytes(
+        self,
+        key: str,
+        data: bytes,
+        *,
+        content_type: str | None = None,
+        content_disposition: str | None = None,
+    ) -> None:
+        """Write bytes already in memory, in parts of `PART_SIZE`."""
 
-        await self.put(key, one(), content_type=content_type)
+        async def parts() -> AsyncIterator[bytes]:
+            view = memoryview(data)
+            if not data:
+                yield b""
+            for start in range(0, len(data), PART_SIZE):
+                yield bytes(view[start : start + PART_SIZE])
+
+        await self.put(
+            key, parts(), content_type=content_type, content_disposition=content_disposition
+        )
 
     async def size(self, key: str) -> int:
         try:

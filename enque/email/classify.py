@@ -12,6 +12,19 @@ from enque.email.parse import ParsedMessage
 Kind = Literal["normal", "loop", "bounce", "auto_reply"]
 
 _BOUNCE_SENDERS = re.compile(r"^(mailer-daemon|postmaster|mail-daemon|mailerdaemon)@", re.I)
+# local parts of addresses that are machines, not people (bounces, no-reply senders)
+MACHINE_SENDERS = frozenset(
+    {
+        "mailer-daemon",
+        "postmaster",
+        "noreply",
+        "no-reply",
+        "donotreply",
+        "do-not-reply",
+        "bounce",
+        "bounces",
+    }
+)
 _PRECEDENCE = {"bulk", "junk", "list", "auto_reply"}
 _LIST_ID = re.compile(r"<([^<>\s]+)>")
 
@@ -92,3 +105,9 @@ def classify(msg: ParsedMessage, mailbox_addresses: Iterable[str]) -> Classifica
     if auto:
         return Classification("auto_reply", tuple(auto))
     return Classification("normal")
+
+
+def machine_address(address: str) -> bool:
+    """Whether an address is a machine's (bounces, no-reply senders): never answered."""
+    local = address.rpartition("@")[0].lower()
+    return local in MACHINE_SENDERS or local.startswith(("bounce+", "bounces+", "bounce-"))

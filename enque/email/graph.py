@@ -233,6 +233,7 @@ class GraphAttachment:
     is_inline: bool
     content_id: str | None
     is_item: bool  # an attached Outlook item (a forwarded message), as MIME
+    skipped_size: int | None = None  # not downloaded: over the size limit (bytes Graph gave)
 
 
 class ResyncRequired(PermanentError):
@@ -401,22 +402,35 @@ class GraphClient:
             yield page
             url = page.next_link
 
-    async def attachments(self, message_id: str) -> list[GraphAttachment]:
-        """Every attachment with its bytes; large ones (no inline `contentBytes`) via `$value`."""
+    async def attachments(
+        self, message_id: str, *, max_file: int | None = None, max_total: int | None = None
+    ) -> list[GraphAttachment]:
+        """Every attachment with its bytes; large ones (no inline `contentBytes`) via `$value`.
+
+        One over `max_file` bytes, or past `max_total` for the message, is not downloaded: it
+        comes back with no bytes and its `skipped_size`."""
         base = f"{self.root}/messages/{quote(message_id, safe='')}/attachments"
         listed = (await self.request("GET", base)).json().get("value", [])
         found = []
+        total = 0
         for item in listed:
             kind = item.get("@odata.type", "")
             if kind.endswith("referenceAttachment"):
                 continue  # a link to a cloud file: nothing to download
             is_item = kind.endswith("itemAttachment")
+            size = int(item.get("size") or 0)
             raw = item.get("contentBytes")
-            if raw is not None and not is_item:
+            skipped: int | None = None
+            if (max_file is not None and size > max_file) or (
+                max_total is not None and total + size > max_total
+            ):
+                data, skipped = b"", size
+            elif raw is not None and not is_item:
                 data = base64.b64decode(raw)
             else:
                 value = f"{base}/{quote(item['id'], safe='')}/$value"
                 data = (await self.request("GET", value)).content
+            total += len(data)
             found.append(
                 GraphAttachment(
                     id=item["id"],
@@ -428,6 +442,7 @@ class GraphClient:
                     is_inline=bool(item.get("isInline")),
                     content_id=item.get("contentId"),
                     is_item=is_item,
+                    skipped_size=skipped,
                 )
             )
         return found
@@ -519,6 +534,7 @@ def to_parsed(
                 content_id=a.content_id,
                 inline=a.is_inline,
                 note="forwarded message" if a.is_item else None,
+                declared_size=a.skipped_size,
             )
             for a in attachments
         ],

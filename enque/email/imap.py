@@ -87,6 +87,22 @@ class ImapClient:
         self.settings = settings
         self.ssl_context = ssl_context
         self._client: aioimaplib.IMAP4 | None = None
+        self._lost = False
+
+    def _connection_lost(self, _exc: Exception | None) -> None:
+        """The server went away: commands waiting for an answer end now (not at the timeout)."""
+        self._lost = True
+        protocol = self._client.protocol if self._client is not None else None
+        if protocol is None:
+            return
+        pending = [protocol.pending_sync_command, *protocol.pending_async_commands.values()]
+        for command in pending:
+            if command is not None:
+                command.close(b"connection lost", "KO")
+
+    def _check_connection(self, step: str) -> None:
+        if self._lost:
+            raise TemporaryError(f"IMAP connection lost during {step}")
 
     async def __aenter__(self) -> ImapClient:
         await self.connect()
@@ -104,18 +120,22 @@ class ImapClient:
     def client(self) -> aioimaplib.IMAP4:
         if self._client is None:
             raise TemporaryError("IMAP session is not connected")
+        if self._lost:
+            raise TemporaryError("IMAP connection lost")
         return self._client
 
     async def connect(self) -> None:
         s = self.settings
         try:
             context = self.ssl_context or client_context()
-            if s.security == "tls":
-                self._client = aioimaplib.IMAP4_SSL(
-                    s.host, s.port, timeout=s.timeout, ssl_context=context
-                )
-            else:
-                self._client = aioimaplib.IMAP4(s.host, s.port, timeout=s.timeout)
+            # implicit TLS when given a context (IMAP4_SSL takes no connection-lost callback)
+            self._client = aioimaplib.IMAP4(
+                s.host,
+                s.port,
+                timeout=s.timeout,
+                conn_lost_cb=self._connection_lost,
+                ssl_context=context if s.security == "tls" else None,
+            )
             await self._client.wait_hello_from_server()
             if s.security == "starttls":
                 await self._starttls(context)
@@ -128,6 +148,7 @@ class ImapClient:
             raise _classify(exc, "connect") from exc
         if response.result != "OK":
             await self.close()
+            self._check_connection("login")
             text = b" ".join(bytes(line) for line in response.lines)
             if any(code in text for code in _TEMPORARY_CODES):
                 raise TemporaryError(f"IMAP login unavailable: {_text(response.lines)}")
@@ -140,6 +161,7 @@ class ImapClient:
         command = aioimaplib.Command("STARTTLS", protocol.new_tag(), loop=protocol.loop)
         response = await asyncio.wait_for(protocol.execute(command), self.settings.timeout)
         if response.result != "OK":
+            self._check_connection("STARTTLS")
             raise TlsFailed(f"STARTTLS refused: {_text(response.lines)}")
         loop = asyncio.get_running_loop()
         protocol.transport = await asyncio.wait_for(
@@ -155,7 +177,8 @@ class ImapClient:
         if client is None:
             return
         try:
-            if client.protocol is not None and client.protocol.state in ("AUTH", "SELECTED"):
+            live = not self._lost and client.protocol is not None
+            if live and client.protocol.state in ("AUTH", "SELECTED"):
                 await asyncio.wait_for(client.logout(), 5)
         except Exception:
             log.debug("IMAP logout failed", exc_info=True)
@@ -171,6 +194,7 @@ class ImapClient:
         except Exception as exc:
             raise _classify(exc, "select") from exc
         if response.result != "OK":
+            self._check_connection("select")
             raise FolderUnavailable(
                 f"IMAP folder {name!r} cannot be opened: {_text(response.lines)}"
             )
@@ -194,6 +218,7 @@ class ImapClient:
         except Exception as exc:
             raise _classify(exc, "fetch") from exc
         if response.result != "OK":
+            self._check_connection("fetch")
             raise TemporaryError(f"IMAP FETCH failed: {_text(response.lines[-1:])}")
         return list(response.lines)
 
@@ -274,10 +299,13 @@ class ImapClient:
         except Exception as exc:
             raise _classify(exc, "append") from exc
         if response.result != "OK":
+            self._check_connection("append")
             raise PermanentError(f"IMAP APPEND refused: {_text(response.lines)}")
 
 
 def _classify(exc: BaseException, step: str) -> ChannelError:
+    if isinstance(exc, ChannelError):
+        return exc
     if is_tls_failure(exc):
         return TlsFailed(f"IMAP TLS failed during {step}: {exc}")
     if isinstance(exc, asyncio.TimeoutError | aioimaplib.CommandTimeout):

@@ -67,10 +67,11 @@ class Attachment:
     content_id: str | None = None
     inline: bool = False
     note: str | None = None  # why a non-file part was kept (undecodable body, signature …)
+    declared_size: int | None = None  # set when the bytes were not fetched (over a limit)
 
     @property
     def size(self) -> int:
-        return len(self.data)
+        return self.declared_size if self.declared_size is not None else len(self.data)
 
 
 @dataclass

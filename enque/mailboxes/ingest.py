@@ -6,11 +6,12 @@ transaction it writes the ledger row (`email_messages`, unique on (workspace, Me
 uses (audit, events and automations after commit). Two ingests of one message cannot both
 commit: the second fails on the unique constraint and is reported as a duplicate.
 
-Files: when the process has an inbound file store (`runtime.services["inbound_files"]`, an
-`InboundFiles`), attachments and inline images are saved before the transaction and linked to
-the comment inside it (`runtime.services["attachments"].link`), and `cid:` images point to the
-stored files. Without one, their metadata (name, type, size, content id) is kept in the audit
-row of the message (`email.received`).
+Files: attachments and inline images within the limits are stored through the attachments
+domain before the transaction, as unlinked files, and linked inside it to the comment (or to
+the first message of the new ticket); `cid:` images point to their download URLs. An ingest
+that does not commit removes its files; one that dies leaves unlinked files, which the orphan
+sweep removes. Files over a limit are listed in the message as placeholders, and every part's
+metadata is kept in the audit row of the message (`email.received`).
 """
 
 from __future__ import annotations
@@ -18,35 +19,42 @@ from __future__ import annotations
 import hashlib
 import html as htmllib
 import logging
-from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from enque.activity.service import SYSTEM, Actor, record
+from enque.attachments.service import (
+    AttachmentLinks,
+    ReceivedFile,
+    content_url,
+    discard_unlinked,
+    refused_type,
+    store_received,
+)
 from enque.comments.service import add_customer_message
 from enque.core.db import now, unit
 from enque.core.errors import ApiError
 from enque.core.runtime import Runtime
 from enque.customers.service import find_or_create_customer
 from enque.email.classify import classify
+from enque.email.errors import TemporaryError
 from enque.email.parse import Attachment, ParsedMessage
 from enque.email.quotes import fold
-from enque.email.sanitize import rewrite_cids, text_to_html
+from enque.email.sanitize import cid_references, rewrite_cids, text_to_html
 from enque.email.threading import DEFAULT_TOKEN, ticket_number
 from enque.mailboxes.models import EmailMessage, Mailbox
 from enque.mailboxes.service import workspace_addresses
 from enque.tickets import service as tickets
 from enque.tickets.models import Ticket
-from enque.tickets.seams import attachments as ticket_attachments
 
 log = logging.getLogger(__name__)
 
-INBOUND_FILES = "inbound_files"
 MAX_MESSAGE_FILES_BYTES = 100 * 1024 * 1024
+MAX_MESSAGE_FILES = 100
 MAX_ID = 900
 MAX_SUBJECT = 1000
 
@@ -70,22 +78,27 @@ class IngestResult:
     reason: str | None = None
 
 
-@dataclass
-class SavedFile:
+@dataclass(frozen=True)
+class StoredFile:
     id: str
-    url: str
-    content_id: str | None = None
-
-
-class InboundFiles(Protocol):
-    async def save(self, *, workspace_id: str, files: Sequence[Attachment]) -> list[SavedFile]:
-        """Store the files (outside any transaction); one `SavedFile` per file, in order."""
+    content_id: str | None
 
 
 @dataclass
 class _Files:
+    """Every file part of a message: `meta` for each (placeholders included), `stored` for
+    those kept, in order."""
+
     meta: list[dict[str, Any]] = field(default_factory=list)
-    saved: list[SavedFile] = field(default_factory=list)
+    stored: list[StoredFile] = field(default_factory=list)
+
+    @property
+    def ids(self) -> list[str]:
+        return [f.id for f in self.stored]
+
+    def urls(self) -> dict[str, str]:
+        """Content id → download URL, for the `cid:` images of the body."""
+        return {f.content_id: content_url(f.id) for f in self.stored if f.content_id}
 
 
 def identity_of(parsed: ParsedMessage, raw: bytes | None = None) -> str:
@@ -264,28 +277,51 @@ def _file_meta(att: Attachment, omitted: str | None = None) -> dict[str, Any]:
     return meta
 
 
-async def _store_files(runtime: Runtime, workspace_id: str, parsed: ParsedMessage) -> _Files:
-    """Size limits (placeholders for what is over), then the inbound file store if any."""
+def _file_parts(runtime: Runtime, parsed: ParsedMessage) -> tuple[list[Attachment], _Files]:
+    """The parts to store, and the metadata of every part (over-limit ones as placeholders)."""
     per_file = runtime.settings.max_upload_bytes
     files = _Files()
     kept: list[Attachment] = []
     total = 0
     for att in parsed.attachments:
+        refused = None
         if att.size > per_file:
-            files.meta.append(_file_meta(att, f"larger than {runtime.settings.max_upload_mb} MB"))
+            refused = f"larger than {runtime.settings.max_upload_mb} MB"
+        elif len(kept) >= MAX_MESSAGE_FILES:
+            refused = f"more than {MAX_MESSAGE_FILES} files in the message"
         elif total + att.size > MAX_MESSAGE_FILES_BYTES:
-            files.meta.append(_file_meta(att, "the message's files are over the limit"))
-        else:
+            refused = "the message's files are over the limit"
+        elif kind := refused_type(att.data):
+            refused = f"files of type {kind} are not accepted"
+        files.meta.append(_file_meta(att, refused))
+        if refused is None:
             total += att.size
             kept.append(att)
-            files.meta.append(_file_meta(att))
-    store: InboundFiles | None = runtime.services.get(INBOUND_FILES)
-    if store is not None and kept:
-        files.saved = await store.save(workspace_id=workspace_id, files=kept)
-        by_name = iter(files.saved)
-        for meta in files.meta:
-            if "omitted" not in meta:
-                meta["attachmentId"] = next(by_name).id
+    return kept, files
+
+
+async def _store_files(runtime: Runtime, workspace_id: str, parsed: ParsedMessage) -> _Files:
+    """Size limits (placeholders for what is over), then the kept parts to storage, unlinked.
+
+    A storage failure raises `TemporaryError`: the sync stops there and fetches again later."""
+    kept, files = _file_parts(runtime, parsed)
+    if not kept:
+        return files
+    cited = cid_references(parsed.html or "")
+    received = [
+        ReceivedFile(a.filename, a.data, a.content_id, bool(a.content_id) and a.content_id in cited)
+        for a in kept
+    ]
+    try:
+        rows = await store_received(runtime, workspace_id=workspace_id, received=received)
+    except Exception as exc:
+        log.warning("storing the files of a message failed: %s", exc)
+        raise TemporaryError(f"file storage failed: {exc.__class__.__name__}") from exc
+    files.stored = [StoredFile(r.id, r.content_id) for r in rows]
+    stored = iter(files.stored)
+    for meta in files.meta:
+        if "omitted" not in meta:
+            meta["attachmentId"] = next(stored).id
     return files
 
 
@@ -369,7 +405,7 @@ async def _process(
     actor = Actor("user", user.id)
     cc = _cc_of(parsed, own, sender.email)
     subject = (parsed.subject or "").strip()[:MAX_SUBJECT] or "(no subject)"
-    urls = {f.content_id: f.url for f in files.saved if f.content_id}
+    urls = files.urls()
     ticket = thread.ticket
     if ticket is not None and thread.how == "token":
         if not await _is_participant(session, ticket, sender.email):
@@ -396,6 +432,7 @@ async def _process(
             mailbox_id=mailbox.id,
             auto_reply=kind.kind == "auto_reply",
             actor=actor,
+            attachment_ids=files.ids,
         )
         target = result.ticket
         if result.comment is not None:
@@ -418,14 +455,13 @@ async def _process(
             linked_ticket_id=linked,
             **await _checked_defaults(session, mailbox),
         )
+        if files.ids:
+            await AttachmentLinks().link(
+                session, workspace_id=ws, ticket_id=target.id, comment_id=None,
+                attachment_ids=files.ids,
+            )  # fmt: skip
         outcome = "created"
 
-    store = ticket_attachments(session)
-    ids = [f.id for f in files.saved]
-    if ids and store is not None and comment_id is not None:
-        await store.link(
-            session, workspace_id=ws, ticket_id=target.id, comment_id=comment_id, attachment_ids=ids
-        )
     row.state = "processed"
     row.ticket_id = target.id
     row.comment_id = comment_id
@@ -497,16 +533,17 @@ async def ingest(
             session, mailbox=mailbox, identity=identity, provider_id=inbound.provider_id
         ):
             return IngestResult("duplicate")
-    # a file store that is down raises: the cursor stays, the next sync tries again
+    # storage that is down raises: the cursor stays, the next sync tries again
     files = await _store_files(runtime, mailbox.workspace_id, inbound.parsed)
     failure: str | None = None
+    result: IngestResult | None = None
     async with runtime.db.session() as session:
         try:
             async with unit(session):
                 row = _ledger_row(mailbox, inbound, identity)
                 session.add(row)
                 await session.flush()  # the unique constraints decide here, before any work
-                return await _process(
+                result = await _process(
                     session, runtime, mailbox, inbound, row, files, token_template
                 )
         except IntegrityError:
@@ -514,6 +551,12 @@ async def ingest(
         except Exception as exc:
             log.warning("mailbox %s: message %s failed: %s", mailbox.id, identity, exc)
             failure = f"{exc.__class__.__name__}: {exc}"
+    if result is not None and result.outcome != "ignored":
+        return result
+    # nothing links the stored files: they go now
+    await discard_unlinked(runtime, workspace_id=mailbox.workspace_id, ids=files.ids)
+    if result is not None:
+        return result
     if failure is not None:
         return await _record_failure(runtime, mailbox, inbound, identity, failure)
     async with runtime.db.session(write=False) as session:

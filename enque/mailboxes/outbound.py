@@ -6,7 +6,8 @@ outgoing message is written to the ledger (direction `out`, its Message-ID), so 
 comes back through sync (Sent folder, a CC to the mailbox) is recognised and not ingested.
 Temporary failures are retried with backoff, each attempt reported with
 `comments.service.record_delivery` (event `comment.delivery`); after `MAX_ATTEMPTS`, or on a
-permanent failure, the comment shows `failed` with the reason.
+permanent failure, the comment shows `failed` with the reason. Automatic replies (written by
+automations) carry `Auto-Submitted: auto-replied` and obey the limits of `automatic.py`.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from enque.email import smtp
 from enque.email.errors import ChannelError, PermanentError, backoff_delay
 from enque.email.outbound_mime import Outgoing, build_message
 from enque.email.threading import make_message_id, references_chain, reply_subject
+from enque.mailboxes import automatic
 from enque.mailboxes.models import EmailMessage, Mailbox
 from enque.mailboxes.service import smtp_settings, tls_context
 from enque.tickets.models import Ticket
@@ -166,6 +168,10 @@ async def _prepare(runtime: Runtime, workspace_id: str, comment_id: str) -> Prep
                 comment, ticket, mailbox, sent.internet_message_id or "",
                 sent.in_reply_to, list(sent.references or []),
             )  # fmt: skip
+        if automatic.is_automatic(comment):
+            reason = await automatic.refusal(session, comment, ticket)
+            if reason is not None:
+                return f"not sent: {reason}"
         parent = (
             await session.execute(
                 select(EmailMessage)
@@ -218,6 +224,7 @@ async def _send(runtime: Runtime, prepared: Prepared) -> str | None:
         in_reply_to=prepared.in_reply_to,
         references=prepared.references,
         message_id=prepared.message_id,
+        automatic=automatic.is_automatic(comment),
     )
     if not outgoing.recipients:
         raise PermanentError("the reply has no recipients")

@@ -30,7 +30,14 @@ from enque.email.graph import GraphClient, ResyncRequired, to_parsed
 from enque.email.imap import ImapClient
 from enque.email.parse import parse_message
 from enque.mailboxes import microsoft
-from enque.mailboxes.ingest import Inbound, IngestResult, identity_of, ingest, known
+from enque.mailboxes.ingest import (
+    MAX_MESSAGE_FILES_BYTES,
+    Inbound,
+    IngestResult,
+    identity_of,
+    ingest,
+    known,
+)
 from enque.mailboxes.models import Mailbox
 from enque.mailboxes.service import MailboxTokenStore, imap_settings, tls_context
 
@@ -217,7 +224,11 @@ async def _graph_message(
     body = str((message.get("body") or {}).get("content") or "")
     files = []
     if message.get("hasAttachments") or _CID.search(body):
-        files = await graph.attachments(provider_id)
+        files = await graph.attachments(
+            provider_id,
+            max_file=runtime.settings.max_upload_bytes,
+            max_total=MAX_MESSAGE_FILES_BYTES,
+        )
     parsed = to_parsed(message, files) if files else bare
     conversation = message.get("conversationId")
     return await ingest(runtime, mailbox, Inbound(parsed, provider_id, conversation))

@@ -20,7 +20,7 @@ from enque.comments.service import add_note, add_reply
 from enque.core.errors import ApiError
 from enque.core.runtime import runtime_of
 from enque.customers.models import Company, User
-from enque.mailboxes.models import Mailbox
+from enque.mailboxes.models import EmailMessage, Mailbox
 from enque.tickets.models import Ticket, TicketBody
 from enque.tickets.service import get_ticket, update_ticket
 
@@ -30,10 +30,23 @@ log = logging.getLogger(__name__)
 async def load_ticket_facts(
     session: AsyncSession, workspace_id: str, ticket_id: str
 ) -> TicketFacts | None:
-    """One query: the ticket, its first message's text and its customer's address."""
+    """One query: the ticket, its first message's text, its customer's address and how the
+    newest mail received on it was classified (automated mail is never answered)."""
+    newest_mail = (
+        select(EmailMessage.classification)
+        .where(
+            EmailMessage.ticket_id == Ticket.id,
+            EmailMessage.direction == "in",
+            EmailMessage.state == "processed",
+        )
+        .order_by(EmailMessage.created_at.desc(), EmailMessage.id.desc())
+        .limit(1)
+        .correlate(Ticket)
+        .scalar_subquery()
+    )
     row = (
         await session.execute(
-            select(Ticket, TicketBody.plain_text, User.email)
+            select(Ticket, TicketBody.plain_text, User.email, newest_mail)
             .outerjoin(TicketBody, TicketBody.ticket_id == Ticket.id)
             .join(User, User.id == Ticket.user_id)
             .where(
@@ -46,7 +59,7 @@ async def load_ticket_facts(
     ).first()
     if row is None:
         return None
-    ticket, body, email = row
+    ticket, body, email, newest = row
     return TicketFacts(
         id=ticket.id,
         workspace_id=ticket.workspace_id,
@@ -65,6 +78,7 @@ async def load_ticket_facts(
         updated_at=ticket.updated_at,
         last_customer_reply_at=ticket.last_customer_reply_at,
         last_agent_reply_at=ticket.last_agent_reply_at,
+        sender_is_automated=newest not in (None, "normal"),
     )
 
 

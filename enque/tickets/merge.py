@@ -11,7 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from enque.activity.service import Actor, record
 from enque.comments.models import Comment
-from enque.core.db import now, unit
+from enque.core.db import new_id, now, unit
 from enque.core.errors import ApiError, conflict
 from enque.core.events import Event, emit
 from enque.tickets import seams, search
@@ -46,23 +46,31 @@ async def move_thread(
             await session.execute(select(TicketBody).where(TicketBody.ticket_id.in_(source_ids)))
         ).scalars()
     }
+    store = seams.attachments(session)
+    files = (
+        await store.for_bodies(session, workspace_id=workspace_id, ticket_ids=source_ids)
+        if store is not None
+        else {}
+    )
+    body_comments: dict[str, str] = {}
     for source in sources:
         body = bodies.get(source.id)
-        if body is not None and (body.plain_text or body.sanitized_html):
-            session.add(
-                Comment(
-                    workspace_id=workspace_id,
-                    ticket_id=target.id,
-                    kind="customer",
-                    author_type="user",
-                    author_id=source.user_id,
-                    content=body.sanitized_html,
-                    text=body.plain_text,
-                    original_html=body.original_html,
-                    created_at=source.created_at,
-                    updated_at=source.created_at,
-                )
+        if body is not None and (body.plain_text or body.sanitized_html or files.get(source.id)):
+            first = Comment(
+                id=new_id(),
+                workspace_id=workspace_id,
+                ticket_id=target.id,
+                kind="customer",
+                author_type="user",
+                author_id=source.user_id,
+                content=body.sanitized_html,
+                text=body.plain_text,
+                original_html=body.original_html,
+                created_at=source.created_at,
+                updated_at=source.created_at,
             )
+            session.add(first)
+            body_comments[source.id] = first.id
         line = f"Ticket #{source.number} ({source.subject}) was merged into this ticket."
         session.add(
             Comment(
@@ -74,13 +82,14 @@ async def move_thread(
                 text=line,
             )
         )
-    store = seams.attachments(session)
     if store is not None:
+        await session.flush()  # the comments exist before files point to them
         await store.move(
             session,
             workspace_id=workspace_id,
             source_ticket_ids=source_ids,
             target_ticket_id=target.id,
+            body_comments=body_comments,
         )
 
 

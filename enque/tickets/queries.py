@@ -27,7 +27,7 @@ from enque.core.pagination import Page, SortKey, after_condition, keyset_page
 from enque.core.runtime import runtime_of
 from enque.customers.models import Company, User
 from enque.teams.models import Team
-from enque.tickets import search
+from enque.tickets import seams, search
 from enque.tickets.models import DUE_KEY, NO_DUE_DATE, Ticket, TicketBody, TicketTag
 from enque.tickets.schemas import ActivityOut
 
@@ -166,7 +166,7 @@ async def summaries(
 
 
 async def ticket_detail(session: AsyncSession, *, workspace_id: str, ticket_id: str) -> Summary:
-    """A `TicketDetail` in its wire shape: two queries, whatever the ticket holds."""
+    """A `TicketDetail` in its wire shape: three queries, whatever the ticket holds."""
     row = (
         await session.execute(
             _joined(select(*DETAIL_COLUMNS))
@@ -187,6 +187,12 @@ async def ticket_detail(session: AsyncSession, *, workspace_id: str, ticket_id: 
         .group_by(Comment.kind)
     )
     counts: dict[str, int] = {kind: count for kind, count in kinds.tuples()}
+    store = seams.attachments(session)
+    files = (
+        await store.for_bodies(session, workspace_id=workspace_id, ticket_ids=[ticket_id])
+        if store is not None
+        else {}
+    )
     return {
         **summary_of(row),
         "company": {"id": row.company_id, "name": row.company_name or ""}
@@ -198,7 +204,11 @@ async def ticket_detail(session: AsyncSession, *, workspace_id: str, ticket_id: 
         "mergedAt": row.merged_at,
         "linkedTicketId": row.linked_ticket_id,
         "deletedAt": row.deleted_at,
-        "body": {"content": row.sanitized_html or "", "text": row.plain_text or ""},
+        "body": {
+            "content": row.sanitized_html or "",
+            "text": row.plain_text or "",
+            "attachments": files.get(ticket_id, []),
+        },
         "counts": {
             "comments": sum(counts.values()),
             "replies": counts.get("reply", 0),

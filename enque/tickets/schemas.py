@@ -72,6 +72,7 @@ class TicketSummary(ApiModel):
 class TicketBodyOut(ApiModel):
     content: str
     text: str
+    attachments: list[dict[str, Any]] = []  # files of the first message (e.g. the email)
 
 
 class TicketCounts(ApiModel):

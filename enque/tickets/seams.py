@@ -3,7 +3,8 @@
 - `runtime.services["mailboxes"]`: a `MailboxDirectory` (the email domain) — without it no
   ticket can name a mailbox (`mailboxId` answers 422).
 - `runtime.services["attachments"]`: `TicketAttachments` (the attachments domain) — links
-  uploaded files to a new comment, lists them with the thread, and moves them on merge.
+  uploaded files to a new comment, lists them with the thread (and those of the first
+  message with the ticket), and moves them on merge.
   Without it `attachmentIds` answers 422 and comments carry `attachments: []`.
 - `runtime.services["ticket_close_checks"]`: a list of `async (session, ticket) -> None` run
   before a ticket enters `Closed`; each may refuse with an ApiError (custom fields required on
@@ -16,6 +17,7 @@ What tickets offers to other domains:
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any, Protocol
 
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -50,15 +52,21 @@ class TicketAttachments(Protocol):
         *,
         workspace_id: str,
         ticket_id: str,
-        comment_id: str,
+        comment_id: str | None,
         attachment_ids: list[str],
     ) -> None:
-        """Attach uploaded files to a new comment, in the caller's transaction (422 if unusable)."""
+        """Attach uploaded files to a new comment (or, `comment_id=None`, to the ticket's first
+        message), in the caller's transaction (422 if unusable)."""
 
     async def for_comments(
         self, session: AsyncSession, *, workspace_id: str, comment_ids: list[str]
     ) -> dict[str, list[dict[str, Any]]]:
         """Metadata of the files of these comments, by comment id (one query)."""
+
+    async def for_bodies(
+        self, session: AsyncSession, *, workspace_id: str, ticket_ids: list[str]
+    ) -> dict[str, list[dict[str, Any]]]:
+        """Metadata of the files of these tickets' first messages, by ticket id (one query)."""
 
     async def move(
         self,
@@ -67,8 +75,10 @@ class TicketAttachments(Protocol):
         workspace_id: str,
         source_ticket_ids: list[str],
         target_ticket_id: str,
+        body_comments: Mapping[str, str] | None = None,
     ) -> None:
-        """Re-home the files of merged tickets under the target, in the caller's transaction."""
+        """Re-home the files of merged tickets under the target, in the caller's transaction;
+        those of a source's first message go to the comment it became (`body_comments`)."""
 
 
 def attachments(session: AsyncSession) -> TicketAttachments | None:

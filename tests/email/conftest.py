@@ -9,10 +9,13 @@ from pathlib import Path
 
 import pytest
 
+from enque.core.runtime import Runtime
+from enque.mailboxes import sync
 from tests.email.certs import CertBundle, make_certs
 from tests.email.dovecot import Dovecot, dovecot_available
 from tests.email.servers import SMTP_PASSWORD, SMTP_USER, shared_dovecot, shared_smtp
 from tests.email.smtpd import AuthSmtpServer
+from tests.emulators.graph import GraphEmulator
 from tests.support.services import require
 
 
@@ -77,3 +80,17 @@ def smtp_starttls(certs: CertBundle) -> Iterator[AuthSmtpServer]:
 @pytest.fixture(scope="session")
 def smtp_tls(certs: CertBundle) -> Iterator[AuthSmtpServer]:
     yield from _smtp("tls", certs)
+
+
+@pytest.fixture
+def microsoft(
+    graph_emulator: GraphEmulator, app_runtime: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> GraphEmulator:
+    settings = app_runtime.settings
+    monkeypatch.setattr(settings, "microsoft_client_id", graph_emulator.client_id)
+    monkeypatch.setattr(settings, "microsoft_client_secret", graph_emulator.client_secret)
+    monkeypatch.setattr(settings, "microsoft_tenant_id", "organizations")
+    monkeypatch.setattr(settings, "microsoft_authority", graph_emulator.base_url)
+    monkeypatch.setattr(settings, "microsoft_graph_url", graph_emulator.base_url + "/v1.0")
+    monkeypatch.setattr(sync, "DELTA_PAGE_SIZE", 5)
+    return graph_emulator

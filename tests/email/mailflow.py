@@ -2,19 +2,27 @@
 
 from __future__ import annotations
 
+import email.message
 import email.utils
+import os
+import time
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
 from sqlalchemy import func, select
 
 from enque.comments.models import Comment
+from enque.core.db import new_id
 from enque.core.runtime import Runtime
+from enque.core.secrets import seal
 from enque.mailboxes.models import EmailMessage, Mailbox
 from enque.tickets.models import Ticket
+from tests.email.corpus import PNG
 from tests.email.dovecot import Dovecot
 from tests.email.servers import imap_mailbox_body, shared_dovecot
+from tests.emulators.graph import GraphEmulator, User
 from tests.support.api import Tenant, data
 
 
@@ -42,6 +50,38 @@ def mail(
     }
     head = "\r\n".join(f"{k}: {v}" for k, v in lines.items())
     return (head + "\r\n\r\n" + body.replace("\n", "\r\n") + "\r\n").encode(), mid
+
+
+PDF = b"%PDF-1.4\n" + os.urandom(3000)
+
+
+def with_files(
+    *,
+    to: str,
+    frm: str = "Carol Customer <carol@customer.test>",
+    subject: str = "Invoice attached",
+    html: str | None = '<p>See the logo</p><img src="cid:logo@mail">',
+    inline_png: bool = True,
+    files: Sequence[tuple[str, bytes]] = (),
+    headers: dict[str, str] | None = None,
+) -> tuple[bytes, str]:
+    """A message with an inline `cid:` image and attached files (stdlib MIME); its Message-ID."""
+    mid = f"{uuid.uuid4().hex}@customer.test"
+    msg = email.message.EmailMessage()
+    msg["From"], msg["To"], msg["Subject"] = frm, to, subject
+    msg["Date"] = email.utils.formatdate(usegmt=True)
+    msg["Message-ID"] = f"<{mid}>"
+    for key, value in (headers or {}).items():
+        msg[key] = value
+    msg.set_content("See the logo")
+    if html is not None:
+        msg.add_alternative(html, subtype="html")
+        if inline_png:
+            related = msg.get_payload()[1]
+            related.add_related(PNG, "image", "png", cid="<logo@mail>", filename="logo.png")
+    for name, blob in files:
+        msg.add_attachment(blob, "application", "octet-stream", filename=name)
+    return msg.as_bytes(), mid
 
 
 @dataclass
@@ -106,3 +146,30 @@ async def count_threads(runtime: Runtime, workspace_id: str) -> dict[str, Any]:
             .where(Comment.workspace_id == workspace_id, Comment.kind == "customer")
         )
     return {"tickets": tickets, "comments": comments}
+
+
+async def connect_graph(
+    runtime: Runtime, tenant: Tenant, emulator: GraphEmulator
+) -> tuple[str, User]:
+    """A connected Microsoft mailbox (as the consent flow leaves it), without the browser."""
+    user = emulator.add_user(f"help-{new_id()[-8:]}@contoso.test", "Contoso Help")
+    issued = emulator.tokens_for(user)
+    tokens = {
+        "access_token": issued["access_token"],
+        "refresh_token": issued["refresh_token"],
+        "expires_at": int(time.time()) + int(issued["expires_in"]),
+        "scope": issued["scope"],
+    }
+    async with runtime.db.transaction() as session:
+        mailbox = Mailbox(
+            id=new_id(),
+            workspace_id=tenant.workspace_id,
+            email=user.mail,
+            display_name="Contoso Help",
+            kind="microsoft",
+            folder="inbox",
+            settings={"microsoft": {"user_id": user.id, "tenant": "organizations"}},
+        )
+        seal(runtime.cipher, mailbox, "credentials", tokens)
+        session.add(mailbox)
+    return mailbox.id, user

@@ -5,62 +5,24 @@ from __future__ import annotations
 import base64
 import email
 import email.policy
-import time
 from typing import Any
 
 import pytest
 
-from enque.core.db import new_id
 from enque.core.runtime import Runtime
-from enque.core.secrets import seal
 from enque.mailboxes import ingest as ingest_module
 from enque.mailboxes import sync
-from enque.mailboxes.models import Mailbox
 from enque.mailboxes.outbound import Outbox
-from tests.email.mailflow import comments_of, ledger, mail, mailbox_row, tickets_of
-from tests.emulators.graph import GraphEmulator, User
+from tests.email.mailflow import (
+    comments_of,
+    connect_graph,
+    ledger,
+    mail,
+    mailbox_row,
+    tickets_of,
+)
+from tests.emulators.graph import GraphEmulator
 from tests.support.api import Tenant, data
-
-
-@pytest.fixture
-def microsoft(
-    graph_emulator: GraphEmulator, app_runtime: Runtime, monkeypatch: pytest.MonkeyPatch
-) -> GraphEmulator:
-    settings = app_runtime.settings
-    monkeypatch.setattr(settings, "microsoft_client_id", graph_emulator.client_id)
-    monkeypatch.setattr(settings, "microsoft_client_secret", graph_emulator.client_secret)
-    monkeypatch.setattr(settings, "microsoft_tenant_id", "organizations")
-    monkeypatch.setattr(settings, "microsoft_authority", graph_emulator.base_url)
-    monkeypatch.setattr(settings, "microsoft_graph_url", graph_emulator.base_url + "/v1.0")
-    monkeypatch.setattr(sync, "DELTA_PAGE_SIZE", 5)
-    return graph_emulator
-
-
-async def connect_graph(
-    runtime: Runtime, tenant: Tenant, emulator: GraphEmulator
-) -> tuple[str, User]:
-    """A connected Microsoft mailbox (as the consent flow leaves it), without the browser."""
-    user = emulator.add_user(f"help-{new_id()[-8:]}@contoso.test", "Contoso Help")
-    issued = emulator.tokens_for(user)
-    tokens = {
-        "access_token": issued["access_token"],
-        "refresh_token": issued["refresh_token"],
-        "expires_at": int(time.time()) + int(issued["expires_in"]),
-        "scope": issued["scope"],
-    }
-    async with runtime.db.transaction() as session:
-        mailbox = Mailbox(
-            id=new_id(),
-            workspace_id=tenant.workspace_id,
-            email=user.mail,
-            display_name="Contoso Help",
-            kind="microsoft",
-            folder="inbox",
-            settings={"microsoft": {"user_id": user.id, "tenant": "organizations"}},
-        )
-        seal(runtime.cipher, mailbox, "credentials", tokens)
-        session.add(mailbox)
-    return mailbox.id, user
 
 
 async def test_delta_sync_pages_and_resumes(

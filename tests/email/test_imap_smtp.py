@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 
 from enque.email import imap, smtp
@@ -87,6 +89,53 @@ async def test_imap_errors_are_classified(dovecot: Dovecot) -> None:
         await imap.verify(settings_for(dovecot, user, password, folder="Nope"))
     with pytest.raises(TemporaryError):
         await imap.verify(settings_for(dovecot, user, password, port=free_port()))
+
+
+async def test_a_server_that_drops_the_connection_fails_at_once() -> None:
+    """A dropped connection ends the waiting command now, as a temporary error (not at the
+    timeout, and never as a refused login or a missing folder)."""
+
+    drop = {"at": b"SELECT"}
+
+    async def serve(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(b"* OK IMAP4rev1 ready\r\n")
+        while line := await reader.readline():
+            tag, command = line.split(b" ", 2)[:2]
+            command = command.strip().upper()
+            if command == drop["at"]:
+                writer.close()  # gone in the middle of the command
+                return
+            if command == b"CAPABILITY":
+                writer.write(b"* CAPABILITY IMAP4rev1\r\n")
+            if command == b"SELECT":
+                writer.write(b"* 0 EXISTS\r\n* OK [UIDVALIDITY 7] ok\r\n")
+            writer.write(tag + b" OK done\r\n")
+            await writer.drain()
+            if command == b"SELECT" and drop["at"] == b"AFTER SELECT":
+                writer.close()  # gone between two commands
+                return
+
+    server = await asyncio.start_server(serve, "127.0.0.1", 0)
+    port = server.sockets[0].getsockname()[1]
+    settings = ImapSettings(
+        host="127.0.0.1", port=port, security="none", username="u", password="p", timeout=60
+    )
+    try:
+        for step in ("select", "login"):
+            drop["at"] = step.upper().encode()
+            started = asyncio.get_running_loop().time()
+            with pytest.raises(TemporaryError, match=f"connection lost during {step}"):
+                await imap.verify(settings)
+            assert asyncio.get_running_loop().time() - started < settings.timeout
+        drop["at"] = b"AFTER SELECT"
+        async with ImapClient(settings) as client:
+            await client.select()
+            await asyncio.sleep(0.05)
+            with pytest.raises(TemporaryError, match="IMAP connection lost"):
+                await client.list_new(0)
+    finally:
+        server.close()
+        await server.wait_closed()
 
 
 async def test_imap_tls_and_starttls(dovecot_tls: Dovecot, certs: CertBundle) -> None:

@@ -290,6 +290,9 @@ class Files:
     async def for_comments(self, session: Any, **kw: Any) -> dict[str, list[Any]]:
         return {}
 
+    async def for_bodies(self, session: Any, **kw: Any) -> dict[str, list[Any]]:
+        return {}
+
     async def move(self, session: Any, **kw: Any) -> None:
         return None
 

@@ -71,7 +71,7 @@ async def test_create_with_new_customer(tenant: Tenant):
     assert ticket["status"] == "Open" and ticket["isRead"] is True  # an agent's ticket
     assert ticket["priority"] == "High" and ticket["tags"] == ["login", "vpn issue"]
     assert ticket["customer"]["email"] == "Pat@example.com" and ticket["customer"]["name"] == "Pat"
-    assert ticket["body"] == {"content": "<p>Help</p>", "text": "Help"}
+    assert ticket["body"] == {"content": "<p>Help</p>", "text": "Help", "attachments": []}
     assert ticket["counts"] == {"comments": 0, "replies": 0, "notes": 0, "customerMessages": 0}
     assert ticket["assignee"] is None and ticket["closedAt"] is None and ticket["cc"] == []
     assert isinstance(ticket["id"], str) and isinstance(ticket["createdAt"], int)

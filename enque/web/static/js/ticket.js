@@ -41,6 +41,19 @@ function attachmentList(items) {
   }));
 }
 
+// Images of received mail point to their stored files, which need the bearer token too.
+function loadStoredImages(body) {
+  body.querySelectorAll('img[src^="/v1/attachments/"]').forEach((img) => {
+    const url = img.getAttribute("src");
+    img.removeAttribute("src");
+    fetch(url, { headers: { Authorization: `Bearer ${session.token}` } })
+      .then((r) => (r.ok ? r.blob() : Promise.reject(new Error(`HTTP ${r.status}`))))
+      .then((b) => { img.src = URL.createObjectURL(b); })
+      .catch(() => {});
+  });
+  return body;
+}
+
 function message(c) {
   const kind = c.kind || "customer";
   const delivery = c.delivery && kind === "reply"
@@ -48,7 +61,7 @@ function message(c) {
     : null;
   return h("li", { class: `msg k-${kind}`, dataset: { id: c.id, kind }, "aria-label": `${KIND_LABEL[kind] || kind} from ${author(c)}` },
     h("div", { class: "msg-head" }, h("span", { class: "kind" }, KIND_LABEL[kind] || kind), h("strong", {}, author(c)), timeEl(c.createdAt), delivery),
-    h("div", { class: "msg-body" }, safeHtml(c.content || "")),
+    loadStoredImages(h("div", { class: "msg-body" }, safeHtml(c.content || ""))),
     attachmentList(c.attachments));
 }
 
@@ -65,7 +78,7 @@ export async function renderTicket(main, ticketId, hashParams) {
   const headPill = h("span", {});
   const thread = h("ol", { class: "thread", id: "thread", "aria-label": "Conversation" });
   const first = {
-    id: "body", kind: "customer", author: { name: ticket.customer?.name || ticket.customer?.email }, content: ticket.body?.content, createdAt: ticket.createdAt, attachments: [],
+    id: "body", kind: "customer", author: { name: ticket.customer?.name || ticket.customer?.email }, content: ticket.body?.content, createdAt: ticket.createdAt, attachments: ticket.body?.attachments || [],
   };
   thread.append(message(first));
   // A comment can arrive twice (the POST's answer and the socket) and in any order (a slow
