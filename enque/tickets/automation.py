@@ -21,6 +21,7 @@ from enque.core.errors import ApiError
 from enque.core.runtime import runtime_of
 from enque.customers.models import Company, User
 from enque.mailboxes.models import Mailbox
+from enque.sla.models import TicketSla
 from enque.tickets.models import Ticket, TicketBody
 from enque.tickets.service import get_ticket, update_ticket
 
@@ -30,12 +31,14 @@ log = logging.getLogger(__name__)
 async def load_ticket_facts(
     session: AsyncSession, workspace_id: str, ticket_id: str
 ) -> TicketFacts | None:
-    """One query: the ticket, its first message's text and its customer's address."""
+    """One query: the ticket, its first message's text, its customer's address and the SLA
+    targets it was warned of and missed."""
     row = (
         await session.execute(
-            select(Ticket, TicketBody.plain_text, User.email)
+            select(Ticket, TicketBody.plain_text, User.email, TicketSla.warned, TicketSla.breached)
             .outerjoin(TicketBody, TicketBody.ticket_id == Ticket.id)
             .join(User, User.id == Ticket.user_id)
+            .outerjoin(TicketSla, TicketSla.ticket_id == Ticket.id)
             .where(
                 Ticket.workspace_id == workspace_id,
                 Ticket.id == ticket_id,
@@ -46,7 +49,7 @@ async def load_ticket_facts(
     ).first()
     if row is None:
         return None
-    ticket, body, email = row
+    ticket, body, email, warned, breached = row
     return TicketFacts(
         id=ticket.id,
         workspace_id=ticket.workspace_id,
@@ -65,6 +68,8 @@ async def load_ticket_facts(
         updated_at=ticket.updated_at,
         last_customer_reply_at=ticket.last_customer_reply_at,
         last_agent_reply_at=ticket.last_agent_reply_at,
+        sla_warned=tuple(warned or ()),
+        sla_breached=tuple(breached or ()),
     )
 
 
