@@ -69,6 +69,10 @@ class TicketFacts:
     last_agent_reply_at: int | None = None
     # the message behind the event was auto-submitted, bulk, a list or a bounce (email.md)
     sender_is_automated: bool = False
+    # SLA: the targets warned of and missed so far, and the one an `sla.*` event is about
+    sla_warned: tuple[str, ...] = ()
+    sla_breached: tuple[str, ...] = ()
+    sla_target: str | None = None
 
     @property
     def customer_domain(self) -> str | None:
@@ -196,7 +200,11 @@ def holds(condition: Condition, actual: Any) -> bool:
     positive = NEGATIVE.get(op, op)
     if condition.field == "tag":
         found = any(_text_holds(positive, tag, expected) for tag in actual)
-    elif condition.field in ID_ATTRIBUTES or condition.field in ("status", "priority"):
+    elif condition.field in ID_ATTRIBUTES or condition.field in (
+        "status",
+        "priority",
+        "sla_target",
+    ):
         found = actual == expected
     else:
         found = _text_holds(positive, actual or "", expected)

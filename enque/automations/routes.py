@@ -106,5 +106,6 @@ async def dry_run(
         workspace_id=principal.workspace_id,
         automation_id=automation_id,
         ticket_id=body.ticket_id,
+        sla_target=body.sla_target,
     )
     return ok(result)

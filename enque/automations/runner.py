@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 from sqlalchemy import update
@@ -21,6 +21,7 @@ from enque.activity.service import Actor, record
 from enque.automations import automessages, engine, roundrobin
 from enque.automations.executor import ActionContext, ActionExecutor
 from enque.automations.models import Automation
+from enque.automations.schemas import SLA_TRIGGERS
 from enque.automations.service import active_rules
 from enque.core.db import now
 from enque.core.errors import ApiError
@@ -51,6 +52,9 @@ def trigger_of(event: Event) -> tuple[str, str] | None:
         trigger = COMMENT_TRIGGERS.get((payload.get("comment") or {}).get("kind", ""))
         ticket_id = payload.get("ticketId")
         return (trigger, ticket_id) if trigger and ticket_id else None
+    if event.type in SLA_TRIGGERS:  # raised by the SLA domain (its due check or a change)
+        ticket_id = payload.get("ticketId")
+        return (event.type, ticket_id) if ticket_id else None
     return None
 
 
@@ -171,6 +175,8 @@ async def _prepare(
     facts = await load(session, event.workspace_id, ticket_id)
     if facts is None:
         return None
+    if trigger in SLA_TRIGGERS:  # the target warned of or missed (the `sla_target` condition)
+        facts = replace(facts, sla_target=event.payload.get("target"))
     result = engine.plan(rules, facts, now=now(), skip=skip)
     return (facts, result) if result.fired else None
 

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 import re2
 from pydantic import Field, StrictFloat, StrictInt, field_validator
@@ -18,8 +18,16 @@ from enque.core.api import ApiInput, ApiModel
 from enque.core.errors import ApiError
 
 Trigger = Literal[
-    "ticket.created", "ticket.updated", "customer.replied", "agent.replied", "time.elapsed"
+    "ticket.created",
+    "ticket.updated",
+    "customer.replied",
+    "agent.replied",
+    "time.elapsed",
+    "sla.warning",
+    "sla.breached",
 ]
+SLA_TRIGGERS = ("sla.warning", "sla.breached")  # the SLA events of the same names
+SlaTarget = Literal["firstResponse", "nextResponse", "resolution"]
 TimeField = Literal["created", "updated", "customer_reply", "agent_reply"]
 Match = Literal["all", "any"]
 ConditionField = Literal[
@@ -38,6 +46,7 @@ ConditionField = Literal[
     "hours_since_created",
     "hours_since_updated",
     "hours_since_customer_reply",
+    "sla_target",
 ]
 Operator = Literal["is", "is_not", "contains", "not_contains", "starts_with", "matches", "gt", "lt"]
 ActionType = Literal[
@@ -57,6 +66,7 @@ ActionType = Literal[
 
 STATUSES = ("Unread", "Open", "In Progress", "With User", "Closed")
 PRIORITIES = ("Low", "Medium", "High", "Critical")
+SLA_TARGETS: tuple[str, ...] = get_args(SlaTarget)
 
 TEXT_OPERATORS = ("is", "is_not", "contains", "not_contains", "starts_with", "matches")
 TEXT_FIELDS = ("subject", "body", "customer_email", "customer_domain")
@@ -73,6 +83,7 @@ OPERATORS: dict[str, tuple[str, ...]] = {
     **{f: TEXT_OPERATORS for f in (*TEXT_FIELDS, "tag")},
     **{f: ("is", "is_not") for f in ID_FIELDS},
     "status": ("is", "is_not"),
+    "sla_target": ("is", "is_not"),
     "priority": ("is", "is_not", "gt", "lt"),
     **{f: ("gt", "lt") for f in HOURS_FIELDS},
 }
@@ -149,6 +160,9 @@ class AutomationPatch(ApiInput):
 
 class DryRunIn(ApiInput):
     ticket_id: Annotated[str, Field(min_length=1, max_length=64)]
+    # for sla.* rules: the target whose warning or breach to assume (default: the first one
+    # the ticket has had)
+    sla_target: SlaTarget | None = None
 
 
 class AutomationOut(ApiModel):
@@ -192,6 +206,7 @@ class DryRunOut(ApiModel):
     conditions: list[ConditionResultOut]
     actions: list[ActionResultOut]
     stops_further_rules: bool
+    sla_target: str | None = None  # sla.* rules: the target the event is assumed to name
 
 
 # ---------------------------------------------------------------- checks
@@ -266,6 +281,10 @@ def _check_condition(field: str, operator: str, value: Any, path: str, out: Prob
     if field == "status":
         if value not in STATUSES:
             out.add(f"{path}.value", f"must be one of {', '.join(STATUSES)}")
+        return value
+    if field == "sla_target":
+        if value not in SLA_TARGETS:
+            out.add(f"{path}.value", f"must be one of {', '.join(SLA_TARGETS)}")
         return value
     if field == "priority":
         if value not in PRIORITIES:
@@ -347,6 +366,8 @@ def check_rule(
         out.add("triggerConfig", "only time.elapsed takes a trigger configuration")
     checked_conditions = []
     for i, cond in enumerate(conditions):
+        if cond.field == "sla_target" and trigger not in SLA_TRIGGERS:
+            out.add(f"conditions.{i}.field", "sla_target needs an sla.warning or sla.breached rule")
         value = _check_condition(cond.field, cond.operator, cond.value, f"conditions.{i}", out)
         checked_conditions.append({"field": cond.field, "operator": cond.operator, "value": value})
     checked_actions = []

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
 from typing import Any
 
 from sqlalchemy import Select, select
@@ -12,6 +13,7 @@ from enque.automations import engine
 from enque.automations.models import Automation
 from enque.automations.refs import unknown_references
 from enque.automations.schemas import (
+    SLA_TRIGGERS,
     ActionIn,
     ActionResultOut,
     AutomationIn,
@@ -265,10 +267,28 @@ def describe(action: engine.Action, before: engine.TicketFacts, after: engine.Ti
     return f"notify {len(action.value)} agent(s)"
 
 
+def assumed_sla_event(
+    trigger: str, facts: engine.TicketFacts, target: str | None
+) -> tuple[engine.TicketFacts, bool]:
+    """For an `sla.*` rule: the facts with the target the event would name (`target`, or the
+    first the ticket was warned of / missed), and whether that event happened to it."""
+    happened = facts.sla_breached if trigger == "sla.breached" else facts.sla_warned
+    chosen = target or (happened[0] if happened else None)
+    return replace(facts, sla_target=chosen), chosen in happened
+
+
 async def dry_run(
-    session: AsyncSession, *, workspace_id: str, automation_id: str, ticket_id: str
+    session: AsyncSession,
+    *,
+    workspace_id: str,
+    automation_id: str,
+    ticket_id: str,
+    sla_target: str | None = None,
 ) -> DryRunOut:
-    """Which conditions match the ticket and what the actions would do; changes nothing."""
+    """Which conditions match the ticket and what the actions would do; changes nothing.
+
+    Whether the trigger is satisfied: always for event triggers, once the hours have passed
+    for `time.elapsed`, and for `sla.*` once the ticket was warned of / missed the target."""
     row = await get_automation(session, workspace_id=workspace_id, automation_id=automation_id)
     load = runtime_of(session).services.get("ticket_facts")
     facts = await load(session, workspace_id, ticket_id) if load else None
@@ -276,8 +296,12 @@ async def dry_run(
         raise not_found("Ticket")
     rule = engine.Rule.of(row)
     moment = now()
+    satisfied = True
+    if rule.trigger == "time.elapsed":
+        satisfied = engine.time_due(rule, facts, moment)
+    elif rule.trigger in SLA_TRIGGERS:
+        facts, satisfied = assumed_sla_event(rule.trigger, facts, sla_target)
     result = engine.evaluate(rule, facts, moment)
-    satisfied = rule.trigger != "time.elapsed" or engine.time_due(rule, facts, moment)
     actions = []
     current = facts
     for action in rule.actions:
@@ -307,6 +331,7 @@ async def dry_run(
         ],
         actions=actions,
         stops_further_rules=rule.stops,
+        sla_target=facts.sla_target,
     )
 
 

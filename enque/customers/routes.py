@@ -113,7 +113,11 @@ async def create_company(
         actor=actor_of(principal),
         fields=body.model_dump(),
     )
-    return created(CompanyOut.model_validate(company))
+    return created(
+        await service.company_view(
+            session, workspace_id=principal.workspace_id, company_id=company.id
+        )
+    )
 
 
 @router.get("/companies/{company_id}", response_model=Envelope[CompanyOut])
@@ -122,10 +126,11 @@ async def get_company(
     principal: Principal = CurrentAgent,
     session: AsyncSession = Depends(get_session),
 ) -> JSONResponse:
-    company = await service.get_company(
-        session, workspace_id=principal.workspace_id, company_id=company_id
+    return ok(
+        await service.company_view(
+            session, workspace_id=principal.workspace_id, company_id=company_id
+        )
     )
-    return ok(CompanyOut.model_validate(company))
 
 
 @router.patch("/companies/{company_id}", response_model=Envelope[CompanyOut])
@@ -135,14 +140,18 @@ async def update_company(
     principal: Principal = Manager,
     session: AsyncSession = Depends(get_session),
 ) -> JSONResponse:
-    company = await service.update_company(
+    await service.update_company(
         session,
         workspace_id=principal.workspace_id,
         actor=actor_of(principal),
         company_id=company_id,
         changes=body.model_dump(exclude_unset=True),
     )
-    return ok(CompanyOut.model_validate(company))
+    return ok(
+        await service.company_view(
+            session, workspace_id=principal.workspace_id, company_id=company_id
+        )
+    )
 
 
 @router.delete("/companies/{company_id}", status_code=204, response_class=Response)

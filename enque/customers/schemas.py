@@ -1,7 +1,7 @@
 from __future__ import annotations
 
 import re
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import AfterValidator, Field
 
@@ -11,6 +11,8 @@ Name = Annotated[str, Field(min_length=1, max_length=200)]
 Phone = Annotated[str, Field(max_length=64)]
 Notes = Annotated[str, Field(max_length=20_000)]
 Id = Annotated[str, Field(min_length=1, max_length=64)]
+# `{key: value}` of the workspace's custom fields; checked against their definitions
+CustomFieldsIn = Annotated[dict[str, Any], Field(max_length=200)]
 
 
 def _web_url(value: str) -> str:
@@ -51,6 +53,7 @@ class CustomerOut(ApiModel):
     company: CompanyRef | None
     notes: str | None
     is_blocked: bool
+    custom_fields: dict[str, Any]
     created_at: int
     updated_at: int
 
@@ -63,6 +66,7 @@ class CustomerIn(ApiInput):
     company_id: Id | None = None
     notes: Notes | None = None
     is_blocked: bool = False
+    custom_fields: CustomFieldsIn | None = None
 
 
 class CustomerPatch(ApiInput):
@@ -73,6 +77,7 @@ class CustomerPatch(ApiInput):
     company_id: Id | None = None
     notes: Notes | None = None
     is_blocked: bool | None = None
+    custom_fields: CustomFieldsIn | None = None
 
 
 class CompanyOut(ApiModel):
@@ -83,6 +88,7 @@ class CompanyOut(ApiModel):
     logo_url: str | None
     primary_contact_id: str | None
     account_manager_id: str | None
+    custom_fields: dict[str, Any]
     created_at: int
     updated_at: int
 
@@ -94,6 +100,7 @@ class CompanyIn(ApiInput):
     logo_url: WebUrl | None = None
     primary_contact_id: Id | None = None
     account_manager_id: Id | None = None
+    custom_fields: CustomFieldsIn | None = None
 
 
 class CompanyPatch(ApiInput):
@@ -103,3 +110,4 @@ class CompanyPatch(ApiInput):
     logo_url: WebUrl | None = None
     primary_contact_id: Id | None = None
     account_manager_id: Id | None = None
+    custom_fields: CustomFieldsIn | None = None

@@ -18,6 +18,7 @@ from enque.core.events import Event, emit
 from enque.core.pagination import Page, SortKey, keyset_page
 from enque.customers.models import Company, CompanyDomain, User
 from enque.customers.schemas import CompanyOut, CompanyRef, CustomerOut
+from enque.customers.seams import custom_fields_of, write_custom_fields
 
 CUSTOMER_FIELDS = ("email", "name", "phone", "avatar_url", "company_id", "notes", "is_blocked")
 COMPANY_FIELDS = (
@@ -55,7 +56,9 @@ def _event(
 # ---------------------------------------------------------------- customers
 
 
-def customer_out(user: User, company_name: str | None) -> CustomerOut:
+def customer_out(
+    user: User, company_name: str | None, custom_fields: dict[str, Any] | None = None
+) -> CustomerOut:
     company = CompanyRef(id=user.company_id, name=company_name) if user.company_id else None
     return CustomerOut(
         id=user.id,
@@ -67,6 +70,7 @@ def customer_out(user: User, company_name: str | None) -> CustomerOut:
         company=company,
         notes=user.notes,
         is_blocked=user.is_blocked,
+        custom_fields=custom_fields or {},
         created_at=user.created_at,
         updated_at=user.updated_at,
     )
@@ -99,7 +103,10 @@ async def customer_view(session: AsyncSession, *, workspace_id: str, user_id: st
     ).first()
     if row is None:
         raise not_found("Customer")
-    return customer_out(row[0], row[1])
+    values = await custom_fields_of(
+        session, workspace_id=workspace_id, entity="user", entity_ids=[user_id]
+    )
+    return customer_out(row[0], row[1], values[user_id])
 
 
 async def list_customers(
@@ -122,7 +129,14 @@ async def list_customers(
     result = await keyset_page(
         session, stmt, keys, page, lambda row: (row[0].name, row[0].id), scalars=False
     )
-    return Page([customer_out(u, c) for u, c in result.items], result.next_cursor, result.total)
+    values = await custom_fields_of(
+        session,
+        workspace_id=workspace_id,
+        entity="user",
+        entity_ids=[u.id for u, _ in result.items],
+    )
+    items = [customer_out(u, c, values.get(u.id)) for u, c in result.items]
+    return Page(items, result.next_cursor, result.total)
 
 
 async def _email_taken(
@@ -182,6 +196,7 @@ async def create_customer(
     company_id: str | None = None,
     notes: str | None = None,
     is_blocked: bool = False,
+    custom_fields: dict[str, Any] | None = None,
 ) -> User:
     """A new customer; without a company it joins the one owning its email domain."""
     async with unit(session):
@@ -209,6 +224,14 @@ async def create_customer(
                 await session.flush()
         except IntegrityError as exc:
             raise conflict("A customer with this email exists") from exc
+        await write_custom_fields(
+            session,
+            workspace_id=workspace_id,
+            actor=actor,
+            entity="user",
+            entity_id=user.id,
+            values=custom_fields,
+        )
         after = _snapshot(user, CUSTOMER_FIELDS)
         record(
             session,
@@ -274,6 +297,14 @@ async def update_customer(
             )
         if changes.get("company_id"):
             await _live_company(session, workspace_id, changes["company_id"], "companyId")
+        await write_custom_fields(
+            session,
+            workspace_id=workspace_id,
+            actor=actor,
+            entity="user",
+            entity_id=user.id,
+            values=changes.get("custom_fields"),
+        )
         diff = {}
         for key in CUSTOMER_FIELDS:
             if key in changes and changes[key] != getattr(user, key):
@@ -336,6 +367,29 @@ async def get_company(session: AsyncSession, *, workspace_id: str, company_id: s
     return company
 
 
+def company_out(company: Company, custom_fields: dict[str, Any] | None = None) -> CompanyOut:
+    return CompanyOut(
+        id=company.id,
+        name=company.name,
+        description=company.description,
+        email_domains=company.email_domains,
+        logo_url=company.logo_url,
+        primary_contact_id=company.primary_contact_id,
+        account_manager_id=company.account_manager_id,
+        custom_fields=custom_fields or {},
+        created_at=company.created_at,
+        updated_at=company.updated_at,
+    )
+
+
+async def company_view(session: AsyncSession, *, workspace_id: str, company_id: str) -> CompanyOut:
+    company = await get_company(session, workspace_id=workspace_id, company_id=company_id)
+    values = await custom_fields_of(
+        session, workspace_id=workspace_id, entity="company", entity_ids=[company.id]
+    )
+    return company_out(company, values[company.id])
+
+
 async def list_companies(
     session: AsyncSession, *, workspace_id: str, page: PageParams, q: str | None = None
 ) -> Page[CompanyOut]:
@@ -344,7 +398,13 @@ async def list_companies(
         stmt = stmt.where(Company.name.ilike(f"%{escape_like(q.strip())}%", escape="\\"))
     keys = [SortKey(Company.name), SortKey(Company.id)]
     result = await keyset_page(session, stmt, keys, page, lambda c: (c.name, c.id))
-    items = [CompanyOut.model_validate(c) for c in result.items]
+    values = await custom_fields_of(
+        session,
+        workspace_id=workspace_id,
+        entity="company",
+        entity_ids=[c.id for c in result.items],
+    )
+    items = [company_out(c, values.get(c.id)) for c in result.items]
     return Page(items, result.next_cursor, result.total)
 
 
@@ -426,10 +486,19 @@ async def create_company(
     async with unit(session):
         await _check_company_refs(session, workspace_id, fields)
         domains = fields.pop("email_domains", None) or []
+        values = fields.pop("custom_fields", None)
         company = Company(workspace_id=workspace_id, email_domains=[], **fields)
         session.add(company)
         await session.flush()
         await _set_domains(session, company, domains)
+        await write_custom_fields(
+            session,
+            workspace_id=workspace_id,
+            actor=actor,
+            entity="company",
+            entity_id=company.id,
+            values=values,
+        )
         after = _snapshot(company, COMPANY_FIELDS)
         record(
             session,
@@ -456,6 +525,14 @@ async def update_company(
     async with unit(session):
         company = await get_company(session, workspace_id=workspace_id, company_id=company_id)
         await _check_company_refs(session, workspace_id, changes)
+        await write_custom_fields(
+            session,
+            workspace_id=workspace_id,
+            actor=actor,
+            entity="company",
+            entity_id=company.id,
+            values=changes.pop("custom_fields", None),
+        )
         before = _snapshot(company, COMPANY_FIELDS)
         if "email_domains" in changes:
             await _set_domains(session, company, changes.pop("email_domains"))

@@ -1,9 +1,11 @@
-"""Custom fields plug into tickets: the close check and the inbox filter."""
+"""Custom fields plug into tickets, customers and companies: their values in the entities'
+bodies, the close check and the inbox filter."""
 
 from __future__ import annotations
 
 from enque.core.runtime import Runtime
-from enque.customfields.service import check_close, ticket_condition
+from enque.customers.seams import CUSTOM_FIELDS
+from enque.customfields.service import FieldValues, check_close, ticket_condition
 from enque.tickets.queries import CUSTOM_FIELD_FILTER
 from enque.tickets.seams import CLOSE_CHECKS
 
@@ -11,3 +13,4 @@ from enque.tickets.seams import CLOSE_CHECKS
 def setup(runtime: Runtime) -> None:
     runtime.services.setdefault(CLOSE_CHECKS, []).append(check_close)
     runtime.services[CUSTOM_FIELD_FILTER] = ticket_condition
+    runtime.services[CUSTOM_FIELDS] = FieldValues()

@@ -9,6 +9,7 @@ domain calls `check_close` through `runtime.services["ticket_close_checks"]`).
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from typing import Any
 
 from sqlalchemy import ColumnElement, delete, func, select
@@ -158,7 +159,7 @@ async def _require_entity(
 
 
 async def values_of(
-    session: AsyncSession, *, workspace_id: str, entity: str, entity_ids: list[str]
+    session: AsyncSession, *, workspace_id: str, entity: str, entity_ids: Sequence[str]
 ) -> dict[str, dict[str, Any]]:
     """`{entity_id: {key: value}}` for several entities in one query."""
     found: dict[str, dict[str, Any]] = {i: {} for i in entity_ids}
@@ -170,7 +171,7 @@ async def values_of(
         .where(
             CustomFieldValue.workspace_id == workspace_id,
             CustomField.entity == entity,
-            CustomFieldValue.entity_id.in_(entity_ids),
+            CustomFieldValue.entity_id.in_(list(entity_ids)),
         )
     )
     for entity_id, key, value in rows:
@@ -283,6 +284,41 @@ async def set_values(
         session, workspace_id=workspace_id, entity=entity, entity_ids=[entity_id]
     )
     return found[entity_id]
+
+
+class FieldValues:
+    """The values as other domains reach them (`customers.seams.CustomFieldValues`)."""
+
+    async def values_of(
+        self,
+        session: AsyncSession,
+        *,
+        workspace_id: str,
+        entity: str,
+        entity_ids: Sequence[str],
+    ) -> dict[str, dict[str, Any]]:
+        return await values_of(
+            session, workspace_id=workspace_id, entity=entity, entity_ids=entity_ids
+        )
+
+    async def set_values(
+        self,
+        session: AsyncSession,
+        *,
+        workspace_id: str,
+        actor: Actor,
+        entity: str,
+        entity_id: str,
+        changes: dict[str, Any],
+    ) -> dict[str, Any]:
+        return await set_values(
+            session,
+            workspace_id=workspace_id,
+            actor=actor,
+            entity=entity,
+            entity_id=entity_id,
+            changes=changes,
+        )
 
 
 async def check_close(session: AsyncSession, ticket: Ticket) -> None:

@@ -6,7 +6,7 @@ from functools import partial
 
 from sqlalchemy import or_, select
 
-from enque.core.events import Event
+from enque.core.events import Event, caused_by
 from enque.core.runtime import Runtime
 from enque.sla.models import SlaPolicy, TicketSla
 from enque.sla.service import check_due, sync_ticket
@@ -40,10 +40,13 @@ def setup(runtime: Runtime) -> None:
             return
         if not await concerned(runtime, event.workspace_id, ticket_id):
             return  # no policy and no state: no write transaction (SQLite has one writer)
-        async with runtime.db.transaction() as session:
-            await sync_ticket(
-                session, workspace_id=event.workspace_id, ticket_id=ticket_id, at=event.ts
-            )
+        # `sla.*` raised here carry the cause's chain: a rule whose change led to a breach
+        # is not run again by it (the automations' loop guard)
+        with caused_by(event.depth, event.chain):
+            async with runtime.db.transaction() as session:
+                await sync_ticket(
+                    session, workspace_id=event.workspace_id, ticket_id=ticket_id, at=event.ts
+                )
 
     runtime.reactions.append(reaction)
 

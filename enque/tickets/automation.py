@@ -21,6 +21,7 @@ from enque.core.errors import ApiError
 from enque.core.runtime import runtime_of
 from enque.customers.models import Company, User
 from enque.mailboxes.models import EmailMessage, Mailbox
+from enque.sla.models import TicketSla
 from enque.tickets.models import Ticket, TicketBody
 from enque.tickets.service import get_ticket, update_ticket
 
@@ -30,8 +31,9 @@ log = logging.getLogger(__name__)
 async def load_ticket_facts(
     session: AsyncSession, workspace_id: str, ticket_id: str
 ) -> TicketFacts | None:
-    """One query: the ticket, its first message's text, its customer's address and how the
-    newest mail received on it was classified (automated mail is never answered)."""
+    """One query: the ticket, its first message's text, its customer's address, how the newest
+    mail received on it was classified (automated mail is never answered) and the SLA targets
+    it was warned of and missed."""
     newest_mail = (
         select(EmailMessage.classification)
         .where(
@@ -46,9 +48,17 @@ async def load_ticket_facts(
     )
     row = (
         await session.execute(
-            select(Ticket, TicketBody.plain_text, User.email, newest_mail)
+            select(
+                Ticket,
+                TicketBody.plain_text,
+                User.email,
+                newest_mail,
+                TicketSla.warned,
+                TicketSla.breached,
+            )
             .outerjoin(TicketBody, TicketBody.ticket_id == Ticket.id)
             .join(User, User.id == Ticket.user_id)
+            .outerjoin(TicketSla, TicketSla.ticket_id == Ticket.id)
             .where(
                 Ticket.workspace_id == workspace_id,
                 Ticket.id == ticket_id,
@@ -59,7 +69,7 @@ async def load_ticket_facts(
     ).first()
     if row is None:
         return None
-    ticket, body, email, newest = row
+    ticket, body, email, newest, warned, breached = row
     return TicketFacts(
         id=ticket.id,
         workspace_id=ticket.workspace_id,
@@ -79,6 +89,8 @@ async def load_ticket_facts(
         last_customer_reply_at=ticket.last_customer_reply_at,
         last_agent_reply_at=ticket.last_agent_reply_at,
         sender_is_automated=newest not in (None, "normal"),
+        sla_warned=tuple(warned or ()),
+        sla_breached=tuple(breached or ()),
     )
 
 

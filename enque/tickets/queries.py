@@ -1,9 +1,10 @@
 """Reading tickets: the inbox list, the detail view, summaries for events, the audit trail.
 
-The list is one query per page: the ticket's list columns and the few related names joined by
-primary key (never a body), ordered along a composite index led by `workspace_id`, so the first
-page and the thousandth cost the same. The detail is two queries (ticket with its related rows
-and body; comment counts), whatever the ticket holds.
+The list is one query per page: the ticket's list columns, its SLA state and the few related
+names joined by primary key (never a body), ordered along a composite index led by
+`workspace_id`, so the first page and the thousandth cost the same; plus one query for the
+page's custom field values. The detail is three queries (ticket with its related rows, SLA state
+and body; comment counts; custom field values), whatever the ticket holds.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import ColumnElement, Row, Select, and_, exists, func, select
+from sqlalchemy import ColumnElement, Row, Select, and_, exists, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
@@ -26,6 +27,8 @@ from enque.core.errors import ApiError, not_found
 from enque.core.pagination import Page, SortKey, after_condition, keyset_page
 from enque.core.runtime import runtime_of
 from enque.customers.models import Company, User
+from enque.customers.seams import custom_fields_of
+from enque.sla.models import NOT_DUE, SLA_DUE_KEY, TicketSla
 from enque.teams.models import Team
 from enque.tickets import seams, search
 from enque.tickets.models import DUE_KEY, NO_DUE_DATE, Ticket, TicketBody, TicketTag
@@ -62,6 +65,14 @@ SUMMARY_COLUMNS = (
     Ticket.created_at,
     Ticket.updated_at,
     Ticket.version,
+    # the SLA state (`ticket_sla`, kept by the SLA domain; null when no policy applies)
+    TicketSla.policy_id.label("sla_policy_id"),
+    TicketSla.first_response_due_at,
+    TicketSla.next_response_due_at,
+    TicketSla.resolution_due_at,
+    TicketSla.next_due_at.label("sla_due_at"),
+    TicketSla.paused_at.label("sla_paused_at"),
+    TicketSla.breached.label("sla_breached"),
 )
 DETAIL_COLUMNS = (
     *SUMMARY_COLUMNS,
@@ -78,10 +89,14 @@ DETAIL_COLUMNS = (
 
 
 def _joined(stmt: Select[Any]) -> Select[Any]:
-    """Related names by primary key. Outer joins keep `tickets` the driving table."""
+    """Related names and the SLA state by primary key. Outer joins keep `tickets` the
+    driving table."""
+    return _names(stmt.select_from(Ticket).outerjoin(TicketSla, TicketSla.ticket_id == Ticket.id))
+
+
+def _names(stmt: Select[Any]) -> Select[Any]:
     return (
-        stmt.select_from(Ticket)
-        .outerjoin(User, User.id == Ticket.user_id)
+        stmt.outerjoin(User, User.id == Ticket.user_id)
         .outerjoin(Agent, Agent.id == Ticket.assignee_id)
         .outerjoin(Team, Team.id == Ticket.team_id)
         .outerjoin(Category, Category.id == Ticket.category_id)
@@ -123,6 +138,13 @@ def summary_of(row: Row[Any]) -> Summary:
         created_at,
         updated_at,
         version,
+        sla_policy_id,
+        first_response_due_at,
+        next_response_due_at,
+        resolution_due_at,
+        sla_due_at,
+        sla_paused_at,
+        sla_breached,
     ) = row[: len(SUMMARY_COLUMNS)]
     return {
         "id": ticket_id,
@@ -148,7 +170,28 @@ def summary_of(row: Row[Any]) -> Summary:
         "createdAt": created_at,
         "updatedAt": updated_at,
         "version": version,
+        "slaPolicyId": sla_policy_id,
+        "firstResponseDueAt": first_response_due_at,
+        "nextResponseDueAt": next_response_due_at,
+        "resolutionDueAt": resolution_due_at,
+        "slaDueAt": sla_due_at,
+        "slaPausedAt": sla_paused_at,
+        "slaBreached": list(sla_breached or []),
+        "customFields": {},  # filled by `with_custom_fields`, one query per batch
     }
+
+
+async def with_custom_fields(
+    session: AsyncSession, workspace_id: str, items: Sequence[Summary]
+) -> None:
+    """Fill each summary's `customFields` (one query for all of them)."""
+    if not items:
+        return
+    found = await custom_fields_of(
+        session, workspace_id=workspace_id, entity="ticket", entity_ids=[t["id"] for t in items]
+    )
+    for item in items:
+        item["customFields"] = found.get(item["id"], {})
 
 
 async def summaries(
@@ -162,7 +205,9 @@ async def summaries(
             Ticket.workspace_id == workspace_id, Ticket.id.in_(list(ticket_ids))
         )
     )
-    return {row.id: summary_of(row) for row in rows}
+    found = {row.id: summary_of(row) for row in rows}
+    await with_custom_fields(session, workspace_id, list(found.values()))
+    return found
 
 
 async def ticket_detail(session: AsyncSession, *, workspace_id: str, ticket_id: str) -> Summary:
@@ -193,8 +238,10 @@ async def ticket_detail(session: AsyncSession, *, workspace_id: str, ticket_id: 
         if store is not None
         else {}
     )
+    summary = summary_of(row)
+    await with_custom_fields(session, workspace_id, [summary])
     return {
-        **summary_of(row),
+        **summary,
         "company": {"id": row.company_id, "name": row.company_name or ""}
         if row.company_id
         else None,
@@ -240,6 +287,7 @@ class TicketFilters:
     updated_after: int | None = None
     updated_before: int | None = None
     include_merged: bool = False
+    breached: bool | None = None  # an SLA target missed (True) or none missed (False)
     sort: str = "-updatedAt"
     custom_fields: dict[str, Any] = field(default_factory=dict)  # through the seam below
 
@@ -264,6 +312,8 @@ def custom_field_filters(pairs: list[str]) -> dict[str, Any]:
 COMMON_TAG = 2000  # tickets carrying a tag above which SQLite walks the list index
 # sorts whose key a change can move backwards (a priority lowered, a due date postponed)
 MOVABLE_SORTS = frozenset({"priority", "dueAt"})
+SLA_SORT = "slaDue"  # tickets with an SLA target pending, soonest first; then the others
+REST_KEYS = [SortKey(Ticket.updated_at, True), SortKey(Ticket.id, True)]
 
 
 def _sort_keys(sort: str) -> list[SortKey]:
@@ -341,6 +391,9 @@ async def _conditions(
         where.append(Ticket.updated_at >= f.updated_after)
     if f.updated_before is not None:
         where.append(Ticket.updated_at < f.updated_before)
+    if f.breached is not None:  # the outer-joined SLA state; no state is not breached
+        breached = TicketSla.is_breached.is_(True)
+        where.append(breached if f.breached else TicketSla.is_breached.is_not(True))
     if f.custom_fields:
         condition = runtime_of(session).services.get(CUSTOM_FIELD_FILTER)
         if condition is None:
@@ -371,36 +424,102 @@ async def list_tickets(
     filters: TicketFilters,
     page: PageParams,
 ) -> Page[Summary]:
-    """One page of the inbox: one query (two with `includeTotal`).
+    """One page of the inbox: one query, plus one for the page's custom field values (and
+    one more with `includeTotal`; `slaDue` may take two where its two parts meet).
 
     Keyset pagination never lists a ticket twice and never skips one that did not change while
     the client paged. `-updatedAt` keys only grow (`touch`) and `-createdAt` keys never change, so
-    the keyset alone guarantees it. `priority` and `dueAt` keys can move back past the cursor:
-    the cursor carries the second the first page was read, and later pages leave out tickets
-    changed since that second began (they are at the top of the inbox, and real-time events
-    bring them).
+    the keyset alone guarantees it. `priority`, `dueAt` and `slaDue` keys can move back past the
+    cursor: the cursor carries the second the first page was read, and later pages leave out
+    tickets changed since that second began (they are at the top of the inbox, and real-time
+    events bring them).
     """
-    keys = _sort_keys(filters.sort)
-    stmt = _joined(select(*SUMMARY_COLUMNS)).where(
-        and_(*await _conditions(session, workspace_id, agent_id, filters))
-    )
+    where = await _conditions(session, workspace_id, agent_id, filters)
     total = None
     if page.include_total:
-        count = select(func.count()).select_from(stmt.with_only_columns(Ticket.id).subquery())
-        total = (await session.execute(count)).scalar_one()
-    as_of = now()
-    if page.cursor:
-        after, as_of = _decode(page.cursor, len(keys))
-        stmt = stmt.where(after_condition(keys, after))
-        if filters.sort in MOVABLE_SORTS:
-            stmt = stmt.where(Ticket.updated_at < as_of)
-    order = [k.column.desc() if k.descending else k.column.asc() for k in keys]
-    rows = (await session.execute(stmt.order_by(*order).limit(page.limit + 1))).all()
-    next_cursor = None
-    if len(rows) > page.limit:
-        rows = rows[: page.limit]
-        next_cursor = encode_cursor([*_key_of(filters.sort)(rows[-1]), as_of])
-    return Page([summary_of(r) for r in rows], next_cursor, total)
+        base = _joined(select(Ticket.id)).where(and_(*where))
+        total = (
+            await session.execute(select(func.count()).select_from(base.subquery()))
+        ).scalar_one()
+    as_of, after = now(), None
+    if filters.sort == SLA_SORT:
+        if page.cursor:
+            after, as_of = _decode(page.cursor, 3)
+            if after[0] not in (0, 1):
+                raise ApiError(
+                    "VALIDATION_ERROR", details=[{"path": "cursor", "message": "bad cursor"}]
+                )
+        rows, next_key = await _sla_due_page(session, workspace_id, where, page.limit, after, as_of)
+    else:
+        keys = _sort_keys(filters.sort)
+        stmt = _joined(select(*SUMMARY_COLUMNS)).where(and_(*where))
+        if page.cursor:
+            after, as_of = _decode(page.cursor, len(keys))
+            stmt = stmt.where(after_condition(keys, after))
+            if filters.sort in MOVABLE_SORTS:
+                stmt = stmt.where(Ticket.updated_at < as_of)
+        order = [k.column.desc() if k.descending else k.column.asc() for k in keys]
+        rows = list((await session.execute(stmt.order_by(*order).limit(page.limit + 1))).all())
+        next_key = None
+        if len(rows) > page.limit:
+            rows = rows[: page.limit]
+            next_key = list(_key_of(filters.sort)(rows[-1]))
+    items = [summary_of(r) for r in rows]
+    await with_custom_fields(session, workspace_id, items)
+    next_cursor = encode_cursor([*next_key, as_of]) if next_key is not None else None
+    return Page(items, next_cursor, total)
+
+
+async def _sla_due_page(
+    session: AsyncSession,
+    workspace_id: str,
+    where: list[ColumnElement[bool]],
+    limit: int,
+    after: list[Any] | None,
+    as_of: int,
+) -> tuple[list[Row[Any]], list[Any] | None]:
+    """`slaDue`: first the tickets with an SLA target pending, soonest due first (a walk of
+    `ticket_sla`'s due index), then the others, most recently updated first (a walk of the
+    inbox index). The cursor key is `[0, due, id]` in the first part, `[1, updatedAt, id]` in
+    the second. Later pages leave out tickets whose row or SLA state changed since `as_of`."""
+    if after is not None:
+        where = [
+            *where,
+            Ticket.updated_at < as_of,
+            or_(TicketSla.updated_at.is_(None), TicketSla.updated_at < as_of),
+        ]
+    rows: list[tuple[int, Row[Any]]] = []
+    if after is None or after[0] == 0:
+        due = (
+            _names(
+                select(*SUMMARY_COLUMNS)
+                .select_from(TicketSla)
+                .join(Ticket, Ticket.id == TicketSla.ticket_id)
+            )
+            .where(TicketSla.workspace_id == workspace_id, SLA_DUE_KEY < NOT_DUE, *where)
+            .order_by(SLA_DUE_KEY, TicketSla.ticket_id)
+            .limit(limit + 1)
+        )
+        if after is not None:  # spelled out, so SQLite bounds the index walk on both sides
+            _, due_at, ticket_id = after
+            due_key = SLA_DUE_KEY
+            due = due.where(
+                due_key >= due_at, or_(due_key > due_at, TicketSla.ticket_id > ticket_id)
+            )
+        rows = [(0, r) for r in (await session.execute(due)).all()]
+    if len(rows) <= limit:
+        rest = _joined(select(*SUMMARY_COLUMNS)).where(TicketSla.next_due_at.is_(None), *where)
+        if after is not None and after[0] == 1:
+            rest = rest.where(after_condition(REST_KEYS, after[1:]))
+        rest = rest.order_by(Ticket.updated_at.desc(), Ticket.id.desc())
+        listed = {r.id for _, r in rows}  # a ticket whose due went away between the two reads
+        found = await session.execute(rest.limit(limit + 1 - len(rows) + len(listed)))
+        rows += [(1, r) for r in found.all() if r.id not in listed]
+    if len(rows) <= limit:
+        return [r for _, r in rows], None
+    part, last = rows[limit - 1]
+    key = [0, last.sla_due_at, last.id] if part == 0 else [1, last.updated_at, last.id]
+    return [r for _, r in rows[:limit]], key
 
 
 # ---------------------------------------------------------------- the audit trail

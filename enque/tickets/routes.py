@@ -57,7 +57,13 @@ async def ticket_filters(
     updated_after: int | None = Query(None, alias="updatedAfter", ge=0, le=MAX_UNIX),
     updated_before: int | None = Query(None, alias="updatedBefore", ge=0, le=MAX_UNIX),
     include_merged: bool = Query(False, alias="includeMerged"),
-    sort: Sort = Query("-updatedAt"),
+    breached: bool | None = Query(
+        None, description="`true`: an SLA target was missed; `false`: none was (or no SLA)"
+    ),
+    sort: Sort = Query(
+        "-updatedAt",
+        description="`slaDue`: SLA target due soonest first, tickets with none due after them",
+    ),
     custom_field: list[str] = Query(
         [], alias="cf", max_length=20, description="`key:value`, a custom field equal to value"
     ),
@@ -78,6 +84,7 @@ async def ticket_filters(
         updated_after=updated_after,
         updated_before=updated_before,
         include_merged=include_merged,
+        breached=breached,
         sort=sort,
         custom_fields=queries.custom_field_filters(custom_field),
     )

@@ -5,10 +5,12 @@ from typing import Annotated, Any, Literal
 from pydantic import AfterValidator, Field
 
 from enque.core.api import MAX_UNIX, ApiInput, ApiModel, Email
+from enque.customers.schemas import CustomFieldsIn
 
 Status = Literal["Unread", "Open", "In Progress", "With User", "Closed"]
 Priority = Literal["Low", "Medium", "High", "Critical"]
-Sort = Literal["-updatedAt", "-createdAt", "priority", "dueAt"]
+Sort = Literal["-updatedAt", "-createdAt", "priority", "dueAt", "slaDue"]
+SlaTarget = Literal["firstResponse", "nextResponse", "resolution"]
 Id = Annotated[str, Field(min_length=1, max_length=64)]
 Subject = Annotated[str, Field(min_length=1, max_length=1000)]
 Html = Annotated[str, Field(max_length=2_000_000)]
@@ -67,6 +69,15 @@ class TicketSummary(ApiModel):
     created_at: int
     updated_at: int
     version: int
+    # SLA state (null and empty when no policy applies)
+    sla_policy_id: str | None
+    first_response_due_at: int | None
+    next_response_due_at: int | None
+    resolution_due_at: int | None
+    sla_due_at: int | None  # the soonest target still pending (the `slaDue` sort)
+    sla_paused_at: int | None  # while `With User`
+    sla_breached: list[SlaTarget]  # the targets missed so far
+    custom_fields: dict[str, Any]
 
 
 class TicketBodyOut(ApiModel):
@@ -122,6 +133,7 @@ class TicketIn(ApiInput):
     due_at: Timestamp | None = None
     mailbox_id: Id | None = None
     notify_customer: bool = False
+    custom_fields: CustomFieldsIn | None = None
 
 
 class TicketPatch(ApiInput):
@@ -134,6 +146,7 @@ class TicketPatch(ApiInput):
     tags: Tags | None = None
     due_at: Timestamp | None = None
     is_read: bool | None = None
+    custom_fields: CustomFieldsIn | None = None
     version: int | None = None
 
 

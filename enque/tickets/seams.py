@@ -9,6 +9,9 @@
 - `runtime.services["ticket_close_checks"]`: a list of `async (session, ticket) -> None` run
   before a ticket enters `Closed`; each may refuse with an ApiError (custom fields required on
   close).
+- `runtime.services["custom_fields"]` (`enque.customers.seams`): the `customFields` values of
+  tickets (as of customers and companies), read for lists and detail, written on create and
+  update in the ticket's transaction.
 
 What tickets offers to other domains:
 - `runtime.services["ticket_exists"]`: `async (session, *, workspace_id, ticket_id) -> bool`

@@ -25,6 +25,7 @@ from enque.core.errors import ApiError, conflict, not_found, validation_error
 from enque.core.events import Event, emit
 from enque.core.html import html_to_text, sanitize_html
 from enque.customers.models import User
+from enque.customers.seams import write_custom_fields
 from enque.customers.service import find_or_create_customer
 from enque.teams.models import Team
 from enque.tickets import seams, search
@@ -390,11 +391,14 @@ async def create_ticket(
     conversation_id: str | None = None,
     root_message_id: str | None = None,
     linked_ticket_id: str | None = None,
+    custom_fields: dict[str, Any] | None = None,
 ) -> Ticket:
     """A new ticket with its body (`body` is HTML, kept as given and sanitized for display).
 
     The customer is `user_id`, or found or created by `customer_email`. An agent's ticket
     starts `Open` and read; anyone else's (a customer by email) starts `Unread`.
+    `custom_fields` are checked against their definitions (422 writes nothing); a ticket
+    created `Closed` passes the close checks (fields required on close) like a closing one.
     """
     by_agent = actor.type == "agent"
     async with unit(session):
@@ -455,6 +459,16 @@ async def create_ticket(
             TicketTag(workspace_id=workspace_id, ticket_id=ticket.id, tag=t) for t in ticket.tags
         )
         await session.flush()
+        await write_custom_fields(
+            session,
+            workspace_id=workspace_id,
+            actor=actor,
+            entity="ticket",
+            entity_id=ticket.id,
+            values=custom_fields,
+        )
+        if ticket.status == "Closed":
+            await seams.run_close_checks(session, ticket)
         await search.reindex_tickets(session, workspace_id, [ticket.id])
         summary = (await summaries(session, workspace_id, [ticket.id]))[ticket.id]
         record(
@@ -495,7 +509,9 @@ async def update_ticket(
     expected_version: int | None = None,
 ) -> Ticket:
     """Change fields of a ticket. With `expected_version`, a ticket changed since that version
-    is refused with 409 and nothing is written."""
+    is refused with 409 and nothing is written. `custom_fields` (`{key: value}`, null clears)
+    are written first, so a change to `Closed` sees them in its close checks."""
+    values = changes.get("custom_fields")
     changes = {k: v for k, v in changes.items() if k in CHANGEABLE}
     async with unit(session):
         ticket = await get_ticket(
@@ -508,6 +524,14 @@ async def update_ticket(
             )
         ensure_open_for_change(ticket)
         await check_references(session, workspace_id, changes)
+        await write_custom_fields(
+            session,
+            workspace_id=workspace_id,
+            actor=actor,
+            entity="ticket",
+            entity_id=ticket.id,
+            values=values,
+        )
         diff = await apply_changes(session, ticket, changes)
         await publish_changes(session, ticket, diff, actor)
     return ticket

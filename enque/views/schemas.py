@@ -29,6 +29,7 @@ class ViewFilters(ApiInput):
     updated_after: int | None = None
     updated_before: int | None = None
     include_merged: bool = False
+    breached: bool | None = None
     cf: Annotated[dict[str, Any], Field(max_length=20)] = {}
 
 

@@ -197,6 +197,7 @@ def ticket_filters(view: SavedView) -> queries.TicketFilters:
         updated_after=f.get("updatedAfter"),
         updated_before=f.get("updatedBefore"),
         include_merged=bool(f.get("includeMerged")),
+        breached=f.get("breached"),
         sort=view.sort,
         custom_fields={k: v for k, v in (f.get("cf") or {}).items()},
     )

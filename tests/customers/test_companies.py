@@ -10,6 +10,7 @@ COMPANY_KEYS = {
     "logoUrl",
     "primaryContactId",
     "accountManagerId",
+    "customFields",
     "createdAt",
     "updatedAt",
 }

@@ -16,6 +16,7 @@ CUSTOMER_KEYS = {
     "company",
     "notes",
     "isBlocked",
+    "customFields",
     "createdAt",
     "updatedAt",
 }

@@ -175,3 +175,199 @@ async def test_the_inbox_filters_by_custom_fields(
     assert sorted(await ids("addons:api")) == sorted([gold["id"], silver["id"]])
     error(await tenant.get("/v1/tickets", params={"cf": "nope:1"}), 422, "VALIDATION_ERROR")
     error(await tenant.get("/v1/tickets", params={"cf": "plan"}), 422, "VALIDATION_ERROR")
+
+
+async def test_ticket_bodies_carry_their_custom_fields(tenant: Tenant, events: list[Any]) -> None:
+    await define(tenant, key="plan", type="dropdown", options=["gold", "silver"])
+    await define(tenant, key="seats", type="number")
+    await define(tenant, key="vip", type="checkbox")
+    made = data(
+        await tenant.post(
+            "/v1/tickets",
+            json={
+                "subject": "Upgrade",
+                "customer": {"email": "cf-body@example.com"},
+                "customFields": {"plan": "gold", "seats": 3},
+            },
+        ),
+        201,
+    )
+    assert made["customFields"] == {"plan": "gold", "seats": 3}
+    path = f"/v1/tickets/{made['id']}"
+    assert data(await tenant.get(path))["customFields"] == {"plan": "gold", "seats": 3}
+    listed = data(await tenant.get("/v1/tickets"))
+    assert [t["customFields"] for t in listed] == [{"plan": "gold", "seats": 3}]
+    created = [e for e in events if e.type == "ticket.created"]
+    assert created[-1].payload["customFields"] == {"plan": "gold", "seats": 3}
+    # PATCH merges, null clears; other fields change in the same request
+    patched = data(
+        await tenant.patch(
+            path,
+            json={"subject": "Upgrade now", "customFields": {"seats": None, "vip": True}},
+        )
+    )
+    assert patched["subject"] == "Upgrade now"
+    assert patched["customFields"] == {"plan": "gold", "vip": True}
+    updated = [e for e in events if e.type == "ticket.updated"]
+    assert updated[-1].payload["ticket"]["customFields"] == {"plan": "gold", "vip": True}
+    # only values: the ticket row stays as it was
+    version = patched["version"]
+    same = data(await tenant.patch(path, json={"customFields": {"plan": "silver"}}))
+    assert same["customFields"]["plan"] == "silver" and same["version"] == version
+    # the sub-resource is the same data
+    assert data(await tenant.get(f"{path}/custom-fields"))["customFields"] == same["customFields"]
+    activity = data(await tenant.get(f"{path}/activities"))
+    changes = [a for a in activity if a["verb"] == "custom_fields.updated"]
+    assert [c["after"] for c in changes] == [
+        {"plan": "gold", "seats": 3},
+        {"seats": None, "vip": True},
+        {"plan": "silver"},
+    ]
+    assert all(c["actor"]["id"] == tenant.agent_id for c in changes)
+
+
+async def test_bad_ticket_values_write_nothing(tenant: Tenant) -> None:
+    await define(tenant, key="plan", type="dropdown", options=["gold", "silver"])
+    await define(tenant, key="seats", type="number")
+    failure = error(
+        await tenant.post(
+            "/v1/tickets",
+            json={
+                "subject": "Nope",
+                "customer": {"email": "nobody-new@example.com"},
+                "tags": ["x"],
+                "customFields": {"plan": "bronze", "seats": "many", "colour": "red"},
+            },
+        ),
+        422,
+        "VALIDATION_ERROR",
+    )
+    assert sorted(d["path"] for d in failure["details"]) == [
+        "customFields.colour",
+        "customFields.plan",
+        "customFields.seats",
+    ]
+    assert data(await tenant.get("/v1/tickets")) == []
+    assert data(await tenant.get("/v1/users", params={"q": "nobody-new"})) == []
+    ticket = await new_ticket(tenant, customFields={"plan": "gold"})
+    path = f"/v1/tickets/{ticket['id']}"
+    error(
+        await tenant.patch(
+            path, json={"subject": "Changed", "priority": "High", "customFields": {"seats": True}}
+        ),
+        422,
+        "VALIDATION_ERROR",
+    )
+    after = data(await tenant.get(path))
+    assert (after["subject"], after["priority"], after["version"]) == (
+        ticket["subject"],
+        ticket["priority"],
+        ticket["version"],
+    )
+    assert after["customFields"] == {"plan": "gold"}
+    # a customer's field is not a ticket's
+    await define(tenant, key="tier", type="text", entity="user")
+    error(await tenant.patch(path, json={"customFields": {"tier": "a"}}), 422, "VALIDATION_ERROR")
+    shape = error(
+        await tenant.patch(path, json={"customFields": ["plan"]}), 422, "VALIDATION_ERROR"
+    )
+    assert shape["details"][0]["path"] == "customFields"
+
+
+async def test_required_on_close_with_the_values_in_the_same_request(tenant: Tenant) -> None:
+    await define(
+        tenant, key="cause", type="dropdown", options=["bug", "howto"], requiredOnClose=True
+    )
+    ticket = await new_ticket(tenant)
+    path = f"/v1/tickets/{ticket['id']}"
+    failure = error(
+        await tenant.patch(path, json={"status": "Closed", "customFields": {"cause": None}}),
+        422,
+        "VALIDATION_ERROR",
+    )
+    assert failure["details"] == [
+        {"path": "customFields.cause", "message": "required to close the ticket"}
+    ]
+    closed = data(
+        await tenant.patch(path, json={"status": "Closed", "customFields": {"cause": "howto"}})
+    )
+    assert closed["status"] == "Closed" and closed["customFields"] == {"cause": "howto"}
+    # a ticket created closed passes the same check
+    body = {"subject": "Done already", "customer": {"email": "closed@example.com"}}
+    error(
+        await tenant.post("/v1/tickets", json={**body, "status": "Closed"}),
+        422,
+        "VALIDATION_ERROR",
+    )
+    made = data(
+        await tenant.post(
+            "/v1/tickets", json={**body, "status": "Closed", "customFields": {"cause": "bug"}}
+        ),
+        201,
+    )
+    assert made["status"] == "Closed" and made["customFields"] == {"cause": "bug"}
+
+
+async def test_customer_and_company_bodies_carry_their_custom_fields(
+    tenant: Tenant, make_tenant: Any
+) -> None:
+    await define(tenant, key="tier", type="dropdown", options=["a", "b"], entity="user")
+    await define(tenant, key="size", type="number", entity="company")
+    user = data(
+        await tenant.post(
+            "/v1/users", json={"email": "body@example.com", "customFields": {"tier": "a"}}
+        ),
+        201,
+    )
+    assert user["customFields"] == {"tier": "a"}
+    path = f"/v1/users/{user['id']}"
+    assert data(await tenant.get(path))["customFields"] == {"tier": "a"}
+    assert [u["customFields"] for u in data(await tenant.get("/v1/users"))] == [{"tier": "a"}]
+    patched = data(await tenant.patch(path, json={"name": "Bo", "customFields": {"tier": "b"}}))
+    assert patched["name"] == "Bo" and patched["customFields"] == {"tier": "b"}
+    error(
+        await tenant.patch(path, json={"name": "Nope", "customFields": {"tier": "c"}}),
+        422,
+        "VALIDATION_ERROR",
+    )
+    assert data(await tenant.get(path))["name"] == "Bo"
+    error(
+        await tenant.post(
+            "/v1/users", json={"email": "never@example.com", "customFields": {"size": 3}}
+        ),
+        422,
+        "VALIDATION_ERROR",
+    )
+    assert data(await tenant.get("/v1/users", params={"q": "never@"})) == []
+
+    company = data(
+        await tenant.post("/v1/companies", json={"name": "Acme", "customFields": {"size": 40}}),
+        201,
+    )
+    assert company["customFields"] == {"size": 40}
+    cpath = f"/v1/companies/{company['id']}"
+    assert data(await tenant.get(cpath))["customFields"] == {"size": 40}
+    listed = data(await tenant.get("/v1/companies"))
+    assert [c["customFields"] for c in listed] == [{"size": 40}]
+    assert (
+        data(await tenant.patch(cpath, json={"customFields": {"size": None}}))["customFields"] == {}
+    )
+    failure = error(
+        await tenant.post(
+            "/v1/companies",
+            json={"name": "Bad", "emailDomains": ["bad.test"], "customFields": {"size": "x"}},
+        ),
+        422,
+        "VALIDATION_ERROR",
+    )
+    assert failure["details"] == [{"path": "customFields.size", "message": "must be a number"}]
+    assert [c["name"] for c in data(await tenant.get("/v1/companies"))] == ["Acme"]
+    # the definitions are the workspace's own
+    other = await make_tenant()
+    error(
+        await other.post(
+            "/v1/users", json={"email": "x@example.com", "customFields": {"tier": "a"}}
+        ),
+        422,
+        "VALIDATION_ERROR",
+    )

@@ -32,6 +32,14 @@ SUMMARY_KEYS = {
     "createdAt",
     "updatedAt",
     "version",
+    "slaPolicyId",
+    "firstResponseDueAt",
+    "nextResponseDueAt",
+    "resolutionDueAt",
+    "slaDueAt",
+    "slaPausedAt",
+    "slaBreached",
+    "customFields",
 }
 DETAIL_KEYS = SUMMARY_KEYS | {
     "company",
