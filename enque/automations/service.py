@@ -271,7 +271,7 @@ async def dry_run(
     """Which conditions match the ticket and what the actions would do; changes nothing."""
     row = await get_automation(session, workspace_id=workspace_id, automation_id=automation_id)
     load = runtime_of(session).services.get("ticket_facts")
-    facts = await load(session, workspace_id, ticket_id) if load else None
+    facts = (await load(session, workspace_id, [ticket_id])).get(ticket_id) if load else None
     if facts is None:
         raise not_found("Ticket")
     rule = engine.Rule.of(row)
