@@ -292,14 +292,14 @@ async def react(runtime: Runtime, event: Event) -> None:
         return
     trigger, ticket_id = found
     load = parts[0]
-    # Decide on a read session; take the write lock only when a rule fires.
     async with runtime.db.session(write=False) as session:
         rules = await rule_cache(runtime).rules(
             runtime, session, workspace_id=event.workspace_id, trigger=trigger
         )
         if all(rule.id in event.chain for rule in rules):
             return
-        if await _plan(session, load, event, ticket_id, rules) is None:
+        # SQLite has one writer: decide on a read session, take the lock only when a rule fires
+        if runtime.db.is_sqlite and await _plan(session, load, event, ticket_id, rules) is None:
             return
     async with runtime.db.transaction() as session:
         planned = await _plan(session, load, event, ticket_id, rules)
