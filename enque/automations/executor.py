@@ -1,18 +1,44 @@
-"""The narrow interface through which rules change tickets.
+"""The narrow interface through which rules read and change tickets.
 
-The tickets domain registers an implementation as `runtime.services["automation_executor"]`;
-each method calls the same service function a route would, with `ctx.actor` =
-`Actor("automation", rule_id)`, inside the caller's unit of work (`ctx.session`).
+The tickets domain registers:
+- `runtime.services["ticket_facts"]`: a `FactsLoader`, what rules see of some tickets;
+- `runtime.services["automation_executor"]`: an `ActionExecutor`. Field actions arrive
+  together: all that one evaluation pass changes on a ticket is ONE update of it (one version,
+  one `ticket.updated` listing every change), with each change attributed to its rule
+  (`Actor("automation", rule_id)`). The other actions are one call each, through the same
+  service function a route calls, inside the caller's unit of work (`ctx.session`).
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from enque.activity.service import Actor
+from enque.automations.engine import Operation, TicketFacts
+
+# the operations `ActionExecutor.change_tickets` applies (the rest are one call each)
+FIELD_OPERATIONS = frozenset(
+    {
+        "set_status",
+        "set_priority",
+        "set_assignee",
+        "set_team",
+        "set_category",
+        "add_tag",
+        "remove_tag",
+    }
+)
+
+
+class FactsLoader(Protocol):
+    async def __call__(
+        self, session: AsyncSession, workspace_id: str, ticket_ids: Sequence[str]
+    ) -> dict[str, TicketFacts]:
+        """The live tickets among `ticket_ids` (deleted, merged and unknown ones are absent)."""
 
 
 @dataclass(frozen=True)
@@ -24,13 +50,18 @@ class ActionContext:
 
 
 class ActionExecutor(Protocol):
-    async def set_status(self, ctx: ActionContext, status: str) -> None: ...
-    async def set_priority(self, ctx: ActionContext, priority: str) -> None: ...
-    async def set_assignee(self, ctx: ActionContext, agent_id: str | None) -> None: ...
-    async def set_team(self, ctx: ActionContext, team_id: str | None) -> None: ...
-    async def set_category(self, ctx: ActionContext, category_id: str | None) -> None: ...
-    async def add_tag(self, ctx: ActionContext, tag: str) -> None: ...
-    async def remove_tag(self, ctx: ActionContext, tag: str) -> None: ...
+    async def change_tickets(
+        self,
+        session: AsyncSession,
+        workspace_id: str,
+        changes: Mapping[str, Sequence[Operation]],
+    ) -> dict[str, list[str | None]]:
+        """Each ticket's field operations as one update of the ticket.
+
+        Returns, per ticket and in the order given, None for an applied operation or the
+        reason it was refused (a refused one is left out; the others still apply).
+        """
+
     async def add_note(self, ctx: ActionContext, content: str) -> None: ...
     async def send_canned_reply(self, ctx: ActionContext, canned_reply_id: str) -> None: ...
     async def notify_agents(self, ctx: ActionContext, agent_ids: list[str]) -> None: ...

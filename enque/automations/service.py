@@ -291,7 +291,7 @@ async def dry_run(
     for `time.elapsed`, and for `sla.*` once the ticket was warned of / missed the target."""
     row = await get_automation(session, workspace_id=workspace_id, automation_id=automation_id)
     load = runtime_of(session).services.get("ticket_facts")
-    facts = await load(session, workspace_id, ticket_id) if load else None
+    facts = (await load(session, workspace_id, [ticket_id])).get(ticket_id) if load else None
     if facts is None:
         raise not_found("Ticket")
     rule = engine.Rule.of(row)

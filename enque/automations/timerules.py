@@ -3,16 +3,21 @@
 A scheduled job. Per rule, one indexed query selects the due tickets: the anchor time is old
 enough, every condition SQL can decide with the engine's exact meaning holds (status,
 priority, ids, hours since …), and the ledger (`automation_runs`) has not closed the window.
-Only those candidates are loaded and evaluated in full. The ledger makes firing idempotent
-across workers: a rule fires once per ticket per value of its anchor time (changes the rule
-itself makes do not open a new window), and a ticket whose text conditions failed is not
-evaluated again until it changes.
+Only those candidates are loaded and evaluated in full, `batch` at a time: one transaction per
+batch loads their facts in one query, claims their windows in one statement and changes the
+tickets together (one update per ticket). A tick goes on until no due ticket is left.
+
+The ledger makes firing idempotent across workers: a rule fires once per ticket per value of
+its anchor time (changes the rule itself makes do not open a new window), and a ticket whose
+text conditions failed is not evaluated again until it changes.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from sqlalchemy import (
     BigInteger,
@@ -33,9 +38,10 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from enque.automations import engine
+from enque.automations.executor import FactsLoader
 from enque.automations.models import Automation, AutomationRun
 from enque.automations.roundrobin import upsert
-from enque.automations.runner import FactsLoader, apply_plan, installed
+from enque.automations.runner import apply_plans, installed
 from enque.core.db import new_id, now
 from enque.core.runtime import Runtime
 from enque.workspaces.models import Workspace
@@ -170,62 +176,72 @@ class Window:
 WINDOW_KEY = ["automation_id", "ticket_id", "anchor_at"]
 
 
-async def _claim(session: AsyncSession, window: Window, moment: int) -> bool:
-    """Take the window; False when another run already took it."""
-    stmt = upsert(session, AutomationRun).values(**window.row(matched=True, ran_at=moment))
-    stmt = stmt.on_conflict_do_update(
-        index_elements=WINDOW_KEY,
-        set_={"matched": True, "ran_at": moment},
-        where=AutomationRun.matched.is_(False),
-    ).returning(AutomationRun.id)
-    return (await session.execute(stmt)).scalar_one_or_none() is not None
-
-
-async def _remember_unmatched(session: AsyncSession, window: Window, moment: int) -> None:
-    stmt = upsert(session, AutomationRun).values(**window.row(matched=False, ran_at=moment))
-    await session.execute(
-        stmt.on_conflict_do_update(
-            index_elements=WINDOW_KEY,
-            set_={"ran_at": moment},
-            where=AutomationRun.matched.is_(False),
-        )
+def _upsert_windows(session: AsyncSession, matched: bool) -> Any:
+    """An `INSERT` of ledger rows (executed with many rows: SQLAlchemy sends them in few
+    statements) that takes a window only while no matched row holds it."""
+    stmt = upsert(session, AutomationRun)
+    changes: dict[str, Any] = {"ran_at": stmt.excluded.ran_at}
+    if matched:
+        changes["matched"] = True
+    return stmt.on_conflict_do_update(
+        index_elements=WINDOW_KEY, set_=changes, where=AutomationRun.matched.is_(False)
     )
 
 
-async def _run_on_ticket(
+async def _claim(session: AsyncSession, windows: Sequence[Window], moment: int) -> dict[str, str]:
+    """Take the windows; returns ticket id → ledger row of those taken here (a window another
+    run already took is not among them)."""
+    if not windows:
+        return {}
+    stmt = _upsert_windows(session, True).returning(AutomationRun.ticket_id, AutomationRun.id)
+    rows = [w.row(matched=True, ran_at=moment) for w in windows]
+    return {ticket_id: run_id for ticket_id, run_id in (await session.execute(stmt, rows)).all()}
+
+
+async def _remember_unmatched(
+    session: AsyncSession, windows: Sequence[Window], moment: int
+) -> None:
+    if windows:
+        rows = [w.row(matched=False, ran_at=moment) for w in windows]
+        await session.execute(_upsert_windows(session, False), rows)
+
+
+async def _run_batch(
     runtime: Runtime,
     load: FactsLoader,
     workspace_id: str,
     rule: engine.Rule,
-    ticket_id: str,
+    candidates: Sequence[str],
     moment: int,
-) -> str:
+) -> tuple[int, int]:
+    """One transaction for a batch of candidates: load, evaluate, claim, apply; returns
+    (fired, unmatched)."""
     async with runtime.db.transaction() as session:
-        facts = await load(session, workspace_id, ticket_id)
-        if facts is None or not engine.time_due(rule, facts, moment):
-            return "gone"
-        anchor = engine.time_anchor(rule, facts)
-        assert anchor is not None  # time_due checked it
-        result = engine.plan([rule], facts, now=moment)
-        window = Window(workspace_id, rule.id, ticket_id, anchor)
-        if not result.fired:
-            if _has_text_conditions(rule):
-                await _remember_unmatched(session, window, moment)
-            return "unmatched"
-        if not await _claim(session, window, moment):
-            return "taken"
-        await apply_plan(session, facts=facts, plan=result, depth=1, chain=[rule.id])
-        # after the actions, so the updates they made fall inside the closed window
-        await session.execute(
-            update(AutomationRun)
-            .where(
-                AutomationRun.automation_id == rule.id,
-                AutomationRun.ticket_id == ticket_id,
-                AutomationRun.anchor_at == anchor,
+        facts = await load(session, workspace_id, candidates)
+        due = [
+            facts[i] for i in candidates if i in facts and engine.time_due(rule, facts[i], moment)
+        ]
+        plans = [(f, engine.plan([rule], f, now=moment)) for f in due]
+        windows = {
+            f.id: Window(workspace_id, rule.id, f.id, engine.time_anchor(rule, f) or 0) for f in due
+        }
+        unmatched = [windows[f.id] for f, p in plans if not p.fired]
+        if _has_text_conditions(rule):
+            await _remember_unmatched(session, unmatched, moment)
+        matched = [(f, p) for f, p in plans if p.fired]
+        claimed = await _claim(session, [windows[f.id] for f, _ in matched], moment)
+        mine = [(f, p) for f, p in matched if f.id in claimed]
+        if mine:
+            await apply_plans(
+                session, workspace_id=workspace_id, plans=mine, depth=1, chain=[rule.id]
             )
-            .values(ran_at=max(moment, now()))
-        )
-        return "fired"
+            # after the actions, so the updates they made fall inside the closed windows
+            await session.execute(
+                update(AutomationRun)
+                .where(AutomationRun.id.in_(list(claimed.values())))
+                .values(ran_at=max(moment, now()))
+            )
+    return len(mine), len(unmatched)
 
 
 @dataclass
@@ -258,7 +274,7 @@ async def due_rules(runtime: Runtime) -> list[tuple[str, engine.Rule]]:
 async def run_time_rules(
     runtime: Runtime, *, at: int | None = None, batch: int = 500
 ) -> TimeRulesReport:
-    """One tick: every due (rule, ticket) pair, at most `batch` tickets per rule."""
+    """One tick: every due (rule, ticket) pair, `batch` tickets per transaction."""
     report = TimeRulesReport()
     parts = installed(runtime)
     if parts is None:
@@ -268,15 +284,24 @@ async def run_time_rules(
     for workspace_id, rule in await due_rules(runtime):
         report.rules += 1
         query = candidate_query(rule, workspace_id=workspace_id, now=moment, limit=batch)
-        async with runtime.db.session(write=False) as session:
-            candidates = [row[0] for row in (await session.execute(query)).all()]
-        report.candidates += len(candidates)
-        for ticket_id in candidates:
+        seen: set[str] = set()
+        while True:
+            async with runtime.db.session(write=False) as session:
+                candidates = [row[0] for row in (await session.execute(query)).all()]
+            fresh = [c for c in candidates if c not in seen]
+            if not fresh:  # each batch settles its tickets; none come back in one tick
+                break
+            seen.update(fresh)
+            report.candidates += len(fresh)
             try:
-                outcome = await _run_on_ticket(runtime, load, workspace_id, rule, ticket_id, moment)
+                fired, unmatched = await _run_batch(
+                    runtime, load, workspace_id, rule, fresh, moment
+                )
             except Exception:
-                log.exception("time rule %s on ticket %s failed", rule.id, ticket_id)
-                continue
-            report.fired += outcome == "fired"
-            report.unmatched += outcome == "unmatched"
+                log.exception("time rule %s on %d tickets failed", rule.id, len(fresh))
+                break
+            report.fired += fired
+            report.unmatched += unmatched
+            if len(candidates) < batch:
+                break
     return report

@@ -2,18 +2,20 @@
 
 Registered from `enque/tickets/hooks.py` as `runtime.services["ticket_facts"]`,
 `runtime.services["automation_executor"]` and the `lookups` the rule validator uses. Every
-action calls the same service function a route calls, acting as `Actor("automation", rule)`.
+action goes through a ticket or comment service function, acting as
+`Actor("automation", rule)`; the field changes of one pass are one update of the ticket.
 """
 
 from __future__ import annotations
 
 import logging
+from collections.abc import Mapping, Sequence
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from enque.activity.service import record
-from enque.automations.engine import TicketFacts
+from enque.activity.service import Actor, record
+from enque.automations.engine import FIELD_ACTIONS, Operation, TicketFacts
 from enque.automations.executor import ActionContext
 from enque.categories.models import Category
 from enque.comments.service import add_note, add_reply
@@ -23,17 +25,19 @@ from enque.customers.models import Company, User
 from enque.mailboxes.models import EmailMessage, Mailbox
 from enque.sla.models import TicketSla
 from enque.tickets.models import Ticket, TicketBody
-from enque.tickets.service import get_ticket, update_ticket
+from enque.tickets.service import AttributedChange, update_tickets_attributed
 
 log = logging.getLogger(__name__)
 
 
 async def load_ticket_facts(
-    session: AsyncSession, workspace_id: str, ticket_id: str
-) -> TicketFacts | None:
-    """One query: the ticket, its first message's text, its customer's address, how the newest
-    mail received on it was classified (automated mail is never answered) and the SLA targets
-    it was warned of and missed."""
+    session: AsyncSession, workspace_id: str, ticket_ids: Sequence[str]
+) -> dict[str, TicketFacts]:
+    """One query: the live tickets among `ticket_ids`, their first message's text, their
+    customer's address, how the newest mail received on each was classified (automated mail is
+    never answered) and the SLA targets each was warned of and missed."""
+    if not ticket_ids:
+        return {}
     newest_mail = (
         select(EmailMessage.classification)
         .where(
@@ -46,30 +50,36 @@ async def load_ticket_facts(
         .correlate(Ticket)
         .scalar_subquery()
     )
-    row = (
-        await session.execute(
-            select(
-                Ticket,
-                TicketBody.plain_text,
-                User.email,
-                newest_mail,
-                TicketSla.warned,
-                TicketSla.breached,
-            )
-            .outerjoin(TicketBody, TicketBody.ticket_id == Ticket.id)
-            .join(User, User.id == Ticket.user_id)
-            .outerjoin(TicketSla, TicketSla.ticket_id == Ticket.id)
-            .where(
-                Ticket.workspace_id == workspace_id,
-                Ticket.id == ticket_id,
-                Ticket.deleted_at.is_(None),
-                Ticket.merged_into_ticket_id.is_(None),
-            )
+    rows = await session.execute(
+        select(
+            Ticket,
+            TicketBody.plain_text,
+            User.email,
+            newest_mail,
+            TicketSla.warned,
+            TicketSla.breached,
         )
-    ).first()
-    if row is None:
-        return None
-    ticket, body, email, newest, warned, breached = row
+        .outerjoin(TicketBody, TicketBody.ticket_id == Ticket.id)
+        .join(User, User.id == Ticket.user_id)
+        .outerjoin(TicketSla, TicketSla.ticket_id == Ticket.id)
+        .where(
+            Ticket.workspace_id == workspace_id,
+            Ticket.id.in_(list(ticket_ids)),
+            Ticket.deleted_at.is_(None),
+            Ticket.merged_into_ticket_id.is_(None),
+        )
+    )
+    return {row[0].id: _facts(*row) for row in rows.tuples()}
+
+
+def _facts(
+    ticket: Ticket,
+    body: str | None,
+    email: str | None,
+    newest: str | None,
+    warned: Sequence[str] | None,
+    breached: Sequence[str] | None,
+) -> TicketFacts:
     return TicketFacts(
         id=ticket.id,
         workspace_id=ticket.workspace_id,
@@ -95,48 +105,35 @@ async def load_ticket_facts(
 
 
 class TicketActions:
-    """The automation executor: one service call per action."""
+    """The automation executor: field changes through `update_tickets_attributed`, one update
+    per ticket; notes, canned replies and notices through their own service functions."""
 
-    async def _set(self, ctx: ActionContext, **changes: object) -> None:
-        await update_ticket(
-            ctx.session,
-            workspace_id=ctx.workspace_id,
-            actor=ctx.actor,
-            ticket_id=ctx.ticket_id,
-            changes=dict(changes),
+    async def change_tickets(
+        self,
+        session: AsyncSession,
+        workspace_id: str,
+        changes: Mapping[str, Sequence[Operation]],
+    ) -> dict[str, list[str | None]]:
+        refused = await update_tickets_attributed(
+            session,
+            workspace_id=workspace_id,
+            changes={
+                ticket_id: [
+                    # set_* name a field; add_tag / remove_tag pass as they are
+                    AttributedChange(
+                        FIELD_ACTIONS.get(op.type, op.type),
+                        op.value,
+                        Actor("automation", op.rule_id),
+                    )
+                    for op in ops
+                ]
+                for ticket_id, ops in changes.items()
+            },
         )
-
-    async def set_status(self, ctx: ActionContext, status: str) -> None:
-        await self._set(ctx, status=status)
-
-    async def set_priority(self, ctx: ActionContext, priority: str) -> None:
-        await self._set(ctx, priority=priority)
-
-    async def set_assignee(self, ctx: ActionContext, agent_id: str | None) -> None:
-        await self._set(ctx, assignee_id=agent_id)
-
-    async def set_team(self, ctx: ActionContext, team_id: str | None) -> None:
-        await self._set(ctx, team_id=team_id)
-
-    async def set_category(self, ctx: ActionContext, category_id: str | None) -> None:
-        await self._set(ctx, category_id=category_id)
-
-    async def _tags(self, ctx: ActionContext) -> list[str]:
-        ticket = await get_ticket(
-            ctx.session, workspace_id=ctx.workspace_id, ticket_id=ctx.ticket_id
-        )
-        return list(ticket.tags or [])
-
-    async def add_tag(self, ctx: ActionContext, tag: str) -> None:
-        tags = await self._tags(ctx)
-        if tag.lower() not in (t.lower() for t in tags):
-            await self._set(ctx, tags=[*tags, tag])
-
-    async def remove_tag(self, ctx: ActionContext, tag: str) -> None:
-        tags = await self._tags(ctx)
-        kept = [t for t in tags if t.lower() != tag.lower()]
-        if kept != tags:
-            await self._set(ctx, tags=kept)
+        return {
+            ticket_id: [None if err is None else err.message for err in errors]
+            for ticket_id, errors in refused.items()
+        }
 
     async def add_note(self, ctx: ActionContext, content: str) -> None:
         await add_note(

@@ -7,7 +7,8 @@ commit. Reads live in `queries.py`, merging in `merge.py`, search documents in `
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
 from typing import Any
 
 from pydantic.alias_generators import to_camel
@@ -46,6 +47,7 @@ CHANGEABLE = (
 )
 BULK_CHANGEABLE = frozenset({"status", "assignee_id", "team_id", "priority", "category_id"})
 NOT_NULL = frozenset({"subject", "status", "priority", "tags", "is_read"})
+REFERENCES = frozenset({"assignee_id", "team_id", "category_id"})  # changeable ids
 # audit verbs for fields that reports and notifications look for by name
 FIELD_VERBS = {"status": "ticket.status_changed", "assigneeId": "ticket.assigned"}
 
@@ -535,6 +537,118 @@ async def update_ticket(
         diff = await apply_changes(session, ticket, changes)
         await publish_changes(session, ticket, diff, actor)
     return ticket
+
+
+@dataclass(frozen=True)
+class AttributedChange:
+    """One change among several made together by different actors (the rules of one
+    automation pass): `field` is a changeable field, or `add_tag` / `remove_tag` (`value` is
+    the tag, compared case-insensitively)."""
+
+    field: str
+    value: Any
+    actor: Actor
+
+
+def _fields_of(ticket: Ticket, change: AttributedChange) -> dict[str, Any]:
+    """The change as `apply_changes` takes it, against the ticket as it is now."""
+    if change.field in ("add_tag", "remove_tag"):
+        tags = list(ticket.tags or [])
+        key = str(change.value).casefold()
+        kept = [t for t in tags if t.casefold() != key]
+        if change.field == "remove_tag":
+            return {"tags": kept} if len(kept) < len(tags) else {}
+        return {} if len(kept) < len(tags) else {"tags": [*tags, change.value]}
+    if change.field not in CHANGEABLE:
+        raise validation_error(to_camel(change.field), "cannot be changed")
+    return {change.field: change.value}
+
+
+def _spans(steps: Sequence[tuple[Actor, dict[str, list[Any]]]]) -> dict[str, list[Any]]:
+    """Successive diffs as one: each field from its first old value to its last new one."""
+    merged: dict[str, list[Any]] = {}
+    for _, diff in steps:
+        for key, (old, new) in diff.items():
+            merged[key] = [merged[key][0] if key in merged else old, new]
+    return {key: span for key, span in merged.items() if span[0] != span[1]}
+
+
+def _runs_by_actor(
+    steps: Sequence[tuple[Actor, dict[str, list[Any]]]],
+) -> list[tuple[Actor, dict[str, list[Any]]]]:
+    """Consecutive steps of one actor, merged: one audit entry each."""
+    runs: list[tuple[Actor, list[tuple[Actor, dict[str, list[Any]]]]]] = []
+    for step in steps:
+        if runs and runs[-1][0] == step[0]:
+            runs[-1][1].append(step)
+        else:
+            runs.append((step[0], [step]))
+    return [(actor, _spans(group)) for actor, group in runs]
+
+
+async def update_tickets_attributed(
+    session: AsyncSession,
+    *,
+    workspace_id: str,
+    changes: Mapping[str, Sequence[AttributedChange]],
+) -> dict[str, list[ApiError | None]]:
+    """Each ticket's changes, by several actors, as ONE update of it: one version, one
+    `ticket.updated` listing every change (its actor: the first change's), and audit entries
+    naming the actor of each change. Returns, per ticket and in order, None for an applied
+    change or the error that refused it: a refused change (a reference that is gone, close
+    checks) is left out and the others apply; a deleted, merged or unknown ticket refuses all.
+    """
+    results: dict[str, list[ApiError | None]] = {}
+    steps: dict[str, list[tuple[Actor, dict[str, list[Any]]]]] = {}
+    checked: dict[tuple[str, str], ApiError | None] = {}  # the same reference, checked once
+
+    async def check_once(key: str, value: str) -> None:
+        """`check_references` for one field; each (field, value) looked up once per call."""
+        if (key, value) not in checked:
+            try:
+                await check_references(session, workspace_id, {key: value})
+                checked[key, value] = None
+            except ApiError as err:
+                checked[key, value] = err
+        if (refused := checked[key, value]) is not None:
+            raise refused
+
+    async def apply_one(ticket: Ticket, change: AttributedChange) -> ApiError | None:
+        try:
+            fields = _fields_of(ticket, change)
+            for key, value in fields.items():
+                if key in REFERENCES and value:
+                    await check_once(key, value)
+            diff = await apply_changes(session, ticket, fields)
+        except ApiError as err:
+            return err
+        if diff:
+            steps.setdefault(ticket.id, []).append((change.actor, diff))
+        return None
+
+    async with unit(session):
+        tickets = await lock_tickets(session, workspace_id, changes)
+        for ticket_id, wanted in changes.items():
+            ticket = tickets.get(ticket_id)
+            try:
+                if ticket is None:
+                    raise not_found("Ticket")
+                ensure_open_for_change(ticket)
+            except ApiError as err:
+                results[ticket_id] = [err] * len(wanted)
+                continue
+            results[ticket_id] = [await apply_one(ticket, change) for change in wanted]
+        await flush(session)
+        renamed = [t for t, done in steps.items() if any("subject" in d for _, d in done)]
+        if renamed:
+            await search.reindex_tickets(session, workspace_id, renamed)
+        found = await summaries(session, workspace_id, list(steps))
+        for ticket_id, done in steps.items():
+            ticket = tickets[ticket_id]
+            for actor, diff in _runs_by_actor(done):
+                record_changes(session, ticket, diff, actor)
+            emit_updated(session, ticket, _spans(done), found[ticket_id], done[0][0])
+    return results
 
 
 async def bulk_update(

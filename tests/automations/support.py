@@ -2,18 +2,20 @@
 
 `FakeTickets` keeps ticket facts in memory and plays the tickets domain's two parts: the facts
 loader (`runtime.services["ticket_facts"]`) and the action executor
-(`runtime.services["automation_executor"]`), which emits `ticket.updated` like the real service.
+(`runtime.services["automation_executor"]`), which makes each ticket's field changes one update
+with one `ticket.updated`, like the real service.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, replace
 from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from enque.agents.models import Agent, AgentWorkspace
-from enque.automations.engine import TicketFacts
+from enque.automations.engine import FIELD_ACTIONS, Operation, TicketFacts
 from enque.automations.executor import ActionContext
 from enque.core.db import new_id, now
 from enque.core.errors import ApiError
@@ -22,13 +24,15 @@ from enque.core.runtime import Runtime
 from enque.core.security import issue_token
 from enque.teams.models import Team, TeamMember
 
-ATTRIBUTES = {
-    "set_status": "status",
-    "set_priority": "priority",
-    "set_assignee": "assignee_id",
-    "set_team": "team_id",
-    "set_category": "category_id",
-}
+CHANGED = ("status", "priority", "assignee_id", "team_id", "category_id", "tags")
+
+
+def _effect_on(facts: TicketFacts, op: Operation) -> dict[str, Any]:
+    if op.type == "add_tag":
+        return {"tags": (*facts.tags, op.value)}
+    if op.type == "remove_tag":
+        return {"tags": tuple(t for t in facts.tags if t.lower() != op.value.lower())}
+    return {FIELD_ACTIONS[op.type]: op.value}
 
 
 async def add_agent(
@@ -82,7 +86,8 @@ class Call:
 class FakeTickets:
     tickets: dict[str, TicketFacts] = field(default_factory=dict)
     calls: list[Call] = field(default_factory=list)
-    fail: set[str] = field(default_factory=set)  # actions that raise
+    fail: set[str] = field(default_factory=set)  # actions that are refused
+    updates: list[tuple[str, list[Operation]]] = field(default_factory=list)  # one per update
 
     def add(self, workspace_id: str, **values: Any) -> TicketFacts:
         moment = now()
@@ -94,52 +99,50 @@ class FakeTickets:
 
     # ---- the facts loader
     async def load(
-        self, session: AsyncSession, workspace_id: str, ticket_id: str
-    ) -> TicketFacts | None:
-        ticket = self.tickets.get(ticket_id)
-        return ticket if ticket is not None and ticket.workspace_id == workspace_id else None
+        self, session: AsyncSession, workspace_id: str, ticket_ids: Sequence[str]
+    ) -> dict[str, TicketFacts]:
+        found = (self.tickets.get(i) for i in ticket_ids)
+        return {t.id: t for t in found if t is not None and t.workspace_id == workspace_id}
 
     # ---- the executor
-    def _change(self, ctx: ActionContext, action: str, value: Any, **changes: Any) -> None:
+    def _change(self, ctx: ActionContext, action: str, value: Any) -> None:
         if action in self.fail:
             raise ApiError("NOT_FOUND", f"{action} refused")
         self.calls.append(Call(action, ctx.ticket_id, value, ctx.actor.as_dict()))
-        before = self.tickets[ctx.ticket_id]
-        after = replace(before, updated_at=now(), **changes)
-        self.tickets[ctx.ticket_id] = after
-        diff = {k: [getattr(before, k), v] for k, v in changes.items() if getattr(before, k) != v}
-        if diff:
-            payload = {"id": ctx.ticket_id, "changes": diff, "ticket": {"id": ctx.ticket_id}}
-            emit(
-                ctx.session,
-                Event("ticket.updated", ctx.workspace_id, payload, actor=ctx.actor.as_dict()),
-            )
 
-    async def _set(self, ctx: ActionContext, action: str, value: Any) -> None:
-        self._change(ctx, action, value, **{ATTRIBUTES[action]: value})
-
-    async def set_status(self, ctx: ActionContext, status: str) -> None:
-        await self._set(ctx, "set_status", status)
-
-    async def set_priority(self, ctx: ActionContext, priority: str) -> None:
-        await self._set(ctx, "set_priority", priority)
-
-    async def set_assignee(self, ctx: ActionContext, agent_id: str | None) -> None:
-        await self._set(ctx, "set_assignee", agent_id)
-
-    async def set_team(self, ctx: ActionContext, team_id: str | None) -> None:
-        await self._set(ctx, "set_team", team_id)
-
-    async def set_category(self, ctx: ActionContext, category_id: str | None) -> None:
-        await self._set(ctx, "set_category", category_id)
-
-    async def add_tag(self, ctx: ActionContext, tag: str) -> None:
-        tags = self.tickets[ctx.ticket_id].tags
-        self._change(ctx, "add_tag", tag, tags=(*tags, tag))
-
-    async def remove_tag(self, ctx: ActionContext, tag: str) -> None:
-        tags = tuple(t for t in self.tickets[ctx.ticket_id].tags if t.lower() != tag.lower())
-        self._change(ctx, "remove_tag", tag, tags=tags)
+    async def change_tickets(
+        self,
+        session: AsyncSession,
+        workspace_id: str,
+        changes: Mapping[str, Sequence[Operation]],
+    ) -> dict[str, list[str | None]]:
+        """Like the tickets domain: each ticket's changes as one update and one event."""
+        refused: dict[str, list[str | None]] = {}
+        for ticket_id, ops in changes.items():
+            before = self.tickets[ticket_id]
+            after, reasons, applied = before, [], []
+            for op in ops:
+                if op.type in self.fail:
+                    reasons.append(f"{op.type} refused")
+                    continue
+                reasons.append(None)
+                applied.append(op)
+                actor = {"type": "automation", "id": op.rule_id}
+                self.calls.append(Call(op.type, ticket_id, op.value, actor))
+                after = replace(after, updated_at=now(), **_effect_on(after, op))
+            refused[ticket_id] = reasons
+            self.tickets[ticket_id] = after
+            self.updates.append((ticket_id, applied))
+            diff = {
+                key: [getattr(before, key), getattr(after, key)]
+                for key in CHANGED
+                if getattr(before, key) != getattr(after, key)
+            }
+            if diff:
+                payload = {"id": ticket_id, "changes": diff, "ticket": {"id": ticket_id}}
+                actor = {"type": "automation", "id": applied[0].rule_id}
+                emit(session, Event("ticket.updated", workspace_id, payload, actor=actor))
+        return refused
 
     async def add_note(self, ctx: ActionContext, content: str) -> None:
         self._change(ctx, "add_note", content)

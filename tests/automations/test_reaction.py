@@ -105,11 +105,12 @@ async def test_triage_on_new_ticket(
     assert fake_tickets.done(miss.id) == []
     assert {c.actor["type"] for c in fake_tickets.calls} == {"automation"}
     assert {c.actor["id"] for c in fake_tickets.calls} == {rule_id}
-    # the changes came back as events of depth 1 naming the rule, and nothing looped
-    followups = [e for e in seen if e.type == "ticket.updated"]
-    assert len(followups) == 3
-    assert all(e.depth == 1 and e.chain == [rule_id] for e in followups)
-    assert all(e.actor == {"type": "automation", "id": rule_id} for e in followups)
+    # the three changes were one update: one event of depth 1 naming the rule, no loop
+    assert [len(ops) for ticket_id, ops in fake_tickets.updates if ticket_id == hit.id] == [3]
+    (followup,) = [e for e in seen if e.type == "ticket.updated"]
+    assert (followup.depth, followup.chain) == (1, [rule_id])
+    assert followup.actor == {"type": "automation", "id": rule_id}
+    assert set(followup.payload["changes"]) == {"priority", "team_id", "tags"}
     (run,) = await runs_of(app_runtime, hit.id)
     assert run.actor_type == "automation" and run.actor_id == rule_id
     assert run.after is not None and run.after["automation"] == "Urgent to Tier 2"

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any
 
 import pytest
@@ -28,9 +28,10 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from enque.activity.models import Activity
+from enque.activity.service import Actor
 from enque.agents.models import Agent, AgentWorkspace
 from enque.automations import hooks
-from enque.automations.engine import Rule, TicketFacts, evaluate, time_due
+from enque.automations.engine import Operation, Rule, TicketFacts, evaluate, time_due
 from enque.automations.executor import ActionContext
 from enque.automations.models import Automation, AutomationRun, RoundRobinCursor
 from enque.automations.timerules import TimeRulesReport, candidate_query, run_time_rules
@@ -88,43 +89,64 @@ class SqlTickets:
 
     def __init__(self) -> None:
         self.calls: list[tuple[str, str, Any]] = []
+        self.updates: list[list[str]] = []  # the tickets of each `change_tickets` call
         self.fail: set[str] = set()  # actions that raise after writing
+        self.broken: set[str] = set()  # tickets whose update raises after writing
 
     async def load(
-        self, session: AsyncSession, workspace_id: str, ticket_id: str
-    ) -> TicketFacts | None:
+        self, session: AsyncSession, workspace_id: str, ticket_ids: Sequence[str]
+    ) -> dict[str, TicketFacts]:
         stmt = select(TICKETS).where(
-            TICKETS.c.id == ticket_id,
+            TICKETS.c.id.in_(list(ticket_ids)),
             TICKETS.c.workspace_id == workspace_id,
             TICKETS.c.deleted_at.is_(None),
         )
-        row = (await session.execute(stmt)).mappings().first()
-        if row is None:
-            return None
-        values = {k: v for k, v in row.items() if k not in ("deleted_at", "merged_into_ticket_id")}
-        return TicketFacts(**{**values, "tags": tuple(values["tags"])})
+        found = {}
+        for row in (await session.execute(stmt)).mappings():
+            values = {
+                k: v for k, v in row.items() if k not in ("deleted_at", "merged_into_ticket_id")
+            }
+            found[row["id"]] = TicketFacts(**{**values, "tags": tuple(values["tags"])})
+        return found
 
-    async def _write(self, ctx: ActionContext, action: str, value: Any, **changes: Any) -> None:
-        self.calls.append((action, ctx.ticket_id, value))
-        await ctx.session.execute(
-            update(TICKETS).where(TICKETS.c.id == ctx.ticket_id).values(updated_at=now(), **changes)
+    async def _write(
+        self, session: AsyncSession, workspace_id: str, ticket_id: str, actor: Actor, **changes: Any
+    ) -> None:
+        await session.execute(
+            update(TICKETS).where(TICKETS.c.id == ticket_id).values(updated_at=now(), **changes)
         )
         emit(
-            ctx.session,
+            session,
             Event(
                 "ticket.updated",
-                ctx.workspace_id,
-                {"id": ctx.ticket_id, "changes": {}},
-                actor=ctx.actor.as_dict(),
+                workspace_id,
+                {"id": ticket_id, "changes": {}},
+                actor=actor.as_dict(),
             ),
         )
-        if action in self.fail:
-            raise RuntimeError(f"{action} broke after writing")
+
+    async def change_tickets(
+        self, session: AsyncSession, workspace_id: str, changes: Mapping[str, Sequence[Operation]]
+    ) -> dict[str, list[str | None]]:
+        self.updates.append(list(changes))
+        for ticket_id, ops in changes.items():
+            values: dict[str, Any] = {}
+            for op in ops:
+                self.calls.append((op.type, ticket_id, op.value))
+                if op.type in FIELDS:
+                    values[FIELDS[op.type]] = op.value
+            actor = Actor("automation", ops[0].rule_id)
+            await self._write(session, workspace_id, ticket_id, actor, **values)
+            if ticket_id in self.broken:
+                raise RuntimeError("the update broke after writing")
+        return {ticket_id: [None] * len(ops) for ticket_id, ops in changes.items()}
 
     def __getattr__(self, action: str) -> Any:
         async def act(ctx: ActionContext, value: Any) -> None:
-            changes = {FIELDS[action]: value} if action in FIELDS else {}
-            await self._write(ctx, action, value, **changes)
+            self.calls.append((action, ctx.ticket_id, value))
+            await self._write(ctx.session, ctx.workspace_id, ctx.ticket_id, ctx.actor)
+            if action in self.fail:
+                raise RuntimeError(f"{action} broke after writing")
 
         return act
 
@@ -298,15 +320,15 @@ async def test_failed_action_leaves_no_trace(
         field="created",
         conditions=[],
         actions=[
-            {"type": "set_priority", "value": "High"},
             {"type": "set_status", "value": "Closed"},
+            {"type": "add_note", "value": "Closed after a day of silence"},
         ],
     )
-    tickets.fail.add("set_priority")
+    tickets.fail.add("add_note")
     ticket_id = await add_ticket(scratch, workspace, age_h=2)
     assert (await run_time_rules(scratch)).fired == 1
     row = await ticket(scratch, ticket_id)
-    assert (row["priority"], row["status"]) == ("Medium", "Closed")
+    assert row["status"] == "Closed"
     assert len(events) == 1
     async with scratch.db.session(write=False) as session:
         (run,) = (
@@ -317,8 +339,68 @@ async def test_failed_action_leaves_no_trace(
     assert run.after is not None
     assert [(a["type"], a["result"]) for a in run.after["actions"]] == [
         ("set_status", "applied"),
-        ("set_priority", "failed: error"),
+        ("add_note", "failed: error"),
     ]
+
+
+async def test_a_batch_is_one_transaction_and_one_update_per_ticket(
+    scratch: Runtime, tickets: SqlTickets, workspace: str, events: list[Event]
+) -> None:
+    """Due tickets go `batch` at a time, each batch's changes in one executor call; the tick
+    goes on until none is left."""
+    await add_rule(
+        scratch,
+        workspace,
+        hours=1,
+        field="created",
+        conditions=[cond("status", "is", "Open")],
+        actions=[
+            {"type": "set_status", "value": "Closed"},
+            {"type": "set_priority", "value": "Low"},
+        ],
+    )
+    due = [await add_ticket(scratch, workspace, age_h=2 + n) for n in range(5)]
+    report = await run_time_rules(scratch, batch=2)
+    assert (report.candidates, report.fired) == (5, 5)
+    oldest_first = list(reversed(due))
+    assert tickets.updates == [oldest_first[0:2], oldest_first[2:4], oldest_first[4:]]
+    assert len(events) == 5
+    for ticket_id in due:
+        row = await ticket(scratch, ticket_id)
+        assert (row["status"], row["priority"]) == ("Closed", "Low")
+    async with scratch.db.session(write=False) as session:
+        rule = (
+            await session.execute(select(Automation).where(Automation.workspace_id == workspace))
+        ).scalar_one()
+    assert rule.run_count == 5
+    assert (await run_time_rules(scratch, batch=2)).candidates == 0
+
+
+async def test_a_broken_ticket_holds_back_no_other(
+    scratch: Runtime, tickets: SqlTickets, workspace: str, events: list[Event]
+) -> None:
+    await add_rule(
+        scratch,
+        workspace,
+        hours=1,
+        field="created",
+        conditions=[],
+        actions=[{"type": "set_status", "value": "Closed"}],
+    )
+    ids = [await add_ticket(scratch, workspace, age_h=2) for _ in range(3)]
+    tickets.broken.add(ids[1])
+    assert (await run_time_rules(scratch)).fired == 3
+    statuses = [(await ticket(scratch, i))["status"] for i in ids]
+    assert statuses == ["Closed", "Open", "Closed"]
+    assert sorted(e.payload["id"] for e in events) == sorted([ids[0], ids[2]])
+    async with scratch.db.session(write=False) as session:
+        runs = (
+            await session.execute(
+                select(Activity.subject_id, Activity.after).where(Activity.subject_id.in_(ids))
+            )
+        ).all()
+    results = {subject: after["actions"][0]["result"] for subject, after in runs}
+    assert results == {ids[0]: "applied", ids[1]: "failed: error", ids[2]: "applied"}
 
 
 async def test_fires_once_per_window(scratch: Runtime, tickets: SqlTickets, workspace: str) -> None:
@@ -519,7 +601,7 @@ async def test_query_agrees_with_the_engine(scratch: Runtime, workspace: str) ->
             .all()
         )
         loader = SqlTickets()
-        facts = [await loader.load(session, workspace, i) for i in rows]
+        facts = list((await loader.load(session, workspace, rows)).values())
         for n in range(40):
             picked = rng.sample(conditions, rng.randint(0, 3))
             rule = Rule.of(
