@@ -35,6 +35,7 @@ class LegacyOptions:
     verify_only: bool = False
     batch_size: int = 1000
     quiet: bool = False
+    encryption_key: str | None = None  # the target's ENCRYPTION_KEY (default: its settings)
 
 
 def parse_since(value: str) -> int:
@@ -125,17 +126,26 @@ async def _move(
 ) -> None:
     """Load (unless verify-only or dry run) and verify, against the target."""
     from enque import domains
+    from enque.config import Settings
+    from enque.core.crypto import Cipher
+    from enque.core.migrate import upgrade
     from enque.migrate.idmap import IdMap
     from enque.migrate.load import load
     from enque.migrate.verify import verify
 
     assert options.target_url is not None and options.storage_to_url is not None
     domains.load_models()
+    settings = Settings(database_url=options.target_url)
+    if options.encryption_key:
+        settings = settings.model_copy(update={"encryption_key": options.encryption_key})
+    # secrets are sealed with the key the server reads them with (ENCRYPTION_KEY)
+    cipher = Cipher(
+        settings.resolved_encryption_key(),
+        [k for k in settings.encryption_keys_old.split(",") if k.strip()],
+    )
+    secrets = LegacySecrets(options.legacy_key)
     if not options.verify_only:
-        from enque.config import Settings
-        from enque.core.migrate import upgrade
-
-        await upgrade(Settings(database_url=options.target_url))
+        await upgrade(settings)
     engine = target_engine(options.target_url)
     try:
         store_to = files.open_target(options.storage_to_url)
@@ -156,6 +166,8 @@ async def _move(
                     report,
                     store_from=store_from,
                     store_to=store_to,
+                    cipher=cipher,
+                    secrets=secrets,
                     since=options.since,
                     batch_size=options.batch_size,
                     quiet=options.quiet,
@@ -173,6 +185,8 @@ async def _move(
                 report,
                 store_from=store_from,
                 store_to=store_to,
+                cipher=cipher,
+                secrets=secrets,
                 batch_size=options.batch_size,
             )
     finally:

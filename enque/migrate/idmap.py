@@ -67,6 +67,9 @@ TABLE_CODES: dict[str, int] = {
     "comments:inline_image": 101,  # "<comment id>:<content id>"
     "users:original_sender": 102,  # "<workspace id>:<lowercased email>"
     "tickets:first_message": 103,  # "<ticket id>": the comment made of ticket_bodies
+    "microsoft_apps": 104,  # "<integration id>:<workspace id>": the app of each workspace
+    "notification_settings:agent": 105,  # "<setting id>:<new agent id>"
+    "workflows:rule": 106,  # "<workflow id>:<n>": a workflow's second rule (n ≥ 1)
 }
 
 _MASK_30 = (1 << 30) - 1
@@ -91,7 +94,8 @@ class IdSpace:
         value = (
             (self.epoch_ms & ((1 << 48) - 1)) << 80 | 0x7 << 76 | code << 64 | 0b10 << 62 | rand_b
         )
-        return str(uuid.UUID(int=value))
+        h = f"{value:032x}"  # str(uuid.UUID(int=value)), without the object
+        return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
 
     def maybe(self, table: str, old_id: int | str | None) -> str | None:
         """`new_id`, NULL staying NULL (for nullable foreign keys)."""
