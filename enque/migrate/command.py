@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import orjson
 from sqlalchemy import event, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, create_async_engine
 
@@ -106,7 +107,13 @@ def async_url(url: str) -> str:
 
 def target_engine(url: str) -> AsyncEngine:
     """The target database; on SQLite with foreign keys on and the WAL journal."""
-    engine = create_async_engine(async_url(url), pool_size=2, max_overflow=2)
+    engine = create_async_engine(
+        async_url(url),
+        pool_size=2,
+        max_overflow=2,
+        json_serializer=lambda value: orjson.dumps(value).decode(),
+        json_deserializer=orjson.loads,
+    )
     if engine.dialect.name == "sqlite":
 
         @event.listens_for(engine.sync_engine, "connect")
@@ -116,6 +123,7 @@ def target_engine(url: str) -> AsyncEngine:
             cursor.execute("PRAGMA foreign_keys=ON")
             cursor.execute("PRAGMA busy_timeout=30000")
             cursor.execute("PRAGMA synchronous=NORMAL")
+            cursor.execute("PRAGMA cache_size=-65536")
             cursor.close()
 
     return engine

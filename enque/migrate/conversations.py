@@ -564,9 +564,16 @@ def ledger_row(item: Item) -> Row | Folded | None:
 
 
 SPECS: tuple[TableSpec, ...] = (
-    TableSpec("tickets", Ticket, ticket_row, prepare=_tickets, finish=finish_tickets),
-    TableSpec("ticket_bodies", None, ticket_body_row, prepare=_bodies, tenant=False),
-    TableSpec("comments", Comment, comment_row, prepare=_comments),
-    TableSpec("ticket_attachments", None, attachment_row, prepare=_attachments, tenant=False),
+    TableSpec("tickets", Ticket, ticket_row, prepare=_tickets, finish=finish_tickets, overlap=True),
+    TableSpec("ticket_bodies", None, ticket_body_row, prepare=_bodies, tenant=False, overlap=True),
+    TableSpec("comments", Comment, comment_row, prepare=_comments, overlap=True),
+    TableSpec(
+        "ticket_attachments",
+        None,
+        attachment_row,
+        prepare=_attachments,
+        tenant=False,
+        overlap=True,
+    ),
     TableSpec("email_ticket_mapping", EmailMessage, ledger_row, prepare=_ledger, tenant=False),
 )

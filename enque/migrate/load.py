@@ -16,6 +16,7 @@ with the target's key here.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import hashlib
 import sys
 import time
@@ -326,51 +327,59 @@ async def load(
         progress = Progress(table, total, quiet=quiet)
         progress.done = counts["rows"]
         stream = source.stream(table, after=after, since=changed, batch_size=batch_size)
-        lap = Laps(report.facts.setdefault("load_phase_seconds", {}))
+        lap = Laps(report.facts.setdefault("load_phase_seconds", {}).setdefault(table, {}))
 
-        async for rows in prefetch(stream):
-            lap("read")
-            async with engine.begin() as conn:
-                env = Env(
-                    space,
-                    conn,
-                    report,
-                    store_from=store_from,
-                    agents=agents,
-                    source=source,
-                    secrets=secrets,
-                    present=set(present),
-                    cache=cache,
-                )
-                batch = Batch()
-                lap("begin")
-                await transform_batch(spec, rows, env, batch)
-                lap("transform")
-                if batch.files:
-                    copied = await copy_files(batch.files, env, store_to)
-                    for row in copied:
-                        row["migration_id"] = migration_id
-                    batch.rows[LegacyFile.__tablename__] = copied
-                    batch.rows[Attachment.__tablename__] = await attachment_rows(
-                        conn, copied, batch
+        writing: asyncio.Task[None] | None = None  # the previous batch's transaction
+        try:
+            async for rows in prefetch(stream):
+                lap("read")
+                async with engine.connect() as conn:  # lookups: what committed batches wrote
+                    env = Env(
+                        space,
+                        conn,
+                        report,
+                        store_from=store_from,
+                        agents=agents,
+                        source=source,
+                        secrets=secrets,
+                        present=set(present),
+                        cache=cache,
                     )
-                lap("files")
-                await write_batch(
-                    conn, batch, migration_id=migration_id, update=since is not None, cipher=cipher
-                )
-                lap("write")
+                    batch = Batch()
+                    await transform_batch(spec, rows, env, batch)
+                    lap("transform")
+                    if batch.files:
+                        copied = await copy_files(batch.files, env, store_to)
+                        for row in copied:
+                            row["migration_id"] = migration_id
+                        batch.rows[LegacyFile.__tablename__] = copied
+                        batch.rows[Attachment.__tablename__] = await attachment_rows(
+                            conn, copied, batch
+                        )
+                    lap("files")
+                if writing is not None:
+                    await writing
+                    lap("wait")
                 counts["rows"] += len(rows)
                 counts["loaded"] += batch.loaded
                 counts["skipped"] += batch.skipped
-                await _save_checkpoint(
-                    conn,
-                    migration_id,
-                    table,
-                    {"last_id": int(rows[-1]["id"]), **counts, "done_at": None},
+                checkpoint_values = {"last_id": int(rows[-1]["id"]), **counts, "done_at": None}
+                writing = asyncio.create_task(
+                    _write(engine, batch, table, checkpoint_values, migration_id, since, cipher)
                 )
-                lap("checkpoint")
-            lap("commit")
-            progress.advance(len(rows))
+                if not spec.overlap:
+                    await writing
+                    writing = None
+                    lap("write")
+                progress.advance(len(rows))
+            if writing is not None:
+                await writing
+                lap("wait")
+        finally:
+            if writing is not None and not writing.done():  # the loop failed: undo it
+                writing.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await writing
         async with engine.begin() as conn:
             if spec.finish is not None:
                 await spec.finish(conn, source, space)
@@ -381,6 +390,23 @@ async def load(
         stats.migrated, stats.skipped = counts["loaded"], counts["skipped"]
         seconds[table] = round(time.perf_counter() - table_started, 2)
     report.facts["load_seconds"] = round(time.perf_counter() - load_started, 2)
+
+
+async def _write(
+    engine: AsyncEngine,
+    batch: Batch,
+    table: str,
+    checkpoint: dict[str, Any],
+    migration_id: str,
+    since: int | None,
+    cipher: Cipher,
+) -> None:
+    """One batch's rows, id map entries and checkpoint, in one transaction."""
+    async with engine.begin() as conn:
+        await write_batch(
+            conn, batch, migration_id=migration_id, update=since is not None, cipher=cipher
+        )
+        await _save_checkpoint(conn, migration_id, table, checkpoint)
 
 
 async def prefetch(

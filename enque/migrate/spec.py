@@ -240,6 +240,10 @@ class TableSpec:
     # read whole by `--since` (its rows also hold what other tables changed: mailboxes, rules)
     whole_on_since: bool = False
     finish: Finish | None = None  # once the whole table is loaded (merges, counters)
+    # a batch may be transformed while the one before it is still being written: true when
+    # no transform reads what earlier batches of its own table wrote (or only rows with
+    # derived ids, which a second insert leaves alone)
+    overlap: bool = False
 
 
 def row_times(row: Row, ctx: RowContext, fallback: int) -> tuple[int, int]:
