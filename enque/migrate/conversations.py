@@ -492,13 +492,8 @@ def attachment_row(item: Item) -> Folded | None:
 # ---------------------------------------------------------------- the mail ledger
 
 
-@dataclass
-class LedgerLookups:
-    tickets: dict[str, tuple[str, str | None]]  # ticket → (workspace, mailbox)
-    seen: dict[tuple[str | None, str], str]  # (mailbox, provider id) → ledger row
-
-
-async def _ledger(rows: list[Row], env: Env) -> LedgerLookups:
+async def _ledger(rows: list[Row], env: Env) -> dict[str, tuple[str, str | None]]:
+    """Each ticket's (workspace, mailbox)."""
     tickets = table_of(Ticket)
     wanted = sorted({env.id("tickets", r["ticket_id"]) for r in rows})
     found: dict[str, tuple[str, str | None]] = {}
@@ -509,42 +504,20 @@ async def _ledger(rows: list[Row], env: Env) -> LedgerLookups:
             )
         )
         found.update({i: (w, m) for i, w, m in result.tuples()})
-    # a message recorded twice by the old system is one ledger row (unique per mailbox)
-    ledger = table_of(EmailMessage)
-    seen: dict[tuple[str | None, str], str] = {}
-    mailboxes = {m for _, m in found.values() if m}
-    providers = sorted({str(r["email_id"]) for r in rows})
-    for start in range(0, len(providers), 500):
-        if not mailboxes:
-            break
-        result = await env.conn.execute(
-            select(ledger.c.mailbox_id, ledger.c.provider_id, ledger.c.id).where(
-                ledger.c.mailbox_id.in_(mailboxes),
-                ledger.c.provider_id.in_(providers[start : start + 500]),
-            )
-        )
-        seen.update({(m, p): i for m, p, i in result.tuples()})
-    return LedgerLookups(found, seen)
+    return found
 
 
-def ledger_row(item: Item) -> Row | Folded | None:
+def ledger_row(item: Item) -> Row | None:
     """An `email_ticket_mapping` row → the ledger of its ticket's mailbox, so that mailbox
-    does not ingest the message again (the Graph id is the provider id)."""
+    does not ingest the message again (the Graph id is the provider id; the old system kept
+    each id once, as the new one keeps it once per mailbox)."""
     row, ctx, env = item.row, item.ctx, item.env
     ticket = env.id("tickets", row["ticket_id"])
-    if ticket not in item.ahead.tickets:
+    if ticket not in item.ahead:
         ctx.issue("ticket_id", "orphan_skipped", f"ticket {row['ticket_id']} missing")
         return None
-    workspace, mailbox = item.ahead.tickets[ticket]
-    new = env.id("email_ticket_mapping", row["id"])
-    key = (mailbox, str(row["email_id"]))
-    if mailbox is not None:
-        first = item.ahead.seen.setdefault(key, new)
-        if first != new:
-            ctx.issue("email_id", "duplicate_message", f"same message as {first}", level="info")
-            return Folded(first)
+    workspace, mailbox = item.ahead[ticket]
     return {
-        "id": new,
         "workspace_id": workspace,
         "mailbox_id": mailbox,
         "direction": "in",
