@@ -24,7 +24,7 @@ from collections.abc import AsyncIterable, AsyncIterator
 from typing import Any
 
 import orjson
-from sqlalchemy import Table, select
+from sqlalchemy import JSON, Table, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from enque.agents.models import Agent, AgentWorkspace
@@ -113,6 +113,46 @@ def seal_rows(cipher: Cipher, table: Table, rows: list[dict[str, Any]]) -> list[
 # ---------------------------------------------------------------- writing
 
 
+_STATEMENTS: dict[tuple[str, str, tuple[str, ...], bool], tuple[str, tuple[str, ...]]] = {}
+
+
+def _statement(
+    conn: AsyncConnection, table: Table, columns: tuple[str, ...], update: bool
+) -> tuple[str, tuple[str, ...]]:
+    """The dialect's INSERT of `columns` (ON CONFLICT DO NOTHING, or DO UPDATE on the id with
+    `update`), compiled once, and the order of its parameters."""
+    key = (conn.dialect.name, table.name, columns, update)
+    if key not in _STATEMENTS:
+        stmt = insert(conn, table)
+        if update:
+            stmt = stmt.on_conflict_do_update(
+                index_elements=["id"], set_={c: stmt.excluded[c] for c in columns if c != "id"}
+            )
+        else:
+            stmt = stmt.on_conflict_do_nothing()
+        compiled = stmt.compile(dialect=conn.dialect, column_keys=list(columns))
+        _STATEMENTS[key] = (compiled.string, tuple(compiled.positiontup or ()))
+    return _STATEMENTS[key]
+
+
+async def insert_rows(
+    conn: AsyncConnection, table: Table, rows: list[dict[str, Any]], *, update: bool = False
+) -> None:
+    """Insert `rows` (same keys each) with one prepared statement for all.
+
+    Values go to the driver as they are (the rows hold plain values), JSON columns encoded
+    here the way their type would (None as JSON `null`): the statement's parameter
+    processing, done row by row, costs more than the insert itself."""
+    columns = tuple(rows[0])
+    sql, order = _statement(conn, table, columns, update)
+    encoded = {c for c in columns if isinstance(table.c[c].type, JSON)}
+    params = [
+        tuple(orjson.dumps(row[c]).decode() if c in encoded else row[c] for c in order)
+        for row in rows
+    ]
+    await conn.exec_driver_sql(sql, params)
+
+
 async def write_batch(
     conn: AsyncConnection,
     batch: Batch,
@@ -128,19 +168,11 @@ async def write_batch(
             continue
         if cipher is not None:
             rows = seal_rows(cipher, table, rows)
-        stmt = insert(conn, table)
-        if update:
-            columns = [c for c in rows[0] if c != "id"]
-            stmt = stmt.on_conflict_do_update(
-                index_elements=["id"], set_={c: stmt.excluded[c] for c in columns}
-            )
-        else:
-            stmt = stmt.on_conflict_do_nothing()
-        await conn.execute(stmt, rows)
+        await insert_rows(conn, table, rows, update=update)
     if batch.idmap:
-        stmt = insert(conn, table_of(LegacyIdMap)).on_conflict_do_nothing()
-        await conn.execute(
-            stmt,
+        await insert_rows(
+            conn,
+            table_of(LegacyIdMap),
             [
                 {"migration_id": migration_id, "source_table": t, "old_id": o, "new_id": n}
                 for t, o, n in batch.idmap
