@@ -115,7 +115,8 @@ def migrate(url: str, storage: str, target: str, files: Path, report: Path) -> t
     ]
     started = time.perf_counter()
     quiet = [(os.POSIX_SPAWN_OPEN, fd, os.devnull, os.O_WRONLY, 0) for fd in (1, 2)]
-    pid = os.posix_spawn(sys.executable, cmd, dict(os.environ), file_actions=quiet)
+    env = {"ENCRYPTION_KEY": "migrate-bench-key", **os.environ}  # secrets are sealed with it
+    pid = os.posix_spawn(sys.executable, cmd, env, file_actions=quiet)
     _, status, usage = os.wait4(pid, 0)
     elapsed = time.perf_counter() - started
     if os.waitstatus_to_exitcode(status) != 0:
@@ -153,6 +154,8 @@ async def main() -> None:
                 f"{manifest.counts['ticket_attachments']:,} attachments, "
                 f"{source_rows:,} rows in all tables"
             )
+            load = ", ".join(f"{v:.1f}" for v in os.getloadavg())
+            print(f"load average before (1, 5, 15 min): {load}")
             _, select_rate = await select_ceiling(manifest.url)
             print(f"SELECT ceiling (comments streamed): {select_rate:>10,.0f} rows/s")
             for kind in args.targets.split(","):
@@ -181,7 +184,9 @@ async def main() -> None:
                     load_s = facts["load_seconds"]
                     comments_s = facts["load_seconds_by_table"]["comments"]
                     comments_rate = manifest.counts["comments"] / comments_s
+                    load = ", ".join(f"{v:.1f}" for v in os.getloadavg())
                     print(f"\n[{kind}] exit {report['exitCode']}, wall {elapsed:.1f} s")
+                    print(f"  load average after (1, 5, 15 min): {load}")
                     print(
                         f"  load, all migrated tables: {migrated / load_s:>10,.0f} rows/s "
                         f"({migrated:,} rows in {load_s:.1f} s)"
@@ -191,9 +196,9 @@ async def main() -> None:
                     print(f"  comments vs bare copy:     {comments_rate / bare:>10.2f}")
                     print(f"  verify:                    {facts['verify_seconds']:>10.1f} s")
                     phases = ", ".join(
-                        f"{k} {v:.0f}s" for k, v in facts["load_phase_seconds"].items()
+                        f"{k} {v:.1f}s" for k, v in facts["load_phase_seconds"]["comments"].items()
                     )
-                    print(f"  load phases:               {phases}")
+                    print(f"  comments, phases:          {phases}")
                     print(f"  peak memory (RSS):         {rss / 1024:>10.0f} MiB")
                 finally:
                     if kind == "postgres":

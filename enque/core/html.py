@@ -79,20 +79,23 @@ def _filter_attribute(_tag: str, attribute: str, value: str) -> str | None:
     return value
 
 
+# Built once: passing the options to `nh3.clean` converts them on every call (8x slower).
+_CLEANER = nh3.Cleaner(
+    tags=TAGS,
+    attributes=ATTRIBUTES,
+    url_schemes=URL_SCHEMES,
+    filter_style_properties=STYLE_PROPERTIES,
+    attribute_filter=_filter_attribute,
+    link_rel="noopener noreferrer nofollow",
+)
+
+
 def sanitize_html(content: str) -> str:
     """Safe HTML to show agents: no scripts, event handlers, `javascript:` URLs, forms, frames,
     or style expressions. Text without markup becomes paragraphs with line breaks."""
     if not _LOOKS_HTML.search(content):
         content = html.escape(content).replace("\r\n", "\n").replace("\n", "<br>")
-    return nh3.clean(
-        content.replace("\x00", ""),
-        tags=TAGS,
-        attributes=ATTRIBUTES,
-        url_schemes=URL_SCHEMES,
-        filter_style_properties=STYLE_PROPERTIES,
-        attribute_filter=_filter_attribute,
-        link_rel="noopener noreferrer nofollow",
-    )
+    return _CLEANER.clean(content.replace("\x00", ""))
 
 
 _BLOCK = {

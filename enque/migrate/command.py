@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+import orjson
 from sqlalchemy import event, update
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, create_async_engine
 
@@ -35,6 +36,7 @@ class LegacyOptions:
     verify_only: bool = False
     batch_size: int = 1000
     quiet: bool = False
+    encryption_key: str | None = None  # the target's ENCRYPTION_KEY (default: its settings)
 
 
 def parse_since(value: str) -> int:
@@ -105,7 +107,13 @@ def async_url(url: str) -> str:
 
 def target_engine(url: str) -> AsyncEngine:
     """The target database; on SQLite with foreign keys on and the WAL journal."""
-    engine = create_async_engine(async_url(url), pool_size=2, max_overflow=2)
+    engine = create_async_engine(
+        async_url(url),
+        pool_size=2,
+        max_overflow=2,
+        json_serializer=lambda value: orjson.dumps(value).decode(),
+        json_deserializer=orjson.loads,
+    )
     if engine.dialect.name == "sqlite":
 
         @event.listens_for(engine.sync_engine, "connect")
@@ -115,6 +123,7 @@ def target_engine(url: str) -> AsyncEngine:
             cursor.execute("PRAGMA foreign_keys=ON")
             cursor.execute("PRAGMA busy_timeout=30000")
             cursor.execute("PRAGMA synchronous=NORMAL")
+            cursor.execute("PRAGMA cache_size=-65536")
             cursor.close()
 
     return engine
@@ -125,17 +134,26 @@ async def _move(
 ) -> None:
     """Load (unless verify-only or dry run) and verify, against the target."""
     from enque import domains
+    from enque.config import Settings
+    from enque.core.crypto import Cipher
+    from enque.core.migrate import upgrade
     from enque.migrate.idmap import IdMap
     from enque.migrate.load import load
     from enque.migrate.verify import verify
 
     assert options.target_url is not None and options.storage_to_url is not None
     domains.load_models()
+    settings = Settings(database_url=options.target_url)
+    if options.encryption_key:
+        settings = settings.model_copy(update={"encryption_key": options.encryption_key})
+    # secrets are sealed with the key the server reads them with (ENCRYPTION_KEY)
+    cipher = Cipher(
+        settings.resolved_encryption_key(),
+        [k for k in settings.encryption_keys_old.split(",") if k.strip()],
+    )
+    secrets = LegacySecrets(options.legacy_key)
     if not options.verify_only:
-        from enque.config import Settings
-        from enque.core.migrate import upgrade
-
-        await upgrade(Settings(database_url=options.target_url))
+        await upgrade(settings)
     engine = target_engine(options.target_url)
     try:
         store_to = files.open_target(options.storage_to_url)
@@ -156,6 +174,8 @@ async def _move(
                     report,
                     store_from=store_from,
                     store_to=store_to,
+                    cipher=cipher,
+                    secrets=secrets,
                     since=options.since,
                     batch_size=options.batch_size,
                     quiet=options.quiet,
@@ -173,6 +193,8 @@ async def _move(
                 report,
                 store_from=store_from,
                 store_to=store_to,
+                cipher=cipher,
+                secrets=secrets,
                 batch_size=options.batch_size,
             )
     finally:

@@ -18,11 +18,13 @@ old id, which keeps index inserts sequential. Every assignment is also written t
 
 from __future__ import annotations
 
-import hmac
+import hashlib
 import time
 import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import cached_property
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
@@ -67,6 +69,9 @@ TABLE_CODES: dict[str, int] = {
     "comments:inline_image": 101,  # "<comment id>:<content id>"
     "users:original_sender": 102,  # "<workspace id>:<lowercased email>"
     "tickets:first_message": 103,  # "<ticket id>": the comment made of ticket_bodies
+    "microsoft_apps": 104,  # "<integration id>:<workspace id>": the app of each workspace
+    "notification_settings:agent": 105,  # "<setting id>:<new agent id>"
+    "workflows:rule": 106,  # "<workflow id>:<n>": a workflow's second rule (n ≥ 1)
 }
 
 _MASK_30 = (1 << 30) - 1
@@ -80,18 +85,43 @@ class IdSpace:
     namespace: uuid.UUID
     epoch_ms: int
 
+    @cached_property
+    def _pads(self) -> tuple[Any, Any]:
+        """HMAC-SHA256 of the namespace key, its inner and outer hashes started once (RFC
+        2104; the same digest as `hmac.digest`, without setting the key up on every call)."""
+        key = self.namespace.bytes.ljust(64, b"\0")
+        inner = hashlib.sha256(bytes(b ^ 0x36 for b in key))
+        outer = hashlib.sha256(bytes(b ^ 0x5C for b in key))
+        return inner, outer
+
+    def _mac(self, message: bytes) -> bytes:
+        inner, outer = self._pads
+        first = inner.copy()
+        first.update(message)
+        second = outer.copy()
+        second.update(first.digest())
+        return second.digest()
+
+    @cached_property
+    def _prefixes(self) -> dict[str, str]:
+        """The first 64 bits of each table's ids as text (`xxxxxxxx-xxxx-7ccc`): fixed."""
+        found = {}
+        for table, code in TABLE_CODES.items():
+            high = (self.epoch_ms & ((1 << 48) - 1)) << 16 | 0x7 << 12 | code
+            h = f"{high:016x}"
+            found[table] = f"{h[:8]}-{h[8:12]}-{h[12:]}"
+        return found
+
     def new_id(self, table: str, old_id: int | str) -> str:
-        code = TABLE_CODES[table]
+        prefix = self._prefixes[table]
         key = int(old_id) if isinstance(old_id, str) and old_id.isdigit() else old_id
-        mac = hmac.digest(self.namespace.bytes, f"{table}:{key}".encode(), "sha256")
+        mac = self._mac(f"{table}:{key}".encode())
         if isinstance(key, int) and not isinstance(key, bool) and 0 <= key < 1 << 32:
             rand_b = (key << 30) | (int.from_bytes(mac[:4], "big") & _MASK_30)
         else:
             rand_b = int.from_bytes(mac[:8], "big") & _MASK_62
-        value = (
-            (self.epoch_ms & ((1 << 48) - 1)) << 80 | 0x7 << 76 | code << 64 | 0b10 << 62 | rand_b
-        )
-        return str(uuid.UUID(int=value))
+        low = f"{0b10 << 62 | rand_b:016x}"  # variant, then rand_b
+        return f"{prefix}-{low[:4]}-{low[4:]}"
 
     def maybe(self, table: str, old_id: int | str | None) -> str | None:
         """`new_id`, NULL staying NULL (for nullable foreign keys)."""

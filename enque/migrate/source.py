@@ -14,7 +14,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import asyncmy
-from asyncmy.cursors import Cursor, SSDictCursor
+from asyncmy.cursors import Cursor, DictCursor, SSDictCursor
 from asyncmy.errors import OperationalError, ProgrammingError
 
 from enque.migrate.legacy_schema import change_column, normalize_type
@@ -171,6 +171,13 @@ class LegacySource:
     async def fetch(self, sql: str, args: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
         assert self._conn is not None, "use `async with LegacySource(...)`"
         async with self._conn.cursor() as cur:
+            await cur.execute(sql, args)
+            return list(await cur.fetchall())
+
+    async def fetch_dicts(self, sql: str, args: tuple[Any, ...] = ()) -> list[dict[str, Any]]:
+        """Rows as dicts (column name → value)."""
+        assert self._conn is not None, "use `async with LegacySource(...)`"
+        async with self._conn.cursor(DictCursor) as cur:
             await cur.execute(sql, args)
             return list(await cur.fetchall())
 

@@ -30,6 +30,9 @@ from enque.migrate.report import RowContext
 _DATETIME = re.compile(r"^(\d{4})-(\d{2})-(\d{2})(?:[ T](\d{2}):(\d{2}):(\d{2})(?:\.(\d{1,6}))?)?$")
 
 
+_EPOCH = datetime(1970, 1, 1)
+
+
 class InvalidValue(ValueError):
     pass
 
@@ -43,8 +46,9 @@ def to_unix(value: Any) -> int | None:
     if value is None:
         return None
     if isinstance(value, datetime):
-        moment = value if value.tzinfo else value.replace(tzinfo=UTC)
-        return int(moment.timestamp())
+        if value.tzinfo is None:  # naive UTC (the common case: no time zone arithmetic)
+            return int((value - _EPOCH).total_seconds())
+        return int(value.timestamp())
     if isinstance(value, date):
         return int(datetime(value.year, value.month, value.day, tzinfo=UTC).timestamp())
     if isinstance(value, bytes):
@@ -167,166 +171,6 @@ def comment_kind(is_private: Any, *, customer_message: bool, ctx: RowContext) ->
         ctx.issue("is_private", "null_visibility", "NULL is_private migrated as an internal note")
         return "note"
     return "note" if flag else "reply"
-
-
-# Old automation enums are stored by their names; values are matched case-insensitively.
-CONDITION_FIELDS = {
-    "description": "subject",  # the old UI labelled DESCRIPTION "Subject" (ticket title)
-    "ticket_body": "body",
-    "user": "customer_email",
-    "user_domain": "customer_domain",
-    "inbox": "mailbox",
-    "agent": "assignee",
-    "company": "company",
-    "priority": "priority",
-    "category": "category",
-}
-CONDITION_OPERATORS = {
-    "eql": "is",
-    "neql": "is_not",
-    "con": "contains",
-    "ncon": "not_contains",
-}
-ACTION_TYPES = {
-    "set_agent": "set_assignee",
-    "set_priority": "set_priority",
-    "set_status": "set_status",
-    "set_team": "set_team",
-    "set_category": "set_category",
-    "also_notify": "notify_agents",
-}
-MATCH_MODES = {"and": "all", "or": "any"}
-# Actions whose legacy value names a record (by email or name) the loader must resolve to an id.
-ACTION_REFERENCES = {
-    "set_assignee": "agent_email",
-    "notify_agents": "agent_email",
-    "set_team": "team_name",
-    "set_category": "category_name",
-}
-
-
-def match_mode(value: Any, ctx: RowContext) -> str:
-    if value is None:
-        return "all"
-    return _enum(value, MATCH_MODES, "all", ctx, "conditions_operator")
-
-
-def automation_condition(row: dict[str, Any], ctx: RowContext) -> dict[str, Any] | None:
-    """One `automation_conditions` row → `{field, operator, value}`; None if unusable."""
-    field_name = CONDITION_FIELDS.get(str(row.get("condition_type") or "").lower())
-    if field_name is None:
-        ctx.issue("condition_type", "unknown_enum", f"{row.get('condition_type')!r}: dropped")
-        return None
-    operator = row.get("condition_operator")
-    op = "is" if operator is None else CONDITION_OPERATORS.get(str(operator).lower())
-    if op is None:
-        ctx.issue("condition_operator", "unknown_enum", f"{operator!r}: dropped")
-        return None
-    value = row.get("condition_value")
-    if field_name == "priority" and value is not None:
-        value = TICKET_PRIORITIES.get(str(value).strip().lower(), value)
-    return {"field": field_name, "operator": op, "value": value if value is not None else ""}
-
-
-def automation_action(row: dict[str, Any], ctx: RowContext) -> dict[str, Any] | None:
-    """One `automation_actions` row → `{type, value}`; None if unusable."""
-    action = ACTION_TYPES.get(str(row.get("action_type") or "").lower())
-    if action is None:
-        ctx.issue("action_type", "unknown_enum", f"{row.get('action_type')!r}: dropped")
-        return None
-    value = row.get("action_value")
-    if action == "set_priority":
-        value = ticket_priority(value, ctx)
-    elif action == "set_status":
-        value = ticket_status(value, ctx)
-    elif value is None or not str(value).strip():
-        ctx.issue("action_value", "empty_action", f"{action} without a value: dropped")
-        return None
-    return {"type": action, "value": value}
-
-
-WORKFLOW_TRIGGERS = {
-    "ticket.created": "ticket.created",
-    "ticket.updated": "ticket.updated",
-    "comment.added": "customer.replied",
-    "customer.replied": "customer.replied",
-    "agent.replied": "agent.replied",
-    "message.urgency_high": "customer.replied",
-    "message.urgency_medium": "customer.replied",
-}
-
-
-def workflow_rule(row: dict[str, Any], ctx: RowContext) -> dict[str, Any] | None:
-    """A `workflows` row → an automation rule (the urgency-keyword triggers become a
-    `body matches` condition); what has no equivalent is reported and left out."""
-    trigger = WORKFLOW_TRIGGERS.get(str(row.get("trigger") or "").strip().lower())
-    if trigger is None:
-        ctx.issue(
-            "trigger", "unsupported_workflow", f"trigger {row.get('trigger')!r}: not migrated"
-        )
-        return None
-    conditions: list[dict[str, Any]] = []
-    rules = json_value(row.get("message_analysis_rules"), ctx, "message_analysis_rules")
-    level = str(row.get("trigger")).rsplit("_", 1)[-1]
-    if str(row.get("trigger")).startswith("message.") and isinstance(rules, dict):
-        urgency = rules.get("urgency_keywords") or {}
-        words = list(urgency.get("high") or [])
-        if level == "medium":
-            words += list(urgency.get("medium") or [])
-        if words:
-            pattern = r"\b(" + "|".join(re.escape(str(w)) for w in words) + r")\b"
-            conditions.append({"field": "body", "operator": "matches", "value": pattern})
-    for item in _json_list(row.get("conditions"), ctx, "conditions"):
-        field_name = str(item.get("field", "")).lower()
-        op = str(item.get("operator", "")).lower()
-        mapped_op = {"equals": "is", "contains": "contains", "not_equals": "is_not"}.get(op, op)
-        if field_name in {"subject", "body", "priority", "status", "category"} and mapped_op in {
-            "is",
-            "is_not",
-            "contains",
-            "not_contains",
-        }:
-            conditions.append(
-                {"field": field_name, "operator": mapped_op, "value": item.get("value")}
-            )
-        else:
-            ctx.issue("conditions", "unsupported_workflow", f"condition {item!r}: not migrated")
-    actions: list[dict[str, Any]] = []
-    for item in _json_list(row.get("actions"), ctx, "actions"):
-        kind = str(item.get("type", "")).lower()
-        raw_config = item.get("config")
-        config: dict[str, Any] = raw_config if isinstance(raw_config, dict) else {}
-        if kind in ("change_priority", "set_priority"):
-            actions.append(
-                {"type": "set_priority", "value": ticket_priority(config.get("priority"), ctx)}
-            )
-        elif kind in ("change_status", "set_status"):
-            actions.append(
-                {"type": "set_status", "value": ticket_status(config.get("status"), ctx)}
-            )
-        else:
-            ctx.issue("actions", "unsupported_workflow", f"action {item!r}: not migrated")
-    if not actions:
-        ctx.issue(None, "unsupported_workflow", "no action left: workflow not migrated")
-        return None
-    return {
-        "name": row.get("name"),
-        "trigger": trigger,
-        "match": "all",
-        "is_active": bool(to_bool(row.get("is_enabled"))),
-        "conditions": conditions,
-        "actions": actions,
-    }
-
-
-def _json_list(value: Any, ctx: RowContext, column: str) -> list[dict[str, Any]]:
-    parsed = json_value(value, ctx, column)
-    if parsed is None:
-        return []
-    if not isinstance(parsed, list):
-        ctx.issue(column, "unsupported_workflow", f"expected a list, got {type(parsed).__name__}")
-        return []
-    return [item for item in parsed if isinstance(item, dict)]
 
 
 # ---------------------------------------------------------------- comment content
@@ -674,14 +518,12 @@ def customer_email(value: Any, ctx: RowContext, column: str = "email") -> str | 
 
 
 _SKIPPED_ELEMENTS = re.compile(r"<(script|style|head|title)\b.*?</\1\s*>", re.S | re.I)
+# (case-insensitive on the names only: a pattern-wide re.I loses the fast search for "<")
 _BLOCK_TAGS = re.compile(
-    r"</?(?:p|div|br|tr|li|ul|ol|table|blockquote|pre|hr|section|article|header|footer|"
-    r"h[1-6]|dl|dt|dd)\b[^>]*>",
-    re.I,
+    r"</?(?i:p|div|br|tr|li|ul|ol|table|blockquote|pre|hr|section|article|header|footer|"
+    r"h[1-6]|dl|dt|dd)\b[^>]*>"
 )
 _ANY_TAG = re.compile(r"<[^>]*>")
-# runs of whitespace other than one plain space (replacing each single space costs a lot)
-_SPACES = re.compile(r" *[\t\r\f\v\xa0\u200b][ \t\r\f\v\xa0\u200b]*| {2,}")
 
 
 def html_text(content: str) -> str:
@@ -691,9 +533,12 @@ def html_text(content: str) -> str:
     HTML, several times faster on the millions of legacy comments."""
     text = _SKIPPED_ELEMENTS.sub("", content)
     text = _BLOCK_TAGS.sub("\n", text)
-    text = html.unescape(_ANY_TAG.sub("", text))
-    text = _SPACES.sub(" ", text)
-    text = "\n".join(line.strip() for line in text.split("\n"))
+    text = html.unescape(_ANY_TAG.sub("", text)).replace("\u200b", " ")
+    if "  " in text or not text.isascii() or not text.replace("\n", " ").isprintable():
+        # each line's runs of spaces, tabs, no-break spaces… become one space
+        text = "\n".join(" ".join(line.split()) for line in text.split("\n"))
+    else:  # single spaces only (the common case, and much cheaper)
+        text = "\n".join(line.strip() for line in text.split("\n"))
     if "\n\n\n" in text:
         text = re.sub(r"\n{3,}", "\n\n", text)
     return text.strip()

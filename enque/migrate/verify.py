@@ -16,19 +16,26 @@ from dataclasses import dataclass
 from typing import Any
 
 import obstore
+import orjson
 from obstore.exceptions import NotFoundError
 from sqlalchemy import Table, and_, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from enque.agents.models import Agent
 from enque.comments.models import Comment
+from enque.core.crypto import Cipher, DecryptionError
+from enque.core.secrets import context_for
 from enque.customers.models import Company, User
-from enque.mailboxes.models import EmailMessage
+from enque.mailboxes.models import EmailMessage, Mailbox
 from enque.migrate.idmap import IdSpace
-from enque.migrate.load import HANDLERS, MIGRATED, WRITE_ORDER, Batch, Env, legacy_agents
+from enque.migrate.load import MIGRATED, SPECS, WRITE_ORDER, sealed_columns
 from enque.migrate.models import LegacyFile
+from enque.migrate.people import legacy_agents
 from enque.migrate.report import Report
 from enque.migrate.source import LegacySource
-from enque.migrate.transform import checksum
+from enque.migrate.spec import Batch, Env, transform_batch
+from enque.migrate.transform import LegacySecrets, checksum
+from enque.teams.models import Team
 from enque.tickets.models import Ticket
 
 _TABLES = {t.name: t for t in WRITE_ORDER}
@@ -51,6 +58,17 @@ def _normal(value: Any) -> Any:
     return value
 
 
+def _unsealed(cipher: Cipher, table: Table, column: str, row: dict[str, Any]) -> Any:
+    """A secret column's plain value (what the load sealed), or a marker that it is unreadable."""
+    token = row[column]
+    if token is None:
+        return None
+    try:
+        return orjson.loads(cipher.decrypt(token, context_for(table.name, column, row["id"])))
+    except DecryptionError:
+        return "(does not decrypt with this ENCRYPTION_KEY)"
+
+
 async def compare_rows(
     conn: AsyncConnection,
     table: Table,
@@ -58,11 +76,14 @@ async def compare_rows(
     report: Report,
     source_table: str,
     check: TableCheck,
+    cipher: Cipher,
 ) -> None:
-    """Each row must exist in `table` with the same values (checksums of the same columns)."""
+    """Each row must exist in `table` with the same values (checksums of the same columns;
+    secrets compared decrypted)."""
     if not rows:
         return
     columns = [c for c in rows[0] if c != "migration_id"]
+    secrets = [c for c in sealed_columns(table) if c in columns]
     ids = [r["id"] for r in rows]
     found: dict[str, dict[str, Any]] = {}
     for start in range(0, len(ids), 500):
@@ -71,6 +92,9 @@ async def compare_rows(
             select(*(table.c[c] for c in columns)).where(table.c.id.in_(chunk))
         )
         found.update({r["id"]: dict(r) for r in result.mappings()})
+    for values in found.values():
+        for column in secrets:
+            values[column] = _unsealed(cipher, table, column, values)
     for row in rows:
         check.expected += 1
         target = found.get(row["id"])
@@ -154,6 +178,9 @@ LOOSE_REFERENCES: tuple[tuple[Any, str, Any, Any], ...] = (
     (Comment, "author_id", User, Comment.author_type == "user"),
     (Company, "primary_contact_id", User, None),
     (EmailMessage, "ticket_id", Ticket, None),
+    (Ticket, "mailbox_id", Mailbox, None),
+    (Mailbox, "team_id", Team, None),
+    (Mailbox, "default_assignee_id", Agent, None),
 )
 
 
@@ -188,6 +215,8 @@ async def verify(
     *,
     store_from: Any | None,
     store_to: Any,
+    cipher: Cipher,
+    secrets: LegacySecrets | None = None,
     batch_size: int = 1000,
     sample: int | None = None,
 ) -> dict[str, TableCheck]:
@@ -202,7 +231,7 @@ async def verify(
         if table not in present:
             continue
         check = checks[table] = TableCheck()
-        cache: dict[str, set[str]] = {}
+        cache: dict[str, Any] = {}
         async for rows in source.stream(table, batch_size=batch_size):
             async with engine.connect() as conn:
                 env = Env(
@@ -212,13 +241,17 @@ async def verify(
                     store_from=store_from,
                     agents=agents,
                     source=source,
+                    secrets=secrets,
+                    present=set(present),
                     cache=cache,
                 )
                 batch = Batch()
-                await HANDLERS[table](rows, env, batch)
+                await transform_batch(SPECS[table], rows, env, batch)
                 check.source_rows += len(rows)
                 for name, target_rows in batch.rows.items():
-                    await compare_rows(conn, _TABLES[name], target_rows, report, table, check)
+                    await compare_rows(
+                        conn, _TABLES[name], target_rows, report, table, check, cipher
+                    )
                 if batch.files:
                     await compare_files(conn, batch, env, store_to, report, table, check)
             if sample is not None and check.source_rows >= sample:

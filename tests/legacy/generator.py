@@ -570,6 +570,14 @@ class Builder:
                 "team_id": self.ws_teams[w][0],
                 "created_at": when(w),
             }
+        if len(self.ws_teams[1]) > 1:  # the new system gives a mailbox one team
+            self.m.edge["mailbox_second_team"] = self.new_id("mailbox_team_assignments")
+            yield {
+                "id": self.m.edge["mailbox_second_team"],
+                "mailbox_connection_id": self.ws_mailbox[1],
+                "team_id": self.ws_teams[1][1],
+                "created_at": when(3),
+            }
 
     def microsoft_tokens(self) -> Iterator[dict[str, Any]]:
         for w, mailbox in self.ws_mailbox.items():
@@ -1024,6 +1032,22 @@ class Builder:
                     "updated_at": when(w),
                 }
             )
+            if w == 1:
+                self.m.edge["canned_unknown_placeholder"] = self.new_id("canned_replies")
+                out["canned_replies"].append(
+                    {
+                        "id": self.m.edge["canned_unknown_placeholder"],
+                        "name": "Order status",
+                        "description": "uses an old placeholder the new system lacks",
+                        "content": "<p>Order {{order_number}} for {{ ticket_title }}</p>",
+                        "workspace_id": w,
+                        "created_by_agent_id": MISSING_ID,
+                        "is_enabled": 0,
+                        "usage_count": 0,
+                        "created_at": when(w),
+                        "updated_at": when(w),
+                    }
+                )
             out["global_signatures"].append(
                 {
                     "id": self.new_id("global_signatures"),
@@ -1061,6 +1085,26 @@ class Builder:
                     "updated_at": when(w),
                 }
             )
+            if w == 1:
+                for label, category, kind, channels in (
+                    ("setting_customer", "users", "new_ticket_created", '["email"]'),
+                    ("setting_duplicate", "agents", "ticket_created", '["enque"]'),
+                    ("setting_assigned", "agents", "ticket_assigned", '["enque", "slack"]'),
+                ):
+                    self.m.edge[label] = self.new_id("notification_settings")
+                    out["notification_settings"].append(
+                        {
+                            "id": self.m.edge[label],
+                            "workspace_id": w,
+                            "category": category,
+                            "type": kind,
+                            "is_enabled": 1,
+                            "channels": channels,
+                            "template_id": None,
+                            "created_at": when(w),
+                            "updated_at": when(w),
+                        }
+                    )
             out["schedule"].append(
                 {
                     "id": self.new_id("schedule"),

@@ -79,10 +79,27 @@ async def snapshot(engine: AsyncEngine) -> dict[str, Any]:
     """Row counts and the newest change of the migrated tables."""
     found: dict[str, Any] = {}
     async with engine.connect() as conn:
-        for table in ("workspaces", "agents", "users", "tickets", "ticket_bodies", "comments"):
+        for table in (
+            "workspaces",
+            "agents",
+            "users",
+            "tickets",
+            "ticket_bodies",
+            "comments",
+            "mailboxes",
+            "microsoft_apps",
+            "canned_replies",
+            "workspace_signatures",
+            "notification_settings",
+            "automations",
+        ):
             found[table] = tuple(
                 (await conn.execute(text(f"SELECT count(*), max(updated_at) FROM {table}"))).one()
             )
+        # sealed secrets are encrypted afresh on every write: a second write would show
+        found["secrets"] = (
+            await conn.execute(text("SELECT id, credentials FROM mailboxes ORDER BY id"))
+        ).all()
         for table in ("email_messages", "legacy_files", "legacy_id_map"):
             found[table] = await conn.scalar(text(f"SELECT count(*) FROM {table}"))
     return found

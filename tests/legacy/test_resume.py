@@ -14,13 +14,23 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select, text
 
+from enque.automations.models import Automation
+from enque.canned.models import CannedReply
 from enque.comments.models import Comment
+from enque.core.crypto import Cipher
+from enque.core.secrets import unseal
+from enque.mailboxes.models import Mailbox
 from enque.migrate.command import target_engine
 from enque.migrate.models import LegacyCheckpoint, LegacyFile
+from enque.notifications.models import NotificationSetting
 from enque.tickets.models import Ticket
 from tests.conftest import BACKEND, make_database_url
 from tests.legacy.generator import LEGACY_KEY, Manifest, Server
 from tests.legacy.s3server import MotoS3Server
+
+# the target's key, given to every run (the server would read the secrets with it)
+ENCRYPTION_KEY = "resume-test-encryption-key"
+ENV = {**os.environ, "ENCRYPTION_KEY": ENCRYPTION_KEY}
 
 
 def command(legacy: Manifest, s3: MotoS3Server, target: str, files: Path, *extra: str) -> list[str]:
@@ -47,7 +57,7 @@ def command(legacy: Manifest, s3: MotoS3Server, target: str, files: Path, *extra
 async def run(cmd: list[str]) -> tuple[int, str]:
     """Run a command to its end: exit code and output (stdout then stderr)."""
     proc = await asyncio.create_subprocess_exec(
-        *cmd, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE
+        *cmd, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=ENV
     )
     out, err = await asyncio.wait_for(proc.communicate(), timeout=300)
     assert proc.returncode is not None
@@ -69,6 +79,98 @@ async def progress(target: str) -> int:
         await engine.dispose()
 
 
+async def reached(target: str, table: str) -> bool:
+    """Whether a batch of `table` has been committed (its checkpoint exists)."""
+    engine = target_engine(target)
+    try:
+        async with engine.connect() as conn:
+            exists = await conn.run_sync(
+                lambda sync: sync.dialect.has_table(sync, "legacy_checkpoints")
+            )
+            if not exists:
+                return False
+            found = await conn.scalar(
+                select(func.count())
+                .select_from(LegacyCheckpoint)
+                .where(LegacyCheckpoint.source_table == table)
+            )
+            return bool(found)
+    finally:
+        await engine.dispose()
+
+
+async def count(target: str, model: object) -> int:
+    engine = target_engine(target)
+    try:
+        async with engine.connect() as conn:
+            return int(await conn.scalar(select(func.count()).select_from(model)))  # type: ignore[arg-type]
+    finally:
+        await engine.dispose()
+
+
+async def test_killed_in_each_new_table_resumes_to_a_verified_copy(
+    legacy: Manifest,
+    s3_server: MotoS3Server,
+    tmp_path: Path,
+    worker_id_suffix: str,
+) -> None:
+    """One row per batch; each run is killed right after its first committed batch of the
+    next table (mailboxes and what folds into them, settings, rules), then a run completes."""
+    target, cleanup = make_database_url(BACKEND, tmp_path, f"enque_resume_new_{worker_id_suffix}")
+    files = tmp_path / "files"
+    cmd = command(legacy, s3_server, target, files, "--batch-size", "1")
+    try:
+        kills = 0
+        for table in (
+            "mailbox_connections",
+            "microsoft_tokens",
+            "canned_replies",
+            "notification_settings",
+            "automations",
+            "automation_actions",
+            "workflows",
+        ):
+            proc = await asyncio.create_subprocess_exec(
+                *cmd,
+                stdout=asyncio.subprocess.DEVNULL,
+                stderr=asyncio.subprocess.DEVNULL,
+                env=ENV,
+            )
+            deadline = time.monotonic() + 180
+            while proc.returncode is None and time.monotonic() < deadline:
+                if await reached(target, table):
+                    os.kill(proc.pid, signal.SIGKILL)
+                    kills += 1
+                    break
+                await asyncio.sleep(0.01)
+            code = await asyncio.wait_for(proc.wait(), timeout=60)
+            assert code in (0, -signal.SIGKILL), code
+        assert kills >= 5, "the runs finished before they could be killed"
+        code, output = await run(cmd)
+        assert code == 0, output
+        again, output = await run([*cmd, "--verify-only"])
+        assert again == 0, output
+        # every row once (derived ids: a batch written again adds nothing)
+        assert await count(target, Mailbox) == legacy.counts["mailbox_connections"]
+        assert await count(target, CannedReply) == legacy.counts["canned_replies"]
+        rules = await count(target, Automation)
+        settings = await count(target, NotificationSetting)
+    finally:
+        cleanup()
+    clean, clean_cleanup = make_database_url(
+        BACKEND, tmp_path, f"enque_resume_clean_{worker_id_suffix}"
+    )
+    try:
+        code, output = await run(command(legacy, s3_server, clean, tmp_path / "clean"))
+        assert code == 0, output
+        assert (await count(clean, Automation), await count(clean, NotificationSetting)) == (
+            rules,
+            settings,
+        )
+    finally:
+        clean_cleanup()
+
+
 async def test_killed_runs_resume_to_a_verified_copy(
     legacy: Manifest,
     s3_server: MotoS3Server,
@@ -84,7 +186,10 @@ async def test_killed_runs_resume_to_a_verified_copy(
         done = 0
         for _ in range(4):
             proc = await asyncio.create_subprocess_exec(
-                *cmd, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.DEVNULL
+                *cmd,
+                stdout=asyncio.subprocess.DEVNULL,
+                stderr=asyncio.subprocess.DEVNULL,
+                env=ENV,
             )
             goal = done + rng.randint(10, 120)
             deadline = time.monotonic() + 120
@@ -134,20 +239,43 @@ async def test_since_copies_changed_rows(
     worker_id_suffix: str,
     mariadb: Server,
 ) -> None:
+    """During the cut-over the old system keeps working: a ticket is edited, a mailbox token
+    refreshed, a canned reply renamed, a rule's action changed (its row has no change time:
+    rules are read whole). The `--since` run brings each over, and nothing else."""
     target, cleanup = make_database_url(BACKEND, tmp_path, f"enque_since_{worker_id_suffix}")
     files = tmp_path / "files"
     cmd = command(legacy, s3_server, target, files)
+    token = legacy.edge["token_plaintext"]
+    later = "2031-01-01 00:00:00"
     conn = await mariadb.connect(legacy.database)
+    saved: dict[str, tuple[object, ...]] = {}
     try:
         code, output = await run(cmd)
         assert code == 0, output
         async with conn.cursor() as cur:
-            await cur.execute("SELECT title, updated_at FROM tickets WHERE id = 1")
-            title, updated = await cur.fetchone()
+            for name, sql in (
+                ("ticket", "SELECT title, updated_at FROM tickets WHERE id = 1"),
+                (
+                    "token",
+                    f"SELECT access_token, updated_at FROM microsoft_tokens WHERE id = {token}",
+                ),
+                ("canned", "SELECT name, updated_at FROM canned_replies WHERE id = 1"),
+                ("action", "SELECT action_value FROM automation_actions WHERE id = 1"),
+            ):
+                await cur.execute(sql)
+                saved[name] = tuple(await cur.fetchone())
             await cur.execute(
-                "UPDATE tickets SET title = 'Changed during cut-over', "
-                "updated_at = '2031-01-01 00:00:00' WHERE id = 1"
+                f"UPDATE tickets SET title = 'Changed during cut-over', updated_at = '{later}' "
+                "WHERE id = 1"
             )
+            await cur.execute(
+                f"UPDATE microsoft_tokens SET access_token = 'rotated-access-token', "
+                f"updated_at = '{later}' WHERE id = {token}"
+            )
+            await cur.execute(
+                f"UPDATE canned_replies SET name = 'Renamed', updated_at = '{later}' WHERE id = 1"
+            )
+            await cur.execute("UPDATE automation_actions SET action_value = 'Low' WHERE id = 1")
         code, output = await run([*cmd, "--since", "2030-12-31T00:00:00Z"])
         assert code == 0, output
         engine = target_engine(target)
@@ -155,15 +283,44 @@ async def test_since_copies_changed_rows(
             async with engine.connect() as c:
                 subject = await c.scalar(select(Ticket.subject).where(Ticket.number == 1))
                 rows = await c.scalar(text("SELECT count(*) FROM tickets"))
+                names = set((await c.execute(select(CannedReply.name))).scalars())
+                mailboxes = [
+                    Mailbox(**row)
+                    for row in (await c.execute(select(Mailbox.__table__))).mappings()
+                ]
+                actions = [
+                    a for r in (await c.execute(select(Automation.actions))).scalars() for a in r
+                ]
         finally:
             await engine.dispose()
         assert subject == "Changed during cut-over"
         assert rows == legacy.counts["tickets"]
+        assert "Renamed" in names
+        cipher = Cipher(ENCRYPTION_KEY)
+        tokens = {m.email: unseal(cipher, m, "credentials") for m in mailboxes}
+        assert tokens["support@legacy2.test"]["access_token"] == "rotated-access-token"  # type: ignore[index]
+        assert tokens["support@legacy1.test"]["access_token"] == "access-token-mailbox-1"  # type: ignore[index]
+        assert {"type": "set_priority", "value": "Low"} in actions
     finally:
         async with conn.cursor() as cur:
-            await cur.execute(
-                "UPDATE tickets SET title = %s, updated_at = %s WHERE id = 1", (title, updated)
-            )
+            if "ticket" in saved:
+                await cur.execute(
+                    "UPDATE tickets SET title = %s, updated_at = %s WHERE id = 1", saved["ticket"]
+                )
+            if "token" in saved:
+                await cur.execute(
+                    "UPDATE microsoft_tokens SET access_token = %s, updated_at = %s WHERE id = %s",
+                    (*saved["token"], token),
+                )
+            if "canned" in saved:
+                await cur.execute(
+                    "UPDATE canned_replies SET name = %s, updated_at = %s WHERE id = 1",
+                    saved["canned"],
+                )
+            if "action" in saved:
+                await cur.execute(
+                    "UPDATE automation_actions SET action_value = %s WHERE id = 1", saved["action"]
+                )
         conn.close()
         cleanup()
 

@@ -118,90 +118,6 @@ def test_comment_kind() -> None:
     assert codes(c) == ["null_visibility"]
 
 
-def test_automation_enums_by_name() -> None:
-    c = ctx("automation_conditions")
-    cond = t.automation_condition(
-        {
-            "condition_type": "USER_DOMAIN",
-            "condition_operator": "EQL",
-            "condition_value": "initech.test",
-        },
-        c,
-    )
-    assert cond == {"field": "customer_domain", "operator": "is", "value": "initech.test"}
-    assert (
-        t.automation_condition(
-            {
-                "condition_type": "DESCRIPTION",
-                "condition_operator": "con",
-                "condition_value": "urgent",
-            },
-            c,
-        )["field"]
-        == "subject"
-    )  # type: ignore[index]
-    assert t.automation_condition(
-        {"condition_type": "PRIORITY", "condition_operator": None, "condition_value": "high"}, c
-    ) == {
-        "field": "priority",
-        "operator": "is",
-        "value": "High",
-    }
-    assert (
-        t.automation_condition({"condition_type": "NOTE", "condition_operator": "EQL"}, c) is None
-    )
-    assert codes(c) == ["unknown_enum"]
-    a = ctx("automation_actions")
-    assert t.automation_action({"action_type": "SET_PRIORITY", "action_value": "critical"}, a) == {
-        "type": "set_priority",
-        "value": "Critical",
-    }
-    assert t.automation_action({"action_type": "SET_AGENT", "action_value": "x@y.test"}, a) == {
-        "type": "set_assignee",
-        "value": "x@y.test",
-    }
-    assert t.ACTION_REFERENCES["set_assignee"] == "agent_email"
-    assert t.automation_action({"action_type": "SET_TEAM", "action_value": None}, a) is None
-    assert codes(a) == ["empty_action"]
-    assert t.match_mode("OR", a) == "any" and t.match_mode(None, a) == "all"
-
-
-def test_workflows() -> None:
-    c = ctx("workflows")
-    rule = t.workflow_rule(
-        {
-            "name": "Escalate",
-            "trigger": "message.urgency_high",
-            "is_enabled": 1,
-            "message_analysis_rules": '{"urgency_keywords": '
-            '{"high": ["urgent", "a.s.a.p"], "medium": ["soon"]}}',
-            "conditions": "[]",
-            "actions": '[{"type": "change_priority", "config": {"priority": "High"}}]',
-        },
-        c,
-    )
-    assert rule is not None
-    assert rule["trigger"] == "customer.replied" and rule["is_active"] is True
-    assert rule["conditions"] == [
-        {"field": "body", "operator": "matches", "value": r"\b(urgent|a\.s\.a\.p)\b"}
-    ]
-    assert rule["actions"] == [{"type": "set_priority", "value": "High"}]
-    assert codes(c) == []
-    dropped = t.workflow_rule(
-        {
-            "name": "Hook",
-            "trigger": "ticket.created",
-            "is_enabled": 0,
-            "message_analysis_rules": None,
-            "conditions": '[{"field": "subject", "operator": "contains", "value": "vip"}]',
-            "actions": '[{"type": "send_webhook", "config": {}}]',
-        },
-        c,
-    )
-    assert dropped is None
-    assert codes(c) == ["unsupported_workflow", "unsupported_workflow"]
-
-
 # ---------------------------------------------------------------- comment content
 
 
@@ -407,3 +323,20 @@ async def test_transforms_on_the_edge_tickets_agents_and_secrets(legacy: Manifes
         "bad_recipient",
         "invalid_json",
     }
+
+
+@pytest.mark.parametrize(
+    ("content", "text"),
+    [
+        ("<p>Hello there</p><p>again</p>", "Hello there\n\nagain"),
+        ("<p>a \t b\xa0 c</p><div>  x  y </div>", "a b c\n\nx y"),
+        ("<p>z\x0bq\u200br</p>", "z q r"),
+        ("<ul><li>one</li><li>two</li></ul>", "one\n\ntwo"),
+        ("<p>caf&eacute; &amp; 😀</p><style>p {}</style>", "café & 😀"),
+        ("<div><p>1</p><p></p><p></p><p>2</p></div>", "1\n\n2"),
+    ],
+)
+def test_html_text(content: str, text: str) -> None:
+    """Runs of spaces, tabs and other blanks become one space on each line (the plain-space
+    shortcut and the general path agree); block elements become line breaks."""
+    assert t.html_text(content) == text
