@@ -97,8 +97,14 @@ class RedisBroker(MemoryBroker):
         self.prefix = prefix
         import redis.asyncio as aioredis  # only when Redis is configured: the import is slow
 
+        from enque.core.cache import redis_retry
+
         pool = aioredis.BlockingConnectionPool.from_url(
-            url, max_connections=50, timeout=5, socket_connect_timeout=5
+            url,
+            max_connections=50,
+            timeout=5,
+            socket_connect_timeout=5,
+            retry=redis_retry(),
         )
         self.client = aioredis.Redis.from_pool(pool)
         self._task: asyncio.Task[None] | None = None
