@@ -5,6 +5,7 @@ is back. The servers stopped here are private ones on free ports, never the shar
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -12,6 +13,7 @@ from typing import Any
 
 import httpx
 import pytest
+import uvicorn
 from fastapi import APIRouter
 
 from enque.app import create_app
@@ -20,7 +22,8 @@ from enque.core.migrate import upgrade
 from tests.conftest import settings_from
 from tests.support.api import Tenant, data, error, register
 from tests.support.private import PrivatePostgres, PrivateRedis
-from tests.support.services import require
+from tests.support.realtime import Socket
+from tests.support.services import free_port, require
 
 pytestmark = pytest.mark.slow
 
@@ -116,6 +119,54 @@ async def test_postgres_outage_is_503_and_recovers(base_env: dict[str, str]):
             await recovers(tenant)
     finally:
         await asyncio.to_thread(pg.close)
+
+
+@asynccontextmanager
+async def live(app: Any) -> AsyncIterator[str]:
+    """uvicorn on a loopback port around `app` (its lifespan already runs): the socket's URL."""
+    port = free_port()
+    config = uvicorn.Config(app, host="127.0.0.1", port=port, lifespan="off", log_level="warning")
+    server = uvicorn.Server(config)
+    server.capture_signals = contextlib.nullcontext  # type: ignore[method-assign]  # pytest's
+    task = asyncio.create_task(server.serve())
+    while not server.started:
+        if task.done():
+            task.result()
+        await asyncio.sleep(0.02)
+    try:
+        yield f"ws://127.0.0.1:{port}/v1/realtime"
+    finally:
+        server.should_exit = True
+        await task
+
+
+async def test_sockets_resync_after_a_redis_gap(base_env: dict[str, str], migrated: Settings):
+    """Events published while Redis was away never arrive: once it is back every socket gets
+    `resync` and is closed 1013 (the client reloads over HTTP); a new socket gets events."""
+    require(PrivateRedis.available(), "redis-server (to run a private Redis)")
+    redis = await asyncio.to_thread(lambda: PrivateRedis().start())
+    try:
+        settings = settings_from(base_env, database_url=migrated.database_url, redis_url=redis.url)
+        app = create_app(settings)
+        async with app.router.lifespan_context(app), live(app) as url:
+            transport = httpx.ASGITransport(app=app)
+            async with httpx.AsyncClient(transport=transport, base_url="http://t") as http:
+                tenant = await register(http)
+                socket = await Socket.ready(url, tenant.token, "tickets")
+                await stopped(redis.stop)
+                await stopped(redis.start)
+                code, seen = await socket.closed(timeout=20)
+                assert code == 1013
+                assert [m["type"] for m in seen if m["type"] != "ping"] == ["resync"]
+                again = await Socket.ready(url, tenant.token, "tickets")
+                created = await tenant.post(
+                    "/v1/tickets", json={"subject": "Back", "customer": {"email": "c@e.test"}}
+                )
+                event = await again.expect("ticket.created")
+                assert event["payload"]["id"] == data(created, 201)["id"]
+                await again.ws.close()
+    finally:
+        await asyncio.to_thread(redis.close)
 
 
 @pytest.fixture
