@@ -20,6 +20,8 @@ from enque import domains
 from enque.config import Settings, get_settings
 from enque.core import metrics
 from enque.core.api import ErrorEnvelope, JSONResponse, error_response, ok
+from enque.core.cache import redis_unavailable_errors
+from enque.core.db import unavailable_errors as database_unavailable_errors
 from enque.core.errors import ApiError
 from enque.core.logging import configure_logging
 from enque.core.middleware import RequestContextMiddleware
@@ -58,7 +60,7 @@ def _is_json(content_type: str) -> bool:
     return content_type == "application/json" or content_type.endswith("+json")
 
 
-def _install_error_handlers(app: FastAPI) -> None:
+def _install_error_handlers(app: FastAPI, settings: Settings) -> None:
     @app.exception_handler(ApiError)
     async def api_error(_: Request, exc: ApiError) -> JSONResponse:
         return error_response(exc)
@@ -103,6 +105,15 @@ def _install_error_handlers(app: FastAPI) -> None:
     async def dependency_down(_: Request, exc: Exception) -> JSONResponse:
         log.warning("dependency unavailable: %s", exc)
         return error_response(ApiError("SERVICE_UNAVAILABLE", "A dependency is unavailable"))
+
+    async def cache_down(_: Request, exc: Exception) -> JSONResponse:
+        log.warning("cache unavailable: %s", exc.__class__.__name__)
+        return error_response(ApiError("SERVICE_UNAVAILABLE", "The cache is unavailable"))
+
+    for kind in redis_unavailable_errors(settings.redis_url):
+        app.add_exception_handler(kind, cache_down)
+    for kind in database_unavailable_errors(settings):
+        app.add_exception_handler(kind, database_down)
 
 
 def _install_health(app: FastAPI) -> None:
@@ -197,7 +208,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
         if setup is not None:
             setup(rt)
 
-    _install_error_handlers(app)
+    _install_error_handlers(app, settings)
     _install_health(app)
     metrics.install(app)
     for module in domains.route_modules():

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from typing import Protocol
+from typing import Any, Protocol
 
 
 class Cache(Protocol):
@@ -99,6 +99,7 @@ class RedisCache:
             decode_responses=True,
             socket_timeout=5,
             socket_connect_timeout=5,
+            retry=redis_retry(),
         )
         self.client = aioredis.Redis.from_pool(pool)
         self.prefix = prefix
@@ -140,6 +141,26 @@ class RedisCache:
 
     async def close(self) -> None:
         await self.client.aclose()
+
+
+def redis_retry() -> Any:
+    """Once more, on a new connection, when a pooled one turns out dead (Redis restarted):
+    the first request after an outage succeeds instead of meeting a stale socket."""
+    from redis.asyncio.retry import Retry
+    from redis.backoff import NoBackoff
+    from redis.exceptions import ConnectionError as RedisConnectionError
+
+    return Retry(NoBackoff(), 1, supported_errors=(RedisConnectionError,))
+
+
+def redis_unavailable_errors(redis_url: str | None) -> tuple[type[Exception], ...]:
+    """The exceptions that mean Redis cannot be reached (none when Redis is not used)."""
+    if not redis_url:
+        return ()
+    from redis.exceptions import ConnectionError as RedisConnectionError
+    from redis.exceptions import TimeoutError as RedisTimeoutError
+
+    return (RedisConnectionError, RedisTimeoutError)
 
 
 def make_cache(redis_url: str | None, prefix: str = "enque:") -> Cache:

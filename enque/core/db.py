@@ -103,6 +103,21 @@ def _ensure_sqlite_dir(url: str) -> None:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
 
 
+def unavailable_errors(settings: Settings) -> tuple[type[Exception], ...]:
+    """Driver errors meaning PostgreSQL cannot serve now: starting up or shutting down, out of
+    connections or resources, or the connection lost. asyncpg raises them unwrapped when the
+    pool opens a connection (SQLAlchemy translates only the errors of statements)."""
+    if settings.is_sqlite:
+        return ()
+    from asyncpg import exceptions as pg
+
+    return (
+        pg.OperatorInterventionError,
+        pg.PostgresConnectionError,
+        pg.InsufficientResourcesError,
+    )
+
+
 class Database:
     """The engines of one process. On SQLite writes go through one connection."""
 

@@ -52,11 +52,13 @@ class Event:
 
 Handler = Callable[[Event], None]
 Reaction = Callable[[Event], Awaitable[None]]
+GapHandler = Callable[[], None]
 
 
 class Broker(Protocol):
     async def publish(self, event: Event) -> None: ...
     def listen(self, handler: Handler) -> Callable[[], None]: ...
+    def on_gap(self, handler: GapHandler) -> Callable[[], None]: ...
     async def start(self) -> None: ...
     async def stop(self) -> None: ...
 
@@ -66,10 +68,24 @@ class MemoryBroker:
 
     def __init__(self) -> None:
         self._handlers: list[Handler] = []
+        self._gap_handlers: list[GapHandler] = []
 
     def listen(self, handler: Handler) -> Callable[[], None]:
         self._handlers.append(handler)
         return lambda: self._handlers.remove(handler) if handler in self._handlers else None
+
+    def on_gap(self, handler: GapHandler) -> Callable[[], None]:
+        """`handler` runs when events may have been missed: the shared broker lost its
+        connection and has it back (never in one process)."""
+        self._gap_handlers.append(handler)
+        return lambda: self._gap_handlers.remove(handler) if handler in self._gap_handlers else None
+
+    def gap(self) -> None:
+        for handler in list(self._gap_handlers):
+            try:
+                handler()
+            except Exception:
+                log.exception("gap handler failed")
 
     def dispatch(self, event: Event) -> None:
         for handler in list(self._handlers):
@@ -97,8 +113,14 @@ class RedisBroker(MemoryBroker):
         self.prefix = prefix
         import redis.asyncio as aioredis  # only when Redis is configured: the import is slow
 
+        from enque.core.cache import redis_retry
+
         pool = aioredis.BlockingConnectionPool.from_url(
-            url, max_connections=50, timeout=5, socket_connect_timeout=5
+            url,
+            max_connections=50,
+            timeout=5,
+            socket_connect_timeout=5,
+            retry=redis_retry(),
         )
         self.client = aioredis.Redis.from_pool(pool)
         self._task: asyncio.Task[None] | None = None
@@ -114,18 +136,28 @@ class RedisBroker(MemoryBroker):
 
     async def _run(self) -> None:
         pattern = f"{self.prefix}events:*"
+        lost = False
         while True:
+            pubsub = self.client.pubsub(ignore_subscribe_messages=True)
             try:
-                pubsub = self.client.pubsub(ignore_subscribe_messages=True)
                 await pubsub.psubscribe(pattern)
+                if lost:  # events published meanwhile never reached this process
+                    lost = False
+                    log.warning("redis broker connection back; events may have been missed")
+                    self.gap()
                 async for message in pubsub.listen():
                     if message and message.get("type") == "pmessage":
                         self.dispatch(Event.from_json(message["data"]))
             except asyncio.CancelledError:
                 raise
             except Exception:
-                log.warning("redis broker connection lost; reconnecting", exc_info=True)
+                if not lost:
+                    log.warning("redis broker connection lost; reconnecting", exc_info=True)
+                lost = True
                 await asyncio.sleep(1)
+            finally:
+                with contextlib.suppress(Exception):
+                    await pubsub.aclose()
 
     async def stop(self) -> None:
         if self._task:

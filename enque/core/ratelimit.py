@@ -10,6 +10,7 @@ from limits.aio.storage import MemoryStorage, RedisStorage, Storage
 from limits.aio.strategies import SlidingWindowCounterRateLimiter
 
 from enque.config import Settings
+from enque.core.cache import redis_retry
 from enque.core.errors import ApiError
 
 
@@ -34,7 +35,13 @@ class RateLimiter:
         storage: Storage
         if settings.redis_url:
             storage = RedisStorage(
-                "async+" + settings.redis_url, implementation="redispy", key_prefix=f"{prefix}rl"
+                "async+" + settings.redis_url,
+                implementation="redispy",
+                key_prefix=f"{prefix}rl",
+                # an unreachable Redis fails the request quickly (503), never hangs it
+                socket_timeout=5,
+                socket_connect_timeout=5,
+                retry=redis_retry(),
             )
         else:
             storage = MemoryStorage()

@@ -145,12 +145,14 @@ class Hub:
         self._tasks: list[asyncio.Task[None]] = []
         self._closers: set[asyncio.Task[None]] = set()
         self._unlisten: Any = None
+        self._unlisten_gap: Any = None
 
     # ------------------------------------------------------------ lifecycle
 
     async def start(self) -> None:
         self._inbox = asyncio.Queue(INBOX_SIZE)
         self._unlisten = self.runtime.broker.listen(self._on_event)
+        self._unlisten_gap = self.runtime.broker.on_gap(self.resync_all)
         self._tasks = [
             asyncio.create_task(self._dispatch_loop(), name="realtime-dispatch"),
             asyncio.create_task(self._sweep_loop(), name="realtime-sweep"),
@@ -159,6 +161,7 @@ class Hub:
     async def stop(self) -> None:
         if self._unlisten is not None:
             self._unlisten()
+            self._unlisten_gap()
         for task in self._tasks:
             task.cancel()
         for task in self._tasks:
@@ -190,6 +193,15 @@ class Hub:
             log.warning("real-time inbox full; asking workspace %s to resync", event.workspace_id)
             for conn in list(self.workspaces.get(event.workspace_id, ())):
                 self.kick(conn, CLOSE_RESYNC, "resync", final=control("resync"))
+
+    def resync_all(self) -> None:
+        """Events may have been missed (the broker lost its connection): every socket is told
+        to reload over HTTP and closed, as when its own queue overflows."""
+        conns = [c for c in self.connections() if not c.closing]
+        if conns:
+            log.warning("asking %d sockets to resync after a broker gap", len(conns))
+        for conn in conns:
+            self.kick(conn, CLOSE_RESYNC, "resync", final=control("resync"))
 
     async def _dispatch_loop(self) -> None:
         assert self._inbox is not None
