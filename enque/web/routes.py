@@ -96,7 +96,7 @@ async def index(request: Request) -> Response:
 
 # Pages that mail and OAuth flows link to (core/mail.py `public_link`, Microsoft's result):
 # the same app, which reads the path and the one-time token from the address.
-APP_PATHS = ("/reset-password", "/accept-invitation", "/settings/mailboxes")
+APP_PATHS = ("/reset-password", "/accept-invitation", "/settings/mailboxes", "/signin")
 for _path in APP_PATHS:
     router.add_api_route(_path, index, methods=["GET"])
 

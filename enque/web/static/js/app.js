@@ -61,6 +61,7 @@ async function route() {
       if (result.get("error")) toast(`Microsoft 365 connection failed: ${result.get("error")}`, "error");
     }, 500);
   }
+  if (location.pathname === "/signin") signedInWithMicrosoft();
   const { parts, params } = parseHash();
   if (current?.dispose) current.dispose();
   current = null;
@@ -236,6 +237,28 @@ async function signOut() {
   live.disconnect();
   shellEl = null;
   go("#/login");
+}
+
+const MICROSOFT_ERRORS = {
+  no_account: "No active Enque agent matches that Microsoft account. Ask an admin for an invitation.",
+  access_denied: "Microsoft sign-in was cancelled.",
+  expired_state: "The sign-in took too long or was already used. Try again.",
+  linked_to_another_account: "This agent is linked to another Microsoft account.",
+  wrong_tenant: "That Microsoft account belongs to another organisation.",
+};
+
+// Back from Microsoft: `/signin#token=…` (the token leaves the address bar and history at once)
+// or `/signin?error=…`.
+function signedInWithMicrosoft() {
+  const token = new URLSearchParams(location.hash.slice(1)).get("token");
+  const failed = new URLSearchParams(location.search).get("error");
+  history.replaceState(null, "", token ? "/#/inbox/open" : "/#/login");
+  if (token) {
+    session.token = token;
+    session.me = null;
+  } else if (failed) {
+    setTimeout(() => toast(`Microsoft sign-in failed. ${MICROSOFT_ERRORS[failed] || failed}`, "error"), 300);
+  }
 }
 
 function renderLogin(acceptParams) {
