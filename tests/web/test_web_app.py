@@ -567,6 +567,54 @@ async def test_canned_reply_signature_and_report_volume(page: Any, tenant: Tenan
     await chart.wait_for()
 
 
+async def download_csv(page: Any, button: str) -> tuple[Any, list[str]]:
+    async with page.expect_download() as info:
+        await page.get_by_role("button", name=button).click()
+    download = await info.value
+    text = await asyncio.to_thread(Path(await download.path()).read_text)
+    return download, text.splitlines()
+
+
+async def test_reports_chart_response_times_and_export_csv(
+    page: Any, tenant: Tenant, artifacts: Path
+):
+    ticket = await new_ticket(tenant, "Answered and solved", assigneeId=tenant.agent_id)
+    replied = await tenant.post(
+        f"/v1/tickets/{ticket['id']}/reply", json={"content": "<p>Done.</p>", "status": "Closed"}
+    )
+    assert replied.status_code == 201, replied.text
+    await sign_in(page, tenant)
+    await page.goto("/#/admin/reports")
+    times = (await tenant.get("/v1/reports/response-times")).json()["data"]
+    first, resolution = times["firstResponse"], times["resolution"]
+    assert first["count"] == resolution["count"] == 1
+    chart = page.get_by_role("img", name=re.compile(r"^Response times: "))
+    await expect(chart).to_have_accessible_name(
+        f"Response times: First response, median {first['median']} s, "
+        f"First response, 90th percentile {first['p90']} s, "
+        f"Resolution, median {resolution['median']} s, "
+        f"Resolution, 90th percentile {resolution['p90']} s"
+    )
+    await expect(chart.locator("rect")).to_have_count(4)
+    row = page.get_by_role("table", name="Agents").get_by_role("row").nth(1)
+    await expect(row.get_by_role("cell")).to_have_text(
+        [tenant_display(tenant), "0", "1", "1", *(f"{first[k]} s" for k in ("median", "p90"))]
+        + [f"{resolution[k]} s" for k in ("median", "p90")]
+    )
+    # Beside it, the tickets-per-day chart; each report downloads as CSV with the token.
+    await expect(page.get_by_role("img", name=re.compile(r"^Tickets per day: "))).to_be_visible()
+    download, lines = await download_csv(page, "Export CSV of response times")
+    assert lines[0] == (
+        "scope,id,firstResponseCount,firstResponseMedian,firstResponseP90,"
+        "resolutionCount,resolutionMedian,resolutionP90"
+    )
+    assert lines[1].startswith("all,,1,")
+    assert download.suggested_filename.startswith("response-times-")
+    await page.screenshot(path=artifacts / "reports.png", full_page=True)
+    _, volume = await download_csv(page, "Export CSV of tickets per day")
+    assert volume[0] == "bucket,count" and volume[1].endswith(",1")
+
+
 UNNAMED_CONTROLS = """[...document.querySelectorAll(
     'input, select, textarea, button, [role=textbox]')]
   .filter(e => e.offsetParent !== null || e.type === 'checkbox')
