@@ -368,6 +368,43 @@ async def test_notifications_bell_shows_an_assignment(
         await context.close()
 
 
+async def test_notification_settings_screen(page: Any, tenant: Tenant, artifacts: Path):
+    await sign_in(page, tenant)
+    await (
+        page.get_by_role("navigation", name="Sections").get_by_role("link", name="Settings").click()
+    )
+    await page.get_by_role("heading", name="Notification settings").wait_for()
+    assigned = page.get_by_label("In the app: A ticket is assigned to me")
+    assigned_mail = page.get_by_label("By email: A ticket is assigned to me")
+    mention_mail = page.get_by_label("By email: Someone mentions me in a note")
+    await expect(assigned).to_be_checked()  # the server's defaults
+    await expect(mention_mail).not_to_be_checked()
+    await assigned.uncheck()
+    await expect(assigned).to_be_enabled()
+    await mention_mail.check()
+    await expect(mention_mail).to_be_enabled()
+    await page.screenshot(path=artifacts / "settings-notifications.png")
+    saved = {s["event"]: s for s in (await tenant.get("/v1/notifications/settings")).json()["data"]}
+    assert saved["ticket.assigned"] == {
+        "event": "ticket.assigned",
+        "enabled": False,
+        "channels": [],
+    }
+    assert saved["mention"] == {
+        "event": "mention",
+        "enabled": True,
+        "channels": ["in_app", "email"],
+    }
+    await page.reload()
+    await expect(mention_mail).to_be_checked()
+    await expect(assigned).not_to_be_checked()
+    await assigned_mail.check()  # email only: the event is on again, without the in-app entry
+    await expect(assigned_mail).to_be_enabled()
+    saved = {s["event"]: s for s in (await tenant.get("/v1/notifications/settings")).json()["data"]}
+    assert saved["ticket.assigned"]["enabled"] is True
+    assert saved["ticket.assigned"]["channels"] == ["email"]
+
+
 async def eventually(check: Any, timeout: float = 10) -> None:
     for _ in range(int(timeout / 0.05)):
         if check():

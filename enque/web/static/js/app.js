@@ -76,6 +76,9 @@ async function route() {
     if (parts[0] === "tickets" && parts[1]) {
       const { renderTicket } = await import("./ticket.js");
       current = await renderTicket(main, parts[1], params);
+    } else if (parts[0] === "settings") {
+      const { renderSettings } = await import("./settings.js");
+      current = await renderSettings(main);
     } else if (parts[0] === "admin") {
       const { renderAdmin } = await import("./admin.js");
       current = await renderAdmin(main, parts[1] || "agents");
@@ -103,7 +106,7 @@ function shell(section) {
     else a.setAttribute("aria-current", "page");
   });
   const side = shellEl.querySelector(".sidebar");
-  side.hidden = section === "admin";
+  side.hidden = section === "admin" || section === "settings";
   const main = shellEl.querySelector("main");
   clear(main);
   // After a route change focus moves to the new content; on first load the skip link stays first.
@@ -134,7 +137,8 @@ function buildShell() {
       h("a", { class: "brand", href: "#/inbox/open" }, h("img", { src: "/assets/favicon.svg", alt: "", width: 22, height: 22 }), "Enque"),
       h("nav", { class: "topnav", "aria-label": "Sections" },
         h("a", { href: "#/inbox/open", dataset: { section: "inbox" } }, "Inbox"),
-        isAdmin ? h("a", { href: "#/admin/agents", dataset: { section: "admin" } }, "Admin") : null),
+        isAdmin ? h("a", { href: "#/admin/agents", dataset: { section: "admin" } }, "Admin") : null,
+        h("a", { href: "#/settings/notifications", dataset: { section: "settings" } }, "Settings")),
       h("div", { class: "spacer" }),
       liveBadge,
       bell,
@@ -166,20 +170,22 @@ function notificationsBell() {
   }));
   button.addEventListener("click", async () => {
     const list = h("ul", { class: "feed", id: "notifications" }, h("li", {}, "Loading…"));
-    dialog("Notifications", h("div", {}, list,
-      h("button", { type: "button", onclick: async () => {
-        const res = await api.post("/notifications/read", { all: true }).catch(() => null);
-        if (!res) return;
-        setCount(res.unreadCount ?? 0);
-        list.querySelectorAll(".unread").forEach((li) => li.classList.remove("unread"));
-      } }, "Mark all read")));
+    const dlg = dialog("Notifications", h("div", {}, list,
+      h("div", { class: "form-row" },
+        h("button", { type: "button", onclick: async () => {
+          const res = await api.post("/notifications/read", { all: true }).catch(() => null);
+          if (!res) return;
+          setCount(res.unreadCount ?? 0);
+          list.querySelectorAll(".unread").forEach((li) => li.classList.remove("unread"));
+        } }, "Mark all read"),
+        h("a", { href: "#/settings/notifications", onclick: () => dlg.close() }, "Notification settings"))));
     try {
       const { data, meta } = await api.page("/notifications", { limit: 50 });
       if (meta?.unreadCount != null) setCount(meta.unreadCount);
       clear(list, data.length ? data.map((n) => {
         const text = notificationText(n);
         return h("li", { class: n.isRead ? "" : "unread" },
-          n.ticketId ? h("a", { href: `#/tickets/${n.ticketId}`, onclick: () => markRead(n) }, text) : text,
+          n.ticketId ? h("a", { href: `#/tickets/${n.ticketId}`, onclick: () => { markRead(n); dlg.close(); } }, text) : text,
           " ", timeEl(n.createdAt));
       }) : h("li", {}, "Nothing new."));
     } catch (e) {
