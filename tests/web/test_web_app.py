@@ -535,6 +535,44 @@ async def test_admin_mailbox_screen(page: Any, tenant: Tenant, artifacts: Path):
     assert len((await tenant.get("/v1/mailboxes")).json()["data"]) == 1
 
 
+async def test_broken_mailbox_banner_follows_the_status_event(
+    page: Any, tenant: Tenant, artifacts: Path
+):
+    from tests.email.servers import imap_mailbox_body, shared_dovecot
+
+    body = imap_mailbox_body()
+    created = await tenant.post("/v1/mailboxes/imap", json=body)
+    assert created.status_code == 201, created.text
+    mailbox = created.json()["data"]
+    user, password = body["imap"]["username"], body["imap"]["password"]
+    passwd = shared_dovecot().root / "users" / user
+
+    async def set_password(value: str) -> None:
+        await asyncio.to_thread(passwd.write_text, f"{user}:{{PLAIN}}{value}::::::\n")
+        await asyncio.sleep(1.1)  # Dovecot re-reads a changed passwd-file at most once a second
+
+    await sign_in(page, tenant)
+    await page.locator("#live-state", has_text="Live").wait_for()
+    banner = page.locator("#mailbox-banner")
+    await expect(banner).to_be_hidden()
+
+    await set_password("changed-elsewhere")
+    synced = await tenant.post(f"/v1/mailboxes/{mailbox['id']}/sync")
+    assert synced.json()["data"]["state"] == "needs_reconnect", synced.text
+    await expect(banner).to_be_visible(timeout=10000)  # from the socket, no reload
+    await expect(banner).to_contain_text(f"{body['email']} needs to be reconnected")
+    await page.screenshot(path=artifacts / "mailbox-banner.png")
+    await page.reload()  # and from the mailbox list on a fresh load
+    await expect(banner).to_contain_text(f"{body['email']} needs to be reconnected")
+    await banner.get_by_role("link", name="Open mailbox settings").click()
+    await page.locator("tr[data-mailbox]", has_text=body["email"]).wait_for()
+
+    await set_password(password)
+    synced = await tenant.post(f"/v1/mailboxes/{mailbox['id']}/sync")
+    assert synced.json()["data"]["state"] == "active", synced.text
+    await expect(banner).to_be_hidden(timeout=10000)
+
+
 async def fill_mailbox_form(page: Any, body: dict[str, Any]) -> None:
     form = page.locator("#imap-form")
     await form.get_by_label("Email address").fill(body["email"])

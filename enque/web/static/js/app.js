@@ -1,7 +1,7 @@
 // The shell: sign-in, routing (#/inbox/…, #/tickets/…, #/admin/…), the top bar with the
 // workspace switcher, live state and notifications bell, and global keyboard shortcuts.
 
-import { api, features, forget, session, setUnauthorizedHandler } from "./api.js";
+import { all, api, features, forget, session, setUnauthorizedHandler } from "./api.js";
 import { clear, dialog, field, h, isTyping, later, screenReady, timeEl, toast } from "./dom.js";
 import { renderInbox, sidebar } from "./inbox.js";
 import * as live from "./realtime.js";
@@ -145,9 +145,54 @@ function buildShell() {
       wsPicker,
       h("span", { class: "who", title: me.agent.email }, me.agent.displayName),
       h("button", { type: "button", class: "ghost", id: "sign-out", onclick: signOut }, "Sign out")),
+    me.role === "admin" ? mailboxBanner() : null,
     h("div", { class: "layout" },
       sidebar(),
       h("main", { id: "main", tabindex: "-1" })));
+  return el;
+}
+
+// For admins: a banner while an active mailbox is not healthy (`needs_reconnect`, `error`),
+// from the mailbox list and then each `mailbox.status` event, linking to the mailbox screen.
+function mailboxBanner() {
+  const text = h("span", {});
+  const el = h("div", { class: "banner", id: "mailbox-banner", role: "status", hidden: true },
+    text, " ", h("a", { href: "#/admin/mailboxes" }, "Open mailbox settings"));
+  const boxes = new Map();
+  const problem = (m) => (m.state === "needs_reconnect" ? "needs to be reconnected" : `cannot sync${m.lastError ? `: ${m.lastError}` : ""}`);
+  const paint = () => {
+    const broken = [...boxes.values()].filter((m) => m.isActive && m.state !== "active");
+    el.hidden = !broken.length;
+    text.textContent = broken.length ? `Mailbox problem — ${broken.map((m) => `${m.email} ${problem(m)}`).join("; ")}.` : "";
+  };
+  const load = () => all("/mailboxes").then((list) => {
+    boxes.clear();
+    list.forEach((m) => boxes.set(m.id, m));
+    paint();
+  }).catch(() => {});
+  later(() => features().then((paths) => {
+    if (!paths.has("/v1/mailboxes")) return;
+    load();
+    const offs = [
+      live.on("mailbox.status", (p) => {
+        const m = boxes.get(p.mailboxId);
+        if (!m) load();
+        else {
+          Object.assign(m, { state: p.state, lastError: p.lastError });
+          paint();
+        }
+      }),
+      live.on("open", (e) => { if (e.reconnect) load(); }), // events may have been missed
+    ];
+    // Pausing, removing or reconnecting a mailbox sends no status event: look again on leaving its screen.
+    const onHash = (event) => {
+      if (!el.isConnected) {
+        offs.forEach((off) => off());
+        window.removeEventListener("hashchange", onHash);
+      } else if (new URL(event.oldURL).hash.startsWith("#/admin/mailboxes")) load();
+    };
+    window.addEventListener("hashchange", onHash);
+  }));
   return el;
 }
 
