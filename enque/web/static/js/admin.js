@@ -21,9 +21,12 @@ function fail(e) {
   toast(e.details?.length ? `${e.message}: ${e.details.map((d) => `${d.path} ${d.message}`).join("; ")}` : e.message, "error");
 }
 
+// A column header; the buttons' column is named for screen readers only.
+const th = (x) => h("th", { scope: "col" }, x || h("span", { class: "visually-hidden" }, "Actions"));
+
 function table(headers, rows, caption) {
   return h("table", {}, caption ? h("caption", { class: "visually-hidden" }, caption) : null,
-    h("thead", {}, h("tr", {}, headers.map((x) => h("th", { scope: "col" }, x)))),
+    h("thead", {}, h("tr", {}, headers.map(th))),
     h("tbody", {}, rows.length ? rows : h("tr", {}, h("td", { colspan: headers.length, class: "muted" }, "Nothing yet."))));
 }
 
@@ -84,7 +87,7 @@ async function agents(body) {
   clear(body, h("h1", {}, "Agents"),
     h("section", { class: "section" }, table(["Name", "Email", "Role", "Active", "Last sign-in"], rows, "Agents")),
     h("section", { class: "section card" }, h("h2", {}, "Invite"), form,
-      h("h3", {}, "Pending invitations"), h("table", {}, h("thead", {}, h("tr", {}, ["Email", "Role", "Expires", ""].map((x) => h("th", { scope: "col" }, x)))), invites)));
+      h("h3", {}, "Pending invitations"), h("table", {}, h("thead", {}, h("tr", {}, ["Email", "Role", "Expires", ""].map(th))), invites)));
   loadInvites();
 }
 
