@@ -158,7 +158,7 @@ def main() -> None:
                 **{k.lower(): v for k, v in env.items() if k.isupper() and k in _SETTINGS_KEYS},
             )
             upgrade_sync(settings)
-            token, _ = asyncio.run(seed(settings, args.tickets, search=False))
+            token, _, _ = asyncio.run(seed(settings, args.tickets, search=False))
             print(f"\nseeded {args.tickets:,} tickets on {args.db}")
             server = start_enque(env)
             figures = asyncio.run(measure(server.url, token, args.runs))

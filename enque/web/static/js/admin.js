@@ -1,7 +1,7 @@
 // Admin screens: agents and invitations, teams, mailboxes, categories, automations (dry-run),
 // and — where the server has them — canned replies, signatures and reports.
 
-import { PRIORITIES, all, api, features, forget, lookup, session } from "./api.js";
+import { PRIORITIES, all, api, features, forget, lookup, request, session } from "./api.js";
 import { clear, dialog, field, h, select, timeEl, toast } from "./dom.js";
 
 const SECTIONS = [
@@ -21,9 +21,12 @@ function fail(e) {
   toast(e.details?.length ? `${e.message}: ${e.details.map((d) => `${d.path} ${d.message}`).join("; ")}` : e.message, "error");
 }
 
+// A column header; the buttons' column is named for screen readers only.
+const th = (x) => h("th", { scope: "col" }, x || h("span", { class: "visually-hidden" }, "Actions"));
+
 function table(headers, rows, caption) {
   return h("table", {}, caption ? h("caption", { class: "visually-hidden" }, caption) : null,
-    h("thead", {}, h("tr", {}, headers.map((x) => h("th", { scope: "col" }, x)))),
+    h("thead", {}, h("tr", {}, headers.map(th))),
     h("tbody", {}, rows.length ? rows : h("tr", {}, h("td", { colspan: headers.length, class: "muted" }, "Nothing yet."))));
 }
 
@@ -84,7 +87,7 @@ async function agents(body) {
   clear(body, h("h1", {}, "Agents"),
     h("section", { class: "section" }, table(["Name", "Email", "Role", "Active", "Last sign-in"], rows, "Agents")),
     h("section", { class: "section card" }, h("h2", {}, "Invite"), form,
-      h("h3", {}, "Pending invitations"), h("table", {}, h("thead", {}, h("tr", {}, ["Email", "Role", "Expires", ""].map((x) => h("th", { scope: "col" }, x)))), invites)));
+      h("h3", {}, "Pending invitations"), h("table", {}, h("thead", {}, h("tr", {}, ["Email", "Role", "Expires", ""].map(th))), invites)));
   loadInvites();
 }
 
@@ -349,57 +352,135 @@ async function signatures(body) {
 }
 
 // ---------------------------------------------------------------- reports
-async function reports(body) {
+const RANGES = [["7", "Last 7 days"], ["30", "Last 30 days"], ["90", "Last 90 days"]];
+
+async function reports(body, paths, days = "30") {
   const to = Math.floor(Date.now() / 1000);
-  const from = to - 30 * 86400;
-  const out = h("div", {});
-  clear(body, h("h1", {}, "Reports"), h("p", { class: "muted" }, "Last 30 days"), out);
-  const [summary, volume, times] = await Promise.all([
-    api.get("/reports/summary", { from, to }).catch(() => null),
-    api.get("/reports/volume", { from, to, interval: "day", groupBy: "none" }).catch(() => null),
-    api.get("/reports/response-times", { from, to }).catch(() => null),
+  const from = to - Number(days) * 86400;
+  const range = select(RANGES, days, { id: "report-range" });
+  range.addEventListener("change", () => reports(body, paths, range.value));
+  const out = h("div", { class: "report-grid" }, h("p", { class: "muted" }, "Loading…"));
+  clear(body, h("div", { class: "report-head" }, h("h1", {}, "Reports"), field("Period", range)), out);
+  const get = (name, params = {}) => api.get(`/reports/${name}`, { from, to, ...params }).catch(() => null);
+  const [summary, volume, times, people] = await Promise.all([
+    get("summary"), get("volume", { interval: "day", groupBy: "none" }), get("response-times"),
+    paths.has("/v1/reports/agents") ? get("agents") : null,
   ]);
-  const csv = (name) => h("button", { type: "button", onclick: async () => {
+  // Each report answers CSV for the same period with `Accept: text/csv`; the file is fetched
+  // with the token and handed to the browser as a Blob.
+  const csv = (name, label, params = {}) => h("button", { type: "button", class: "csv", onclick: async () => {
     try {
-      const r = await fetch(`/v1/reports/${name}?from=${from}&to=${to}`, { headers: { Accept: "text/csv", Authorization: `Bearer ${session.token}` } });
-      if (!r.ok) throw new Error(`HTTP ${r.status}`);
-      const a = h("a", { href: URL.createObjectURL(await r.blob()), download: `${name}.csv` });
+      const res = await request("GET", `/reports/${name}`, { params: { from, to, ...params }, headers: { Accept: "text/csv" }, raw: true });
+      const url = URL.createObjectURL(await res.blob());
+      const a = h("a", { href: url, download: `${name}-${new Date(from * 1000).toISOString().slice(0, 10)}.csv` });
       document.body.append(a);
       a.click();
       a.remove();
+      setTimeout(() => URL.revokeObjectURL(url), 1000);
     } catch (err) {
       fail(err);
     }
-  } }, `Export ${name} CSV`);
-  if (summary) out.append(h("section", { class: "section card" }, h("h2", {}, "Summary"), h("pre", { class: "json" }, JSON.stringify(summary, null, 2)), csv("summary")));
-  // Volume is a list of {bucket (Unix seconds, start of the day), count}.
-  const series = Array.isArray(volume) ? volume : [];
-  if (series.length) out.append(h("section", { class: "section card" }, h("h2", {}, "Tickets per day"), barChart(series.map((p) => [new Date(p.bucket * 1000).toLocaleDateString(), p.count])), csv("volume")));
-  if (times) out.append(h("section", { class: "section card" }, h("h2", {}, "Response times"), h("pre", { class: "json" }, JSON.stringify(times, null, 2)), csv("response-times")));
+  } }, "Export CSV", h("span", { class: "visually-hidden" }, ` of ${label}`));
+  const card = (title, ...content) => h("section", { class: "card report", "aria-label": title }, h("h2", {}, title), ...content);
+  const wide = (el) => { el.classList.add("wide"); return el; };
+  clear(out);
+  if (summary) {
+    const tiles = [["Created", summary.created], ["Closed", summary.closed], ["Resolved", summary.resolved], ["Open backlog", summary.backlog]];
+    out.append(wide(card("Summary",
+      h("dl", { class: "stats" }, tiles.map(([k, v]) => h("div", {}, h("dt", {}, k), h("dd", {}, String(v))))),
+      h("p", { class: "small muted" }, "Now by status: ", Object.entries(summary.byStatus || {}).map(([k, v]) => `${k} ${v}`).join(", ") || "no ticket"),
+      csv("summary", "the summary"))));
+  }
+  // Volume is a list of {bucket (Unix seconds, start of the UTC day), count}.
+  if (Array.isArray(volume)) {
+    const counts = new Map(volume.map((p) => [p.bucket, p.count]));
+    const days = [];
+    for (let day = Math.floor(from / 86400) * 86400; day < to; day += 86400) days.push([dayLabel(day), counts.get(day) || 0]);
+    out.append(card("Tickets per day",
+      volume.length ? barChart(days) : h("p", { class: "muted" }, "No ticket in this period."),
+      csv("volume", "tickets per day", { interval: "day" })));
+  }
+  // Response times: {firstResponse, resolution: {count, median, p90} in seconds, byAgent: […]}.
+  if (times) {
+    const rows = [
+      ["First response, median", times.firstResponse.median, "median", "first"], ["First response, 90th percentile", times.firstResponse.p90, "p90", "first"],
+      ["Resolution, median", times.resolution.median, "median", "resolution"], ["Resolution, 90th percentile", times.resolution.p90, "p90", "resolution"],
+    ];
+    out.append(card("Response times",
+      times.firstResponse.count || times.resolution.count ? hbarChart("Response times", rows) : h("p", { class: "muted" }, "No answered or resolved ticket in this period."),
+      h("p", { class: "small muted" }, `Over ${times.firstResponse.count} first response(s) and ${times.resolution.count} resolution(s); first response and resolution each on their own scale.`),
+      csv("response-times", "response times")));
+  }
+  // Per agent: the agents report beside each one's response times.
+  if (Array.isArray(people)) {
+    const timesOf = new Map((times?.byAgent || []).map((g) => [g.agentId, g]));
+    const none = { median: null, p90: null };
+    const rows = people.map((a) => {
+      const t = timesOf.get(a.agentId) || { firstResponse: none, resolution: none };
+      return h("tr", {}, h("td", {}, a.name || a.email),
+        [a.assigned, a.replied, a.closed].map((v) => h("td", { class: "num" }, String(v))),
+        [t.firstResponse.median, t.firstResponse.p90, t.resolution.median, t.resolution.p90].map((v) => h("td", { class: "num" }, duration(v))));
+    });
+    out.append(wide(card("Agents",
+      h("div", { class: "scroll-x" }, table(["Agent", "Assigned", "Replied", "Closed", "First response, median", "First response, p90", "Resolution, median", "Resolution, p90"], rows, "Agents")),
+      csv("agents", "the agents report"))));
+  }
+  if (!out.children.length) out.append(h("p", { class: "error" }, "The reports could not be loaded."));
 }
 
+// Buckets are UTC days.
+const dayLabel = (ts) => new Date(ts * 1000).toLocaleDateString(undefined, { timeZone: "UTC", month: "short", day: "numeric" });
+
+// Seconds as a short duration: "45 s", "12 min", "3 h 5 min", "2 d 4 h"; no value is "–".
+function duration(seconds) {
+  if (seconds === null || seconds === undefined) return "–";
+  const s = Math.round(seconds);
+  if (s < 60) return `${s} s`;
+  if (s < 3600) return `${Math.round(s / 60)} min`;
+  if (s < 86400) return `${Math.floor(s / 3600)} h${s % 3600 >= 60 ? ` ${Math.floor((s % 3600) / 60)} min` : ""}`;
+  return `${Math.floor(s / 86400)} d${s % 86400 >= 3600 ? ` ${Math.floor((s % 86400) / 3600)} h` : ""}`;
+}
+
+const SVG = "http://www.w3.org/2000/svg";
+function svgEl(tag, attrs = {}, text) {
+  const el = document.createElementNS(SVG, tag);
+  Object.entries(attrs).forEach(([k, v]) => el.setAttribute(k, String(v)));
+  if (text !== undefined) el.textContent = text;
+  return el;
+}
+
+// Tickets per day: one bar per day of the period (days without tickets are zero). Geometry is
+// in percent of the width and pixels of the height, so the text keeps its size at any width.
 function barChart(points) {
-  const ns = "http://www.w3.org/2000/svg";
   const max = Math.max(1, ...points.map((p) => p[1]));
-  const w = 600;
-  const hgt = 160;
-  const bw = w / Math.max(points.length, 1);
-  const svg = document.createElementNS(ns, "svg");
-  svg.setAttribute("viewBox", `0 0 ${w} ${hgt + 20}`);
-  svg.setAttribute("class", "chart");
-  svg.setAttribute("role", "img");
-  svg.setAttribute("aria-label", `Tickets per day: ${points.map((p) => `${p[0]} ${p[1]}`).join(", ")}`);
+  const top = 18;
+  const hgt = 140;
+  const step = 100 / Math.max(points.length, 1);
+  const svg = svgEl("svg", { width: "100%", height: top + hgt + 22, class: "chart", role: "img", "aria-label": `Tickets per day: ${points.map((p) => `${p[0]} ${p[1]}`).join(", ")}` });
+  svg.append(svgEl("text", { x: 0, y: 12 }, `${max} max`), svgEl("line", { x1: 0, x2: "100%", y1: top + hgt, y2: top + hgt }));
   points.forEach(([label, value], i) => {
-    const r = document.createElementNS(ns, "rect");
     const bh = (value / max) * hgt;
-    r.setAttribute("x", String(i * bw + 1));
-    r.setAttribute("y", String(hgt - bh));
-    r.setAttribute("width", String(Math.max(bw - 2, 1)));
-    r.setAttribute("height", String(bh));
-    const t = document.createElementNS(ns, "title");
-    t.textContent = `${label}: ${value}`;
-    r.append(t);
+    const r = svgEl("rect", { x: `${i * step + step * 0.1}%`, y: top + hgt - bh, width: `${step * 0.8}%`, height: bh });
+    r.append(svgEl("title", {}, `${label}: ${value}`));
     svg.append(r);
+  });
+  svg.append(svgEl("text", { x: 0, y: top + hgt + 16 }, points[0][0]), svgEl("text", { x: "100%", y: top + hgt + 16, "text-anchor": "end" }, points[points.length - 1][0]));
+  return svg;
+}
+
+// Horizontal bars of durations, rows of [label, seconds, series, scale]: the label above each
+// bar, the value beside it; rows of one scale share it. The accessible name describes it all.
+function hbarChart(title, rows) {
+  const maxOf = (scale) => Math.max(1, ...rows.filter((r) => r[3] === scale).map((r) => r[1] || 0));
+  const rowH = 46;
+  const svg = svgEl("svg", { width: "100%", height: rows.length * rowH, class: "chart hchart", role: "img",
+    "aria-label": `${title}: ${rows.map(([label, v]) => `${label} ${duration(v)}`).join(", ")}` });
+  rows.forEach(([label, value, series, scale], i) => {
+    const y = i * rowH;
+    const w = value ? Math.max((value / maxOf(scale)) * 78, 0.5) : 0;
+    svg.append(svgEl("text", { x: 0, y: y + 14 }, label),
+      svgEl("rect", { x: 0, y: y + 20, width: `${w}%`, height: 16, class: series }),
+      svgEl("text", { x: `${w + 1}%`, y: y + 33 }, duration(value)));
   });
   return svg;
 }

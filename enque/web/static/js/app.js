@@ -1,7 +1,7 @@
 // The shell: sign-in, routing (#/inbox/…, #/tickets/…, #/admin/…), the top bar with the
 // workspace switcher, live state and notifications bell, and global keyboard shortcuts.
 
-import { api, features, forget, session, setUnauthorizedHandler } from "./api.js";
+import { all, api, features, forget, session, setUnauthorizedHandler } from "./api.js";
 import { clear, dialog, field, h, isTyping, later, screenReady, timeEl, toast } from "./dom.js";
 import { renderInbox, sidebar } from "./inbox.js";
 import * as live from "./realtime.js";
@@ -77,6 +77,9 @@ async function route() {
     if (parts[0] === "tickets" && parts[1]) {
       const { renderTicket } = await import("./ticket.js");
       current = await renderTicket(main, parts[1], params);
+    } else if (parts[0] === "settings") {
+      const { renderSettings } = await import("./settings.js");
+      current = await renderSettings(main);
     } else if (parts[0] === "admin") {
       const { renderAdmin } = await import("./admin.js");
       current = await renderAdmin(main, parts[1] || "agents");
@@ -104,7 +107,7 @@ function shell(section) {
     else a.setAttribute("aria-current", "page");
   });
   const side = shellEl.querySelector(".sidebar");
-  side.hidden = section === "admin";
+  side.hidden = section === "admin" || section === "settings";
   const main = shellEl.querySelector("main");
   clear(main);
   // After a route change focus moves to the new content; on first load the skip link stays first.
@@ -135,16 +138,62 @@ function buildShell() {
       h("a", { class: "brand", href: "#/inbox/open" }, h("img", { src: "/assets/favicon.svg", alt: "", width: 22, height: 22 }), "Enque"),
       h("nav", { class: "topnav", "aria-label": "Sections" },
         h("a", { href: "#/inbox/open", dataset: { section: "inbox" } }, "Inbox"),
-        isAdmin ? h("a", { href: "#/admin/agents", dataset: { section: "admin" } }, "Admin") : null),
+        isAdmin ? h("a", { href: "#/admin/agents", dataset: { section: "admin" } }, "Admin") : null,
+        h("a", { href: "#/settings/notifications", dataset: { section: "settings" } }, "Settings")),
       h("div", { class: "spacer" }),
       liveBadge,
       bell,
       wsPicker,
       h("span", { class: "who", title: me.agent.email }, me.agent.displayName),
       h("button", { type: "button", class: "ghost", id: "sign-out", onclick: signOut }, "Sign out")),
+    me.role === "admin" ? mailboxBanner() : null,
     h("div", { class: "layout" },
       sidebar(),
       h("main", { id: "main", tabindex: "-1" })));
+  return el;
+}
+
+// For admins: a banner while an active mailbox is not healthy (`needs_reconnect`, `error`),
+// from the mailbox list and then each `mailbox.status` event, linking to the mailbox screen.
+function mailboxBanner() {
+  const text = h("span", {});
+  const el = h("div", { class: "banner", id: "mailbox-banner", role: "status", hidden: true },
+    text, " ", h("a", { href: "#/admin/mailboxes" }, "Open mailbox settings"));
+  const boxes = new Map();
+  const problem = (m) => (m.state === "needs_reconnect" ? "needs to be reconnected" : `cannot sync${m.lastError ? `: ${m.lastError}` : ""}`);
+  const paint = () => {
+    const broken = [...boxes.values()].filter((m) => m.isActive && m.state !== "active");
+    el.hidden = !broken.length;
+    text.textContent = broken.length ? `Mailbox problem — ${broken.map((m) => `${m.email} ${problem(m)}`).join("; ")}.` : "";
+  };
+  const load = () => all("/mailboxes").then((list) => {
+    boxes.clear();
+    list.forEach((m) => boxes.set(m.id, m));
+    paint();
+  }).catch(() => {});
+  later(() => features().then((paths) => {
+    if (!paths.has("/v1/mailboxes")) return;
+    load();
+    const offs = [
+      live.on("mailbox.status", (p) => {
+        const m = boxes.get(p.mailboxId);
+        if (!m) load();
+        else {
+          Object.assign(m, { state: p.state, lastError: p.lastError });
+          paint();
+        }
+      }),
+      live.on("open", (e) => { if (e.reconnect) load(); }), // events may have been missed
+    ];
+    // Pausing, removing or reconnecting a mailbox sends no status event: look again on leaving its screen.
+    const onHash = (event) => {
+      if (!el.isConnected) {
+        offs.forEach((off) => off());
+        window.removeEventListener("hashchange", onHash);
+      } else if (new URL(event.oldURL).hash.startsWith("#/admin/mailboxes")) load();
+    };
+    window.addEventListener("hashchange", onHash);
+  }));
   return el;
 }
 
@@ -167,20 +216,22 @@ function notificationsBell() {
   }));
   button.addEventListener("click", async () => {
     const list = h("ul", { class: "feed", id: "notifications" }, h("li", {}, "Loading…"));
-    dialog("Notifications", h("div", {}, list,
-      h("button", { type: "button", onclick: async () => {
-        const res = await api.post("/notifications/read", { all: true }).catch(() => null);
-        if (!res) return;
-        setCount(res.unreadCount ?? 0);
-        list.querySelectorAll(".unread").forEach((li) => li.classList.remove("unread"));
-      } }, "Mark all read")));
+    const dlg = dialog("Notifications", h("div", {}, list,
+      h("div", { class: "form-row" },
+        h("button", { type: "button", onclick: async () => {
+          const res = await api.post("/notifications/read", { all: true }).catch(() => null);
+          if (!res) return;
+          setCount(res.unreadCount ?? 0);
+          list.querySelectorAll(".unread").forEach((li) => li.classList.remove("unread"));
+        } }, "Mark all read"),
+        h("a", { href: "#/settings/notifications", onclick: () => dlg.close() }, "Notification settings"))));
     try {
       const { data, meta } = await api.page("/notifications", { limit: 50 });
       if (meta?.unreadCount != null) setCount(meta.unreadCount);
       clear(list, data.length ? data.map((n) => {
         const text = notificationText(n);
         return h("li", { class: n.isRead ? "" : "unread" },
-          n.ticketId ? h("a", { href: `#/tickets/${n.ticketId}`, onclick: () => markRead(n) }, text) : text,
+          n.ticketId ? h("a", { href: `#/tickets/${n.ticketId}`, onclick: () => { markRead(n); dlg.close(); } }, text) : text,
           " ", timeEl(n.createdAt));
       }) : h("li", {}, "Nothing new."));
     } catch (e) {
