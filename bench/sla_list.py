@@ -156,7 +156,7 @@ def main() -> None:
             settings = Settings(_env_file=None, **{k.lower(): v for k, v in env.items()})
             upgrade_sync(settings)
             began = time.perf_counter()
-            token, workspace_id = asyncio.run(seed(settings, args.tickets, False))
+            token, workspace_id, _ = asyncio.run(seed(settings, args.tickets, False))
             asyncio.run(seed_extensions(settings, workspace_id))
             print(
                 f"seeded {args.tickets} tickets in {time.perf_counter() - began:.0f} s on {args.db}"
