@@ -242,7 +242,7 @@ async function categories(body) {
 }
 
 // ---------------------------------------------------------------- automations
-const TRIGGERS = ["ticket.created", "ticket.updated", "customer.replied", "agent.replied", "time.elapsed"];
+const TRIGGERS = ["ticket.created", "ticket.updated", "customer.replied", "agent.replied", "time.elapsed", "sla.warning", "sla.breached"];
 async function automations(body) {
   const list = await all("/automations");
   const rows = list.map((a) => {

@@ -99,6 +99,12 @@ export function when(ts) {
   const d = new Date(ts * 1000);
   const now = Date.now();
   const diff = (now - d.getTime()) / 1000;
+  if (diff < -60) { // a due time ahead
+    const ahead = -diff;
+    if (ahead < 3600) return `in ${Math.floor(ahead / 60)} min`;
+    if (ahead < 86400) return `in ${Math.floor(ahead / 3600)} h`;
+    return d.toLocaleDateString(undefined, { month: "short", day: "numeric" });
+  }
   if (diff < 60) return "just now";
   if (diff < 3600) return `${Math.floor(diff / 60)} min ago`;
   if (diff < 86400) return `${Math.floor(diff / 3600)} h ago`;

@@ -69,6 +69,13 @@ function markView(view) {
   });
 }
 
+// The SLA state of a row: missed targets, else the soonest pending one.
+function slaBadge(t) {
+  if (t.slaBreached?.length) return h("span", { class: "sla sla-breached", title: `Missed: ${t.slaBreached.join(", ")}` }, "SLA breached");
+  if (!t.slaDueAt) return null;
+  return h("span", { class: "sla" }, "SLA due ", timeEl(t.slaDueAt));
+}
+
 const PRIORITY_CLASS = { Low: "p-low", Medium: "p-medium", High: "p-high", Critical: "p-critical" };
 
 export function statusPill(status) {
@@ -99,6 +106,7 @@ export async function renderInbox(main, view, hashParams) {
     teamId: hashParams.get("teamId") || "",
     categoryId: hashParams.get("categoryId") || "",
     tag: hashParams.get("tag") || "",
+    breached: hashParams.get("breached") || "",
     sort: hashParams.get("sort") || "-updatedAt",
   };
   const state = { rows: [], cursor: null, selected: new Set(), focus: -1, loading: false };
@@ -115,21 +123,23 @@ export async function renderInbox(main, view, hashParams) {
   const team = select([["", "Any team"]], filters.teamId, { id: "f-team" });
   const category = select([["", "Any category"]], filters.categoryId, { id: "f-category" });
   const tag = h("input", { type: "text", id: "f-tag", value: filters.tag, placeholder: "tag", size: 10 });
-  const sort = select([["-updatedAt", "Recently updated"], ["-createdAt", "Newest"], ["priority", "Priority"], ["dueAt", "Due date"]], filters.sort, { id: "f-sort" });
+  const sort = select([["-updatedAt", "Recently updated"], ["-createdAt", "Newest"], ["priority", "Priority"], ["dueAt", "Due date"], ["slaDue", "SLA due soonest"]], filters.sort, { id: "f-sort" });
+  const breached = select([["", "Any SLA state"], ["true", "SLA breached"], ["false", "SLA not breached"]], filters.breached, { id: "f-breached" });
   later(() => Promise.all([lookup("agents"), lookup("teams"), lookup("categories")]).then(([agents, teams, cats]) => {
     agents.filter((a) => a.isActive && a.id !== session.me.agent.id).forEach((a) => assignee.append(h("option", { value: a.id, selected: a.id === filters.assigneeId }, a.displayName)));
     teams.forEach((t) => team.append(h("option", { value: t.id, selected: t.id === filters.teamId }, t.name)));
     cats.forEach((c) => category.append(h("option", { value: c.id, selected: c.id === filters.categoryId }, c.name)));
   }).catch(() => {}));
-  const filterBar = h("details", { class: "filters", open: Boolean(filters.priority || filters.assigneeId || filters.teamId || filters.categoryId || filters.tag) },
+  const filterBar = h("details", { class: "filters", open: Boolean(filters.priority || filters.assigneeId || filters.teamId || filters.categoryId || filters.tag || filters.breached) },
     h("summary", {}, "Filters"),
     h("div", { class: "filter-row" },
-      field("Priority", priority), field("Assignee", assignee), field("Team", team), field("Category", category), field("Tag", tag), field("Sort", sort)));
-  [priority, assignee, team, category, sort].forEach((el) => el.addEventListener("change", () => {
+      field("Priority", priority), field("Assignee", assignee), field("Team", team), field("Category", category), field("Tag", tag), field("SLA", breached), field("Sort", sort)));
+  [priority, assignee, team, category, breached, sort].forEach((el) => el.addEventListener("change", () => {
     filters.priority = priority.value;
     filters.assigneeId = assignee.value;
     filters.teamId = team.value;
     filters.categoryId = category.value;
+    filters.breached = breached.value;
     filters.sort = sort.value;
     applyFilters();
   }));
@@ -179,6 +189,7 @@ export async function renderInbox(main, view, hashParams) {
     if (filters.priority) p.priority = [filters.priority];
     if (filters.assigneeId) p.assigneeId = filters.assigneeId;
     if (filters.teamId) p.teamId = filters.teamId;
+    if (filters.breached) p.breached = filters.breached;
     return p;
   }
 
@@ -199,6 +210,7 @@ export async function renderInbox(main, view, hashParams) {
         h("span", { class: `prio ${PRIORITY_CLASS[t.priority] || ""}` }, t.priority),
         h("span", { class: "assignee" }, t.assignee ? t.assignee.name : "Unassigned"),
         (t.tags || []).slice(0, 3).map((tg) => h("span", { class: "tag" }, tg)),
+        slaBadge(t),
         timeEl(t.updatedAt)));
   }
 
