@@ -23,7 +23,6 @@ from enque.migrate.spec import (
     Row,
     TableSpec,
     insert,
-    pick_time,
     table_of,
 )
 from enque.migrate.transform import (
@@ -471,9 +470,6 @@ def attachment_row(item: Item) -> Folded | None:
     where = attachment_source(row, ctx)
     if where is None:
         return None
-    created = pick_time(
-        unix_time(row.get("created_at"), ctx, "created_at"), fallback=env.fallback_time
-    )
     new = env.id("ticket_attachments", row["id"])
     job = file_row(
         new,
@@ -483,7 +479,7 @@ def attachment_row(item: Item) -> Folded | None:
         source_key=str(row["id"]),
         name=row.get("file_name") or f"attachment-{row['id']}",
         content_type=row.get("content_type") or "application/octet-stream",
-        at=created,
+        at=item.created,
     )
     item.out.files.append(FileJob(job, data=where.data, s3_key=where.s3_key))
     return Folded(new)

@@ -21,6 +21,7 @@ import hashlib
 import sys
 import time
 from collections.abc import AsyncIterable, AsyncIterator
+from operator import itemgetter
 from typing import Any
 
 import orjson
@@ -145,11 +146,15 @@ async def insert_rows(
     processing, done row by row, costs more than the insert itself."""
     columns = tuple(rows[0])
     sql, order = _statement(conn, table, columns, update)
-    encoded = {c for c in columns if isinstance(table.c[c].type, JSON)}
-    params = [
-        tuple(orjson.dumps(row[c]).decode() if c in encoded else row[c] for c in order)
-        for row in rows
-    ]
+    values = itemgetter(*order) if len(order) > 1 else (lambda row: (row[order[0]],))
+    encoded = [i for i, c in enumerate(order) if isinstance(table.c[c].type, JSON)]
+    params: list[Any] = [values(row) for row in rows]
+    if encoded:
+        for n, found in enumerate(params):
+            found = list(found)
+            for i in encoded:
+                found[i] = orjson.dumps(found[i]).decode()
+            params[n] = tuple(found)
     await conn.exec_driver_sql(sql, params)
 
 

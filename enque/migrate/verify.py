@@ -1,8 +1,9 @@
 """The verify step: the target against the source, row by row and file by file.
 
 Every source row of every migrated table is read again and transformed by the load's own
-handlers; each target row they produce must exist, and the checksum of its normalised
-values must equal the checksum of the same columns read back from the target. Every file
+table specs; each target row they produce must exist, and the checksum of its normalised
+values must equal the checksum of the same columns read back from the target (secrets are
+compared decrypted with the target's key: they are sealed afresh on each write). Every file
 is read back from the target storage: size and sha256 must equal the source bytes (BLOB or
 legacy object) and what `legacy_files` recorded. Then references without a database
 foreign key are checked. Each difference is an error in the report (non-zero exit).

@@ -37,6 +37,7 @@ def options(legacy: Manifest, s3: MotoS3Server, target: str, files: Path, **kw: 
         target_url=target,
         storage_to_url=f"file://{files}",
         quiet=True,
+        encryption_key="legacy-load-test-key",  # the target's, for the sealed secrets
         **kw,
     )
 
