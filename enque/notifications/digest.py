@@ -71,6 +71,17 @@ class Digest:
     rows: list[Notification]
 
 
+SLA_TARGETS = {
+    "firstResponse": "The first response",
+    "nextResponse": "The next response",
+    "resolution": "The resolution",
+}
+
+
+def _target(payload: dict[str, Any]) -> str:
+    return SLA_TARGETS.get(str(payload.get("target")), "An SLA target")
+
+
 def describe(row: Notification) -> str:
     """One line of a digest: who did what on which ticket."""
     payload = row.payload or {}
@@ -83,6 +94,8 @@ def describe(row: Notification) -> str:
         "customer.replied": f"{actor} replied on {where}",
         "mention": f"{actor} mentioned you on {where}",
         "automation": f"A rule notified you about {where}",
+        "sla.warning": f"{_target(payload)} is due soon on {where}",
+        "sla.breached": f"{_target(payload)} is overdue on {where}",
     }.get(row.event, f"{row.event}: {where}")
     return " ".join(text.split())
 

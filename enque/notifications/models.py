@@ -10,7 +10,15 @@ from sqlalchemy.orm import Mapped, mapped_column
 from enque.core.db import Base, IdMixin, JSONType, TenantMixin, TimestampMixin
 
 # what an agent can be told about (the `automation` kind comes from a rule's notify action)
-EVENTS = ("ticket.assigned", "ticket.created", "customer.replied", "mention", "automation")
+EVENTS = (
+    "ticket.assigned",
+    "ticket.created",
+    "customer.replied",
+    "mention",
+    "automation",
+    "sla.warning",
+    "sla.breached",
+)
 CHANNELS = ("in_app", "email")
 
 EMAIL_PENDING = text("email_pending")

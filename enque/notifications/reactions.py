@@ -30,7 +30,10 @@ from enque.teams.models import TeamMember
 from enque.tickets.models import Ticket
 
 EXCERPT = 280
-HANDLED = frozenset({"ticket.created", "ticket.updated", "comment.created", "comment.updated"})
+SLA_EVENTS = frozenset({"sla.warning", "sla.breached"})
+HANDLED = frozenset(
+    {"ticket.created", "ticket.updated", "comment.created", "comment.updated", *SLA_EVENTS}
+)
 _WORD = re.compile(r"\w")
 
 
@@ -143,6 +146,8 @@ def relevant(event: Event) -> bool:
     if event.type == "ticket.updated":
         change = (event.payload.get("changes") or {}).get("assigneeId")
         return bool(change and change[1])
+    if event.type in SLA_EVENTS:
+        return bool(event.payload.get("assigneeId") or event.payload.get("teamId"))
     if event.type in ("comment.created", "comment.updated"):
         comment = event.payload.get("comment") or {}
         if comment.get("kind") == "note":
@@ -160,6 +165,8 @@ async def react(runtime: Runtime, event: Event) -> None:
             await _on_created(session, event, actor_id)
         elif event.type == "ticket.updated":
             await _on_updated(session, event, actor_id)
+        elif event.type in SLA_EVENTS:
+            await _on_sla(session, event)
         else:
             await _on_comment(session, event, actor_id)
 
@@ -197,6 +204,22 @@ async def _on_updated(session: AsyncSession, event: Event, actor_id: str | None)
         return  # reassigned again since: that change tells its own assignee
     actor = await _actor(session, event.actor)
     await _tell(session, event, "ticket.assigned", [change[1]], ticket, actor, actor_id)
+
+
+async def _on_sla(session: AsyncSession, event: Event) -> None:
+    """A target about to be missed or missed: the assignee, else the ticket's team, is told."""
+    ticket = await load_ticket(session, event.workspace_id, event.payload["ticketId"])
+    if ticket is None:
+        return
+    if ticket.assignee_id:
+        told: Sequence[str] = [ticket.assignee_id]
+    elif ticket.team_id:
+        told = await team_members(session, event.workspace_id, ticket.team_id)
+    else:
+        return
+    extra = {"target": event.payload.get("target"), "dueAt": event.payload.get("dueAt")}
+    actor = await _actor(session, event.actor)
+    await _tell(session, event, event.type, told, ticket, actor, None, extra=extra)
 
 
 async def _on_comment(session: AsyncSession, event: Event, actor_id: str | None) -> None:

@@ -7,7 +7,13 @@ from pydantic import Field, model_validator
 from enque.core.api import ApiInput, ApiModel
 
 EventName = Literal[
-    "ticket.assigned", "ticket.created", "customer.replied", "mention", "automation"
+    "ticket.assigned",
+    "ticket.created",
+    "customer.replied",
+    "mention",
+    "automation",
+    "sla.warning",
+    "sla.breached",
 ]
 ChannelName = Literal["in_app", "email"]
 Id = Annotated[str, Field(max_length=64)]

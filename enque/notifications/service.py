@@ -44,6 +44,8 @@ DEFAULTS: dict[str, Choice] = {
     "customer.replied": Choice(True, True, False),
     "mention": Choice(True, True, False),
     "automation": Choice(True, True, True),
+    "sla.warning": Choice(True, True, False),
+    "sla.breached": Choice(True, True, True),
 }
 
 

@@ -12,7 +12,15 @@ from tests.notifications.support import Person, person
 from tests.support.api import Tenant, data, error
 from tests.support.helpdesk import new_ticket
 
-EVENTS = ["ticket.assigned", "ticket.created", "customer.replied", "mention", "automation"]
+EVENTS = [
+    "ticket.assigned",
+    "ticket.created",
+    "customer.replied",
+    "mention",
+    "automation",
+    "sla.warning",
+    "sla.breached",
+]
 
 
 async def assigned(tenant: Tenant, agent: Person, count: int) -> list[str]:
@@ -103,6 +111,8 @@ async def test_settings_defaults_and_changes(tenant: Tenant, make_tenant, app_ru
         "channels": ["in_app"],
     }
     assert by_event["automation"]["channels"] == ["in_app", "email"]
+    assert by_event["sla.warning"]["channels"] == ["in_app"]
+    assert by_event["sla.breached"]["channels"] == ["in_app", "email"]
     changed = await jane.settings(
         {"event": "mention", "channels": ["email", "in_app"]},
         {"event": "ticket.created", "enabled": False},

@@ -252,6 +252,8 @@ const NOTIFICATION_TEXT = {
   "customer.replied": "customer replied",
   mention: "mentioned you",
   automation: "automation",
+  "sla.warning": "SLA due soon",
+  "sla.breached": "SLA breached",
 };
 
 // A notification is {event, ticketId, payload: {ticket: {id, number, subject}, actor, …}}.

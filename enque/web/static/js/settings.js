@@ -10,6 +10,8 @@ const EVENTS = {
   "customer.replied": "A customer replies on a ticket of mine",
   mention: "Someone mentions me in a note",
   automation: "An automation rule notifies me",
+  "sla.warning": "An SLA target of my ticket (or my team's) is about to be missed",
+  "sla.breached": "An SLA target of my ticket (or my team's) was missed",
 };
 const CHANNELS = [["in_app", "In the app"], ["email", "By email"]];
 
