@@ -8,6 +8,7 @@ placeholders for one ticket (template.py) and counts the use with one atomic UPD
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,6 +28,7 @@ from enque.core.errors import ApiError, conflict, not_found, validation_error
 from enque.core.html import sanitize_html
 from enque.core.pagination import Page, SortKey, keyset_page
 from enque.customers.models import User
+from enque.customers.seams import custom_fields_of
 from enque.teams.models import TeamMember
 from enque.teams.service import require_teams
 from enque.tickets.models import Ticket
@@ -270,12 +272,26 @@ async def delete_canned_reply(
 
 
 async def placeholder_values(
-    session: AsyncSession, *, workspace_id: str, ticket_id: str, agent_id: str | None
+    session: AsyncSession,
+    *,
+    workspace_id: str,
+    ticket_id: str,
+    agent_id: str | None,
+    custom: Collection[str] = (),
 ) -> dict[str, dict[str, Any]]:
-    """The documented placeholder values for a ticket (one query, one more for the agent)."""
+    """The documented placeholder values for a ticket (one query, one more for the agent, one
+    for the custom fields of each object in `custom`: `ticket`, `customer`)."""
     row = (
         await session.execute(
-            select(Ticket.id, Ticket.number, Ticket.subject, User.name, User.email, Workspace.name)
+            select(
+                Ticket.id,
+                Ticket.number,
+                Ticket.subject,
+                User.name,
+                User.email,
+                Workspace.name,
+                Ticket.user_id,
+            )
             .join(User, User.id == Ticket.user_id)
             .join(Workspace, Workspace.id == Ticket.workspace_id)
             .where(Ticket.workspace_id == workspace_id, Ticket.id == ticket_id)
@@ -292,10 +308,17 @@ async def placeholder_values(
         ).first()
         if found is not None:
             agent = {"name": found[0], "email": found[1]}
+    values: dict[str, dict[str, Any]] = {"ticket": {}, "customer": {}}
+    for owner, entity, entity_id in (("ticket", "ticket", row[0]), ("customer", "user", row[6])):
+        if owner in custom:
+            of_entity = await custom_fields_of(
+                session, workspace_id=workspace_id, entity=entity, entity_ids=[entity_id]
+            )
+            values[owner] = of_entity.get(entity_id, {})
     return {
-        "customer": {"name": row[3], "email": row[4]},
+        "customer": {"name": row[3], "email": row[4], "custom": values["customer"]},
         "agent": agent,
-        "ticket": {"id": row[0], "number": row[1], "subject": row[2]},
+        "ticket": {"id": row[0], "number": row[1], "subject": row[2], "custom": values["ticket"]},
         "workspace": {"name": row[5]},
     }
 
@@ -324,8 +347,18 @@ async def render_canned_reply(
         )
         if not reply.is_enabled:
             raise conflict("This canned reply is disabled")
+        try:
+            used = check_template(reply.content)
+        except TemplateProblem as exc:
+            raise ApiError(
+                "CONFLICT", "The canned reply cannot be rendered", [{"message": str(exc)}]
+            ) from exc
         values = await placeholder_values(
-            session, workspace_id=workspace_id, ticket_id=ticket_id, agent_id=agent_id
+            session,
+            workspace_id=workspace_id,
+            ticket_id=ticket_id,
+            agent_id=agent_id,
+            custom={p.split(".")[0] for p in used if ".custom." in p},
         )
         try:
             content = sanitize_html(render_template(reply.content, values))

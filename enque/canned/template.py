@@ -1,6 +1,7 @@
 """Placeholders of canned replies: checked when saved, rendered in a sandbox.
 
-A template may use only the documented names (`{{customer.name}}`, `{{ticket.number}}`, …),
+A template may use only the documented names (`{{customer.name}}`, `{{ticket.number}}`, …,
+and custom field values as `{{ticket.custom.<key>}}` or `{{customer.custom.<key>}}`),
 a few text filters (`{{ customer.name | default("there") }}`) and `{% if %}` on those names.
 Anything else (other names, attribute walks like `customer.__class__`, calls, loops, macros,
 includes) is refused when the canned reply is saved, and the renderer itself is a Jinja2
@@ -24,6 +25,8 @@ PLACEHOLDERS: dict[str, tuple[str, ...]] = {
     "ticket": ("id", "number", "subject"),
     "workspace": ("name",),
 }
+# objects whose custom field values a template may name (`{{ticket.custom.plan}}`)
+WITH_CUSTOM = ("ticket", "customer")
 FILTERS = ("default", "upper", "lower", "title", "capitalize", "trim")
 MAX_TEMPLATE = 100_000
 
@@ -76,6 +79,14 @@ ENV = _environment()
 
 
 def _placeholder(node: nodes.Getattr) -> str:
+    inner = node.node
+    if (
+        isinstance(inner, nodes.Getattr)
+        and inner.attr == "custom"
+        and isinstance(inner.node, nodes.Name)
+        and inner.node.name in WITH_CUSTOM
+    ):
+        return f"{inner.node.name}.custom.{node.attr}"
     if not isinstance(node.node, nodes.Name):
         raise TemplateProblem("only placeholders like {{customer.name}} may be used")
     owner, field = node.node.name, node.attr
@@ -124,8 +135,13 @@ def check_template(source: str) -> list[str]:
 def render_template(source: str, context: dict[str, dict[str, Any]]) -> str:
     """Render a checked template with a plain dict context; values are HTML-escaped."""
     check_template(source)
-    plain = {
+    plain: dict[str, dict[str, Any]] = {
         owner: {field: context.get(owner, {}).get(field) for field in fields}
         for owner, fields in PLACEHOLDERS.items()
     }
+    for owner in WITH_CUSTOM:
+        custom = context.get(owner, {}).get("custom") or {}
+        plain[owner]["custom"] = {
+            str(k): ", ".join(map(str, v)) if isinstance(v, list) else v for k, v in custom.items()
+        }
     return ENV.from_string(source).render(plain)

@@ -310,3 +310,31 @@ async def test_list_and_render_take_a_constant_number_of_queries(
             )
         )
     assert len(seen) <= 5, seen  # scope, canned reply, ticket + customer + workspace, agent, count
+
+
+async def test_custom_field_placeholders(tenant: Tenant) -> None:
+    """`{{ticket.custom.<key>}}` and `{{customer.custom.<key>}}` give custom field values (lists
+    joined, missing ones empty or their default)."""
+    for entity, key, kind in (("ticket", "plan", "text"), ("user", "tier", "multiselect")):
+        body = {"entity": entity, "key": key, "label": key.title(), "type": kind}
+        if kind == "multiselect":
+            body["options"] = ["gold", "vip"]
+        data(await tenant.post("/v1/custom-fields", json=body), 201)
+    ticket = await new_ticket(tenant, customFields={"plan": "Pro <b>annual</b>"})
+    customer = ticket["customer"]["id"]
+    path = f"/v1/users/{customer}/custom-fields"
+    data(await tenant.patch(path, json={"customFields": {"tier": ["gold", "vip"]}}))
+    reply = await canned(
+        tenant,
+        content=(
+            "<p>{{ticket.custom.plan}} / {{customer.custom.tier}} / "
+            '{{ ticket.custom.missing | default("none") }}</p>'
+        ),
+    )
+    path = f"/v1/canned-replies/{reply['id']}/render"
+    rendered = data(await tenant.post(path, json={"ticketId": ticket["id"]}))
+    assert rendered["content"] == "<p>Pro &lt;b&gt;annual&lt;/b&gt; / gold, vip / none</p>"
+    refused = await tenant.post(
+        "/v1/canned-replies", json={"name": "x", "content": "{{agent.custom.x}}"}
+    )
+    error(refused, 422, "VALIDATION_ERROR")
