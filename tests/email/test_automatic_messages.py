@@ -154,8 +154,8 @@ async def test_automated_mail_and_machine_addresses_are_never_answered(
     box.deliver(out_of_office)
     await sync.sync_mailbox(app_runtime, box.id)
     async with app_runtime.db.session(write=False) as session:
-        facts = await load_ticket_facts(session, tenant.workspace_id, ticket.id)
-    assert facts is not None and facts.sender_is_automated
+        facts = (await load_ticket_facts(session, tenant.workspace_id, [ticket.id]))[ticket.id]
+    assert facts.sender_is_automated
     refused = await automatic_reply(app_runtime, tenant, ticket.id, rule)
     to_machine = await automatic_reply(app_runtime, tenant, machine.id, rule)
     await outbox.drain()
@@ -181,8 +181,8 @@ async def test_automated_mail_and_machine_addresses_are_never_answered(
     )
     await sync.sync_mailbox(app_runtime, box.id)
     async with app_runtime.db.session(write=False) as session:
-        facts = await load_ticket_facts(session, tenant.workspace_id, ticket.id)
-    assert facts is not None and not facts.sender_is_automated
+        facts = (await load_ticket_facts(session, tenant.workspace_id, [ticket.id]))[ticket.id]
+    assert not facts.sender_is_automated
     allowed = await automatic_reply(app_runtime, tenant, ticket.id, rule)
     await outbox.drain()
     assert (await delivery(app_runtime, ticket.id))[allowed][0] == "sent"
