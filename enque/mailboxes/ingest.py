@@ -23,7 +23,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import and_, or_, select
+from sqlalchemy import and_, delete, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -40,6 +40,7 @@ from enque.comments.service import add_customer_message
 from enque.core.db import now, unit
 from enque.core.errors import ApiError
 from enque.core.runtime import Runtime
+from enque.core.storage import storage_of
 from enque.customers.service import find_or_create_customer
 from enque.email.classify import Classification, classify
 from enque.email.errors import TemporaryError
@@ -77,6 +78,7 @@ class IngestResult:
     ticket_id: str | None = None
     comment_id: str | None = None
     reason: str | None = None
+    ledger_id: str | None = None  # the dead letter of a failed message
 
 
 @dataclass(frozen=True)
@@ -538,21 +540,61 @@ def _ledger_row(
     )
 
 
+async def _take_over(session: AsyncSession, failed: EmailMessage) -> bool:
+    """Remove the failed row a retry replaces (False when it is no longer failed)."""
+    gone = await session.execute(
+        delete(EmailMessage).where(EmailMessage.id == failed.id, EmailMessage.state == "failed")
+    )
+    return bool(getattr(gone, "rowcount", 0))
+
+
+def dead_letter_key(workspace_id: str, ledger_id: str) -> str:
+    """Where the raw copy of a failed message is kept in storage."""
+    return f"{workspace_id}/email-dead-letters/{ledger_id}.eml"
+
+
+async def keep_dead_letter(runtime: Runtime, workspace_id: str, ledger_id: str, raw: bytes) -> None:
+    """Keep the raw message of a failed ledger row, for `enque email retry`."""
+    try:
+        await storage_of(runtime).put_bytes(
+            dead_letter_key(workspace_id, ledger_id), raw, content_type="message/rfc822"
+        )
+    except Exception:
+        log.exception("could not keep the raw copy of failed message %s", ledger_id)
+
+
 async def _record_failure(
-    runtime: Runtime, mailbox: Mailbox, inbound: Inbound, identity: str, error: str
+    runtime: Runtime,
+    mailbox: Mailbox,
+    inbound: Inbound,
+    identity: str,
+    error: str,
+    raw: bytes | None,
+    replacing: EmailMessage | None,
 ) -> IngestResult:
     """A message that could not be processed: kept in the ledger (dead letter) with the error,
-    so the cursor can move on and the ledger stops it from being fetched in a loop."""
+    so the cursor can move on and the ledger stops it from being fetched in a loop; its raw
+    copy (when the channel gave one) is kept in storage. A retry that failed again updates
+    the error of the row it was retrying."""
     async with runtime.db.session() as session:
         try:
             async with unit(session):
+                if replacing is not None:
+                    await session.execute(
+                        update(EmailMessage)
+                        .where(EmailMessage.id == replacing.id)
+                        .values(error=error[:4000], updated_at=now())
+                    )
+                    return IngestResult("failed", reason=error, ledger_id=replacing.id)
                 row = _ledger_row(mailbox, inbound, identity)
                 row.state = "failed"
                 row.error = error[:4000]
                 session.add(row)
         except IntegrityError:
             return IngestResult("duplicate")
-    return IngestResult("failed", reason=error)
+    if raw is not None:
+        await keep_dead_letter(runtime, mailbox.workspace_id, row.id, raw)
+    return IngestResult("failed", reason=error, ledger_id=row.id)
 
 
 async def ingest(
@@ -563,14 +605,19 @@ async def ingest(
     raw: bytes | None = None,
     context: Context | None = None,
     checked: bool = False,
+    replacing: EmailMessage | None = None,
 ) -> IngestResult:
     """Turn one fetched message into a ticket or comment, at most once per mailbox/workspace.
 
     A sync passes its `context` (else it is read here) and `checked=True` when it has just
     asked `known_messages` about this message (else the ledger is read first): a cheap read
     that spares known messages any work. The unique constraints remain the guarantee.
+    `replacing` is the failed ledger row of this message that a retry processes again: it
+    is replaced in the same transaction (or keeps the new error).
     """
     identity = identity_of(inbound.parsed, raw)
+    if replacing is not None:
+        identity, checked = replacing.internet_message_id or identity, True
     key = [(identity, inbound.provider_id)]
     if not checked and (await known_messages(runtime, mailbox, key))[0]:
         return IngestResult("duplicate")
@@ -587,25 +634,30 @@ async def ingest(
     async with runtime.db.session() as session:
         try:
             async with unit(session):
-                row = _ledger_row(mailbox, inbound, identity, kind)
-                session.add(row)
-                await session.flush()  # the unique constraints decide here, before any work
-                result = await _process(
-                    session, runtime, mailbox, inbound, row, kind, files, context
-                )
+                if replacing is not None and not await _take_over(session, replacing):
+                    result = IngestResult("duplicate")  # retried meanwhile by someone else
+                else:
+                    row = _ledger_row(mailbox, inbound, identity, kind)
+                    session.add(row)
+                    await session.flush()  # the unique constraints decide here, before work
+                    result = await _process(
+                        session, runtime, mailbox, inbound, row, kind, files, context
+                    )
         except IntegrityError:
             pass  # was it this message, committed meanwhile by another sync?
         except Exception as exc:
             log.warning("mailbox %s: message %s failed: %s", mailbox.id, identity, exc)
             failure = f"{exc.__class__.__name__}: {exc}"
-    if result is not None and result.outcome != "ignored":
+    if result is not None and result.outcome != "duplicate" and replacing is not None:
+        await storage_of(runtime).delete(dead_letter_key(mailbox.workspace_id, replacing.id))
+    if result is not None and result.outcome not in ("ignored", "duplicate"):
         return result
     # nothing links the stored files: they go now
     await discard_unlinked(runtime, workspace_id=mailbox.workspace_id, ids=files.ids)
     if result is not None:
         return result
     if failure is not None:
-        return await _record_failure(runtime, mailbox, inbound, identity, failure)
+        return await _record_failure(runtime, mailbox, inbound, identity, failure, raw, replacing)
     if (await known_messages(runtime, mailbox, key))[0]:
         return IngestResult("duplicate")
     raise RuntimeError(f"message {identity} hit a constraint but is not in the ledger")

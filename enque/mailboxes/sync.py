@@ -39,6 +39,7 @@ from enque.mailboxes.ingest import (
     context_for,
     identity_of,
     ingest,
+    keep_dead_letter,
     known_messages,
 )
 from enque.mailboxes.models import Mailbox
@@ -248,7 +249,15 @@ async def _graph_page(
             )
             parsed = to_parsed(message, files) if files else parsed
         inbound = Inbound(parsed, provider_id, message.get("conversationId"))
-        report.count(await ingest(runtime, mailbox, inbound, context=context, checked=True))
+        result = await ingest(runtime, mailbox, inbound, context=context, checked=True)
+        if result.outcome == "failed" and result.ledger_id is not None:
+            try:  # the dead letter's raw copy: the message as MIME
+                raw = await graph.mime(provider_id)
+            except ChannelError as exc:
+                log.warning("mailbox %s: no raw copy of %s: %s", mailbox.id, provider_id, exc)
+            else:
+                await keep_dead_letter(runtime, mailbox.workspace_id, result.ledger_id, raw)
+        report.count(result)
 
 
 async def sync_graph(runtime: Runtime, mailbox: Mailbox, report: SyncReport, lease: Lease) -> None:
