@@ -574,5 +574,51 @@ def sync_emails(workspace_id: str | None) -> None:
         )
 
 
+@main.group("email")
+def email_group() -> None:
+    """Email channel commands."""
+
+
+@email_group.command("retry")
+@click.option("--workspace-id", help="Only this workspace's failed messages (default: all).")
+@click.option("--mailbox-id", help="Only this mailbox's failed messages.")
+def email_retry(workspace_id: str | None, mailbox_id: str | None) -> None:
+    """Process again the received messages that failed (shown as failed on their mailbox).
+
+    Run it once the cause is fixed. Each one is read from the raw copy kept when it failed,
+    and becomes its ticket or comment exactly once; one that fails again keeps the new error.
+    Example:
+
+      enque email retry --mailbox-id 01a2...
+    """
+    from enque import domains
+    from enque.core.runtime import Runtime
+    from enque.mailboxes.retry import Retried, retry_failed
+
+    settings = _settings()
+    domains.load_models()
+
+    async def run() -> list[Retried]:
+        runtime = Runtime.build(settings)
+        try:
+            for module in domains.hook_modules():
+                if hasattr(module, "setup"):
+                    module.setup(runtime)
+            await runtime.start()
+            return await retry_failed(runtime, workspace_id=workspace_id, mailbox_id=mailbox_id)
+        finally:
+            outbox = runtime.services.get("email_outbox")
+            if outbox is not None:
+                await outbox.drain()
+            await runtime.close()
+
+    done = asyncio.run(run())
+    for item in done:
+        reason = f" ({item.reason})" if item.reason else ""
+        click.echo(f"{item.ledger_id}: {item.outcome}{reason}")
+    if not done:
+        click.echo("no failed messages")
+
+
 if __name__ == "__main__":
     main()

@@ -344,6 +344,7 @@ async def add_customer_message(
     auto_reply: bool = False,
     actor: Actor | None = None,
     attachment_ids: Sequence[str] = (),
+    original_html: str | None = None,
 ) -> CustomerMessage:
     """A message from a customer threaded onto a ticket (called by email ingest).
 
@@ -352,7 +353,8 @@ async def add_customer_message(
     ticket is deleted, a new ticket (subject `subject`, in `mailbox_id`) linked to the old one
     is opened instead. A merged ticket's messages go to the ticket it was merged into.
     Auto-replies (`auto_reply`) are kept as a system comment that changes nothing else.
-    Files (`attachment_ids`) go on the comment, or on the first message of the new ticket.
+    Files (`attachment_ids`) go on the comment, or on the first message of the new ticket;
+    `original_html` is what was received, when `content` was made from it.
     """
     actor = actor or Actor("user", user_id)
     async with unit(session):
@@ -383,7 +385,7 @@ async def add_customer_message(
             author_id=user_id,
             content=sanitized,
             text=html_to_text(sanitized),
-            original_html=content,
+            original_html=content if original_html is None else original_html,
             to=addresses(to),
             cc=addresses(cc),
             message_id=message_id,

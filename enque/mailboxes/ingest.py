@@ -19,10 +19,11 @@ from __future__ import annotations
 import hashlib
 import html as htmllib
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import and_, delete, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -39,8 +40,9 @@ from enque.comments.service import add_customer_message
 from enque.core.db import now, unit
 from enque.core.errors import ApiError
 from enque.core.runtime import Runtime
+from enque.core.storage import storage_of
 from enque.customers.service import find_or_create_customer
-from enque.email.classify import classify
+from enque.email.classify import Classification, classify
 from enque.email.errors import TemporaryError
 from enque.email.parse import Attachment, ParsedMessage
 from enque.email.quotes import fold
@@ -76,6 +78,7 @@ class IngestResult:
     ticket_id: str | None = None
     comment_id: str | None = None
     reason: str | None = None
+    ledger_id: str | None = None  # the dead letter of a failed message
 
 
 @dataclass(frozen=True)
@@ -125,22 +128,56 @@ def identity_of(parsed: ParsedMessage, raw: bytes | None = None) -> str:
 # ---------------------------------------------------------------- lookups
 
 
-async def known(
-    session: AsyncSession, *, mailbox: Mailbox, identity: str, provider_id: str | None
-) -> bool:
-    """Whether the ledger already holds this message (by identity or by provider id)."""
-    stmt = select(EmailMessage.id).where(
+@dataclass(frozen=True)
+class Context:
+    """What a sync reads once for all the messages it ingests."""
+
+    own: frozenset[str]  # every live mailbox address of the workspace (mail from them: a loop)
+    token_template: str = DEFAULT_TOKEN
+
+
+async def context_for(runtime: Runtime, mailbox: Mailbox) -> Context:
+    async with runtime.db.session(write=False) as session:
+        own = set(await workspace_addresses(session, workspace_id=mailbox.workspace_id))
+    own.add(mailbox.email.lower())
+    return Context(frozenset(own))
+
+
+async def known_messages(
+    runtime: Runtime, mailbox: Mailbox, keys: Sequence[tuple[str, str | None]]
+) -> list[bool]:
+    """For each (identity, provider id): whether the ledger holds that message already, by
+    identity in the workspace or by provider id in the mailbox. One query for them all."""
+    if not keys:
+        return []
+    identities = [identity for identity, _ in keys]
+    providers = [provider for _, provider in keys if provider is not None]
+    match = and_(
         EmailMessage.workspace_id == mailbox.workspace_id,
-        EmailMessage.internet_message_id == identity,
+        EmailMessage.internet_message_id.in_(identities),
     )
-    if (await session.execute(stmt.limit(1))).first() is not None:
-        return True
-    if provider_id is None:
-        return False
-    stmt = select(EmailMessage.id).where(
-        EmailMessage.mailbox_id == mailbox.id, EmailMessage.provider_id == provider_id
-    )
-    return (await session.execute(stmt.limit(1))).first() is not None
+    if providers:
+        match = or_(
+            match,
+            and_(EmailMessage.mailbox_id == mailbox.id, EmailMessage.provider_id.in_(providers)),
+        )
+    async with runtime.db.session(write=False) as session:
+        rows = (
+            await session.execute(
+                select(
+                    EmailMessage.workspace_id,
+                    EmailMessage.internet_message_id,
+                    EmailMessage.mailbox_id,
+                    EmailMessage.provider_id,
+                ).where(match)
+            )
+        ).all()
+    held_ids = {r[1] for r in rows if r[0] == mailbox.workspace_id}
+    held_providers = {r[3] for r in rows if r[2] == mailbox.id}
+    return [
+        identity in held_ids or (provider is not None and provider in held_providers)
+        for identity, provider in keys
+    ]
 
 
 async def _by_message_ids(session: AsyncSession, workspace_id: str, ids: list[str]) -> str | None:
@@ -362,7 +399,7 @@ async def _checked_defaults(session: AsyncSession, mailbox: Mailbox) -> dict[str
     return kept
 
 
-def _cc_of(parsed: ParsedMessage, own: set[str], sender: str) -> list[str]:
+def _cc_of(parsed: ParsedMessage, own: frozenset[str], sender: str) -> list[str]:
     found = []
     for addr in [*parsed.to, *parsed.cc]:
         low = addr.email.lower()
@@ -378,15 +415,12 @@ async def _process(
     mailbox: Mailbox,
     inbound: Inbound,
     row: EmailMessage,
+    kind: Classification,
     files: _Files,
-    token_template: str,
+    context: Context,
 ) -> IngestResult:
     parsed = inbound.parsed
     ws = mailbox.workspace_id
-    own = set(await workspace_addresses(session, workspace_id=ws))
-    own.add(mailbox.email.lower())
-    kind = classify(parsed, own)
-    row.classification = kind.kind
     if kind.kind in ("loop", "bounce"):
         row.state = "ignored"
         row.error = "; ".join(kind.reasons)[:2000]
@@ -395,7 +429,9 @@ async def _process(
     if sender is None or "@" not in sender.email:
         raise ValueError("the message has no sender address")
 
-    thread = await find_thread(session, mailbox, parsed, inbound.conversation_id, token_template)
+    thread = await find_thread(
+        session, mailbox, parsed, inbound.conversation_id, context.token_template
+    )
     if kind.kind == "auto_reply" and thread.ticket is None:
         row.state = "ignored"
         row.error = "; ".join(kind.reasons)[:2000]
@@ -403,7 +439,7 @@ async def _process(
 
     user = await find_or_create_customer(session, ws, sender.email, sender.name or None)
     actor = Actor("user", user.id)
-    cc = _cc_of(parsed, own, sender.email)
+    cc = _cc_of(parsed, context.own, sender.email)
     subject = (parsed.subject or "").strip()[:MAX_SUBJECT] or "(no subject)"
     urls = files.urls()
     ticket = thread.ticket
@@ -433,10 +469,10 @@ async def _process(
             auto_reply=kind.kind == "auto_reply",
             actor=actor,
             attachment_ids=files.ids,
+            original_html=parsed.html,
         )
         target = result.ticket
         if result.comment is not None:
-            result.comment.original_html = parsed.html
             comment_id = result.comment.id
         outcome = "created" if result.new_ticket else "commented"
     else:
@@ -484,7 +520,9 @@ async def _process(
     return IngestResult(outcome, target.id, comment_id)
 
 
-def _ledger_row(mailbox: Mailbox, inbound: Inbound, identity: str) -> EmailMessage:
+def _ledger_row(
+    mailbox: Mailbox, inbound: Inbound, identity: str, kind: Classification | None = None
+) -> EmailMessage:
     parsed = inbound.parsed
     return EmailMessage(
         workspace_id=mailbox.workspace_id,
@@ -498,24 +536,65 @@ def _ledger_row(mailbox: Mailbox, inbound: Inbound, identity: str) -> EmailMessa
         raw_size=parsed.raw_size,
         received_at=parsed.date or now(),
         state="pending",
+        classification=kind.kind if kind is not None else None,
     )
 
 
+async def _take_over(session: AsyncSession, failed: EmailMessage) -> bool:
+    """Remove the failed row a retry replaces (False when it is no longer failed)."""
+    gone = await session.execute(
+        delete(EmailMessage).where(EmailMessage.id == failed.id, EmailMessage.state == "failed")
+    )
+    return bool(getattr(gone, "rowcount", 0))
+
+
+def dead_letter_key(workspace_id: str, ledger_id: str) -> str:
+    """Where the raw copy of a failed message is kept in storage."""
+    return f"{workspace_id}/email-dead-letters/{ledger_id}.eml"
+
+
+async def keep_dead_letter(runtime: Runtime, workspace_id: str, ledger_id: str, raw: bytes) -> None:
+    """Keep the raw message of a failed ledger row, for `enque email retry`."""
+    try:
+        await storage_of(runtime).put_bytes(
+            dead_letter_key(workspace_id, ledger_id), raw, content_type="message/rfc822"
+        )
+    except Exception:
+        log.exception("could not keep the raw copy of failed message %s", ledger_id)
+
+
 async def _record_failure(
-    runtime: Runtime, mailbox: Mailbox, inbound: Inbound, identity: str, error: str
+    runtime: Runtime,
+    mailbox: Mailbox,
+    inbound: Inbound,
+    identity: str,
+    error: str,
+    raw: bytes | None,
+    replacing: EmailMessage | None,
 ) -> IngestResult:
     """A message that could not be processed: kept in the ledger (dead letter) with the error,
-    so the cursor can move on and `known()` stops it from being fetched in a loop."""
+    so the cursor can move on and the ledger stops it from being fetched in a loop; its raw
+    copy (when the channel gave one) is kept in storage. A retry that failed again updates
+    the error of the row it was retrying."""
     async with runtime.db.session() as session:
         try:
             async with unit(session):
+                if replacing is not None:
+                    await session.execute(
+                        update(EmailMessage)
+                        .where(EmailMessage.id == replacing.id)
+                        .values(error=error[:4000], updated_at=now())
+                    )
+                    return IngestResult("failed", reason=error, ledger_id=replacing.id)
                 row = _ledger_row(mailbox, inbound, identity)
                 row.state = "failed"
                 row.error = error[:4000]
                 session.add(row)
         except IntegrityError:
             return IngestResult("duplicate")
-    return IngestResult("failed", reason=error)
+    if raw is not None:
+        await keep_dead_letter(runtime, mailbox.workspace_id, row.id, raw)
+    return IngestResult("failed", reason=error, ledger_id=row.id)
 
 
 async def ingest(
@@ -524,44 +603,61 @@ async def ingest(
     inbound: Inbound,
     *,
     raw: bytes | None = None,
-    token_template: str = DEFAULT_TOKEN,
+    context: Context | None = None,
+    checked: bool = False,
+    replacing: EmailMessage | None = None,
 ) -> IngestResult:
-    """Turn one fetched message into a ticket or comment, at most once per mailbox/workspace."""
+    """Turn one fetched message into a ticket or comment, at most once per mailbox/workspace.
+
+    A sync passes its `context` (else it is read here) and `checked=True` when it has just
+    asked `known_messages` about this message (else the ledger is read first): a cheap read
+    that spares known messages any work. The unique constraints remain the guarantee.
+    `replacing` is the failed ledger row of this message that a retry processes again: it
+    is replaced in the same transaction (or keeps the new error).
+    """
     identity = identity_of(inbound.parsed, raw)
-    async with runtime.db.session(write=False) as session:
-        if await known(
-            session, mailbox=mailbox, identity=identity, provider_id=inbound.provider_id
-        ):
-            return IngestResult("duplicate")
+    if replacing is not None:
+        identity, checked = replacing.internet_message_id or identity, True
+    key = [(identity, inbound.provider_id)]
+    if not checked and (await known_messages(runtime, mailbox, key))[0]:
+        return IngestResult("duplicate")
+    context = context or await context_for(runtime, mailbox)
+    kind = classify(inbound.parsed, context.own)
     # storage that is down raises: the cursor stays, the next sync tries again
-    files = await _store_files(runtime, mailbox.workspace_id, inbound.parsed)
+    files = (
+        _Files()
+        if kind.kind in ("loop", "bounce")
+        else await _store_files(runtime, mailbox.workspace_id, inbound.parsed)
+    )
     failure: str | None = None
     result: IngestResult | None = None
     async with runtime.db.session() as session:
         try:
             async with unit(session):
-                row = _ledger_row(mailbox, inbound, identity)
-                session.add(row)
-                await session.flush()  # the unique constraints decide here, before any work
-                result = await _process(
-                    session, runtime, mailbox, inbound, row, files, token_template
-                )
+                if replacing is not None and not await _take_over(session, replacing):
+                    result = IngestResult("duplicate")  # retried meanwhile by someone else
+                else:
+                    row = _ledger_row(mailbox, inbound, identity, kind)
+                    session.add(row)
+                    await session.flush()  # the unique constraints decide here, before work
+                    result = await _process(
+                        session, runtime, mailbox, inbound, row, kind, files, context
+                    )
         except IntegrityError:
             pass  # was it this message, committed meanwhile by another sync?
         except Exception as exc:
             log.warning("mailbox %s: message %s failed: %s", mailbox.id, identity, exc)
             failure = f"{exc.__class__.__name__}: {exc}"
-    if result is not None and result.outcome != "ignored":
+    if result is not None and result.outcome != "duplicate" and replacing is not None:
+        await storage_of(runtime).delete(dead_letter_key(mailbox.workspace_id, replacing.id))
+    if result is not None and result.outcome not in ("ignored", "duplicate"):
         return result
     # nothing links the stored files: they go now
     await discard_unlinked(runtime, workspace_id=mailbox.workspace_id, ids=files.ids)
     if result is not None:
         return result
     if failure is not None:
-        return await _record_failure(runtime, mailbox, inbound, identity, failure)
-    async with runtime.db.session(write=False) as session:
-        if await known(
-            session, mailbox=mailbox, identity=identity, provider_id=inbound.provider_id
-        ):
-            return IngestResult("duplicate")
+        return await _record_failure(runtime, mailbox, inbound, identity, failure, raw, replacing)
+    if (await known_messages(runtime, mailbox, key))[0]:
+        return IngestResult("duplicate")
     raise RuntimeError(f"message {identity} hit a constraint but is not in the ledger")

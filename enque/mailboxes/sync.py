@@ -32,11 +32,14 @@ from enque.email.parse import parse_message
 from enque.mailboxes import microsoft
 from enque.mailboxes.ingest import (
     MAX_MESSAGE_FILES_BYTES,
+    Context,
     Inbound,
     IngestResult,
+    context_for,
     identity_of,
     ingest,
-    known,
+    keep_dead_letter,
+    known_messages,
 )
 from enque.mailboxes.models import Mailbox
 from enque.mailboxes.service import MailboxTokenStore, imap_settings, tls_context
@@ -177,13 +180,23 @@ async def sync_imap(runtime: Runtime, mailbox: Mailbox, report: SyncReport, leas
             # recognises every message already recorded by its Message-ID.
             cursor = {"uidvalidity": folder.uidvalidity, "last_uid": 0}
         last_uid = int(cursor.get("last_uid", 0))
+        context = await context_for(runtime, mailbox)
         async for batch in imap.fetch_new(last_uid):
-            for fetched in batch:
-                parsed = parse_message(fetched.raw)
-                provider_id = f"{folder.uidvalidity}:{fetched.uid}"
-                result = await ingest(
-                    runtime, mailbox, Inbound(parsed, provider_id), raw=fetched.raw
-                )
+            inbound = [
+                Inbound(parse_message(f.raw), f"{folder.uidvalidity}:{f.uid}") for f in batch
+            ]
+            keys = [
+                (identity_of(m.parsed, f.raw), m.provider_id)
+                for m, f in zip(inbound, batch, strict=True)
+            ]
+            held = await known_messages(runtime, mailbox, keys)  # one query for the batch
+            for fetched, message, seen in zip(batch, inbound, held, strict=True):
+                if seen:
+                    result = IngestResult("duplicate")
+                else:
+                    result = await ingest(
+                        runtime, mailbox, message, raw=fetched.raw, context=context, checked=True
+                    )
                 report.count(result)
                 last_uid = max(last_uid, fetched.uid)
             cursor = {"uidvalidity": folder.uidvalidity, "last_uid": last_uid}
@@ -211,27 +224,42 @@ async def graph_client(runtime: Runtime, mailbox: Mailbox, http: httpx.AsyncClie
     )
 
 
-async def _graph_message(
-    runtime: Runtime, graph: GraphClient, mailbox: Mailbox, message: dict[str, Any]
-) -> IngestResult:
-    provider_id = str(message["id"])
-    bare = to_parsed(message)
-    async with runtime.db.session(write=False) as session:
-        if await known(
-            session, mailbox=mailbox, identity=identity_of(bare), provider_id=provider_id
-        ):
-            return IngestResult("duplicate")  # no attachment downloads for what we have
-    body = str((message.get("body") or {}).get("content") or "")
-    files = []
-    if message.get("hasAttachments") or _CID.search(body):
-        files = await graph.attachments(
-            provider_id,
-            max_file=runtime.settings.max_upload_bytes,
-            max_total=MAX_MESSAGE_FILES_BYTES,
-        )
-    parsed = to_parsed(message, files) if files else bare
-    conversation = message.get("conversationId")
-    return await ingest(runtime, mailbox, Inbound(parsed, provider_id, conversation))
+async def _graph_page(
+    runtime: Runtime,
+    graph: GraphClient,
+    mailbox: Mailbox,
+    messages: list[dict[str, Any]],
+    context: Context,
+    report: SyncReport,
+) -> None:
+    """A delta page: one ledger query for all of it; attachments fetched only for messages
+    the ledger does not know, then each one ingested."""
+    bare = [to_parsed(m) for m in messages]
+    keys = [(identity_of(p), str(m["id"])) for p, m in zip(bare, messages, strict=True)]
+    held = await known_messages(runtime, mailbox, keys)
+    for message, parsed, seen in zip(messages, bare, held, strict=True):
+        if seen:
+            report.count(IngestResult("duplicate"))
+            continue
+        provider_id = str(message["id"])
+        body = str((message.get("body") or {}).get("content") or "")
+        if message.get("hasAttachments") or _CID.search(body):
+            files = await graph.attachments(
+                provider_id,
+                max_file=runtime.settings.max_upload_bytes,
+                max_total=MAX_MESSAGE_FILES_BYTES,
+            )
+            parsed = to_parsed(message, files) if files else parsed
+        inbound = Inbound(parsed, provider_id, message.get("conversationId"))
+        result = await ingest(runtime, mailbox, inbound, context=context, checked=True)
+        if result.outcome == "failed" and result.ledger_id is not None:
+            try:  # the dead letter's raw copy: the message as MIME
+                raw = await graph.mime(provider_id)
+            except ChannelError as exc:
+                log.warning("mailbox %s: no raw copy of %s: %s", mailbox.id, provider_id, exc)
+            else:
+                await keep_dead_letter(runtime, mailbox.workspace_id, result.ledger_id, raw)
+        report.count(result)
 
 
 async def sync_graph(runtime: Runtime, mailbox: Mailbox, report: SyncReport, lease: Lease) -> None:
@@ -257,11 +285,11 @@ async def _delta_round(
     lease: Lease,
     link: str | None,
 ) -> None:
+    context = await context_for(runtime, mailbox)
     async for page in graph.delta(
         mailbox.folder or "inbox", delta_link=link, page_size=DELTA_PAGE_SIZE
     ):
-        for message in page.messages:
-            report.count(await _graph_message(runtime, graph, mailbox, message))
+        await _graph_page(runtime, graph, mailbox, page.messages, context, report)
         # The page is committed: the next sync may start after it.
         if page.delta_link:
             await save_cursor(runtime, mailbox.id, {"delta_link": page.delta_link})

@@ -8,7 +8,7 @@ produced exactly one ticket or comment, its files are linked once to that messag
 the orphan sweep no stored file is left that nothing links.
 
 `ENQUE_EMAIL_KILL_MESSAGES` sets how many messages each test syncs (default: 300 over IMAP,
-150 over Graph; 1,000 is the figure documented in docs/email.md).
+100 over Graph; 1,000 is the figure documented in docs/email.md).
 """
 
 from __future__ import annotations
@@ -45,8 +45,8 @@ from tests.support.services import require
 
 COUNT = os.environ.get("ENQUE_EMAIL_KILL_MESSAGES")
 IMAP_MESSAGES = int(COUNT or 300)
-GRAPH_MESSAGES = int(COUNT or 150)
-KILLS = 6
+GRAPH_MESSAGES = int(COUNT or 100)
+KILLS = 5
 HARD = [corpus.shift_jis, corpus.rfc2231_filename, corpus.html_only, corpus.bad_base64,
         corpus.forwarded, corpus.inline_image, corpus.calendar_invitation]  # fmt: skip
 
