@@ -18,20 +18,10 @@ from typing import Protocol
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from enque.activity.service import Actor
-from enque.automations.engine import Operation, TicketFacts
+from enque.automations.engine import FIELD_ACTIONS, Operation, TicketFacts
 
 # the operations `ActionExecutor.change_tickets` applies (the rest are one call each)
-FIELD_OPERATIONS = frozenset(
-    {
-        "set_status",
-        "set_priority",
-        "set_assignee",
-        "set_team",
-        "set_category",
-        "add_tag",
-        "remove_tag",
-    }
-)
+FIELD_OPERATIONS = frozenset({*FIELD_ACTIONS, "add_tag", "remove_tag"})
 
 
 class FactsLoader(Protocol):

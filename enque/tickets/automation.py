@@ -8,7 +8,6 @@ action goes through a ticket or comment service function, acting as
 
 from __future__ import annotations
 
-import logging
 from collections.abc import Mapping, Sequence
 
 from sqlalchemy import select
@@ -26,8 +25,6 @@ from enque.mailboxes.models import EmailMessage, Mailbox
 from enque.sla.models import TicketSla
 from enque.tickets.models import Ticket, TicketBody
 from enque.tickets.service import AttributedChange, update_tickets_attributed
-
-log = logging.getLogger(__name__)
 
 
 async def load_ticket_facts(
