@@ -7,9 +7,10 @@ PostgreSQL and Redis — its scaling with the worker count, and its behaviour th
 
 Each agent of one workspace, with its own token and connection, loops over a weighted mix: the
 inbox with filters, a ticket opened (detail and thread), a public reply, an internal note, a
-change of status, priority or assignee sent with the ticket's `version` (409 CONFLICT is an
-expected outcome, retried on a fresh version and counted apart), a search, and now and then a
-new ticket. Each agent also holds a socket on `/v1/realtime` subscribed to `tickets` (in a
+change of status, priority or assignee to the ticket it opened last, sent with the `version` it
+saw then (409 CONFLICT when someone changed it meanwhile is an expected outcome: the ticket is
+read again, the change retried, and the 409 counted apart), a search, and now and then a new
+ticket. A quarter of the tickets picked come from 40 "hot" ones, so agents meet. Each agent also holds a socket on `/v1/realtime` subscribed to `tickets` (in a
 second client process, so fan-out traffic does not slow the agents' event loop), answering the
 server's pings and reconnecting with backoff. The workspace is seeded with `enque seed-demo`'s
 bulk inserts (agents and 5,000 tickets with their threads).
@@ -176,6 +177,7 @@ class Agent:
             limits=httpx.Limits(max_connections=1, max_keepalive_connections=1, keepalive_expiry=3),
         )
         self.failures = 0
+        self.opened: tuple[str, int] | None = None  # the ticket opened last, its version
         self.actions: dict[str, Callable[[], Awaitable[None]]] = {
             "inbox": self.inbox,
             "open": self.open,
@@ -229,22 +231,31 @@ class Agent:
 
     async def open(self) -> None:
         ticket = self.shared.pick(self.rng)
-        if await self.request(DETAIL, "GET", f"/v1/tickets/{ticket}"):
+        detail = await self.request(DETAIL, "GET", f"/v1/tickets/{ticket}")
+        if detail is not None and detail.status_code == 200:
+            self.opened = (ticket, orjson.loads(detail.content)["data"]["version"])
             await self.request(THREAD, "GET", f"/v1/tickets/{ticket}/comments?limit=50")
 
     async def update(self) -> None:
-        ticket = self.shared.pick(self.rng)
+        """Change the ticket this agent opened last, with the version it saw then (others may
+        have changed it since: 409, then the ticket is read again and the change retried)."""
+        if self.opened is None:
+            await self.open()
+        if self.opened is None:
+            return
+        ticket, version = self.opened
+        self.opened = None
         name, values = self.rng.choice(CHANGES)
         value = self.rng.choice(values or self.shared.agent_ids)
         for _ in range(4):
-            current = await self.request(DETAIL, "GET", f"/v1/tickets/{ticket}")
-            if current is None or current.status_code != 200:
-                return
-            version = orjson.loads(current.content)["data"]["version"]
             body = {name: value, "version": version}
             changed = await self.request(PATCH, "PATCH", f"/v1/tickets/{ticket}", json=body)
             if changed is None or changed.status_code != 409:
                 return
+            current = await self.request(DETAIL, "GET", f"/v1/tickets/{ticket}")
+            if current is None or current.status_code != 200:
+                return
+            version = orjson.loads(current.content)["data"]["version"]
         self.shared.gave_up += 1
 
     async def reply(self) -> None:
