@@ -10,9 +10,10 @@ inbox with filters, a ticket opened (detail and thread), a public reply, an inte
 change of status, priority or assignee to the ticket it opened last, sent with the `version` it
 saw then (409 CONFLICT when someone changed it meanwhile is an expected outcome: the ticket is
 read again, the change retried, and the 409 counted apart), a search, and now and then a new
-ticket. A quarter of the tickets picked come from 40 "hot" ones, so agents meet. Each agent also holds a socket on `/v1/realtime` subscribed to `tickets` (in a
-second client process, so fan-out traffic does not slow the agents' event loop), answering the
-server's pings and reconnecting with backoff. The workspace is seeded with `enque seed-demo`'s
+ticket. A quarter of the tickets picked come from 40 "hot" ones, so agents meet. Each agent
+also holds a socket on `/v1/realtime` subscribed to `tickets` (in a second client process, so
+fan-out traffic does not slow the agents' event loop), answering the server's pings and
+reconnecting with backoff. The workspace is seeded with `enque seed-demo`'s
 bulk inserts (agents and 5,000 tickets with their threads).
 
 The ceiling is `GET /v1/auth/me` (token check only) sent by the same agents to the same server
@@ -832,7 +833,7 @@ def fault_lines(result: Result) -> tuple[list[str], bool]:
     ok = True
     if fault.kind == "kill-worker":
 
-        def near(c: Call) -> bool:  # in flight when the worker died
+        def near(c: Call) -> bool:  # in flight when the worker died, or just after on its socket
             return c.start <= fault.down_at + 0.5 and c.end >= fault.down_at - 0.5
 
         lost = [c for c in calls if c.outcome == "transport" and near(c)]
@@ -842,7 +843,8 @@ def fault_lines(result: Result) -> tuple[list[str], bool]:
             1 for c in calls if fault.down_at <= c.end <= fault.down_at + 5 and c.outcome == "ok"
         )
         lines += [
-            f"- requests without an answer around the kill (in flight on the killed worker): "
+            f"- requests that lost their connection to the killed worker (in flight, or sent "
+            f"on a kept-alive connection to it): "
             f"{len(lost)} ({', '.join(sorted({c.detail for c in lost})) or 'none'})",
             f"- requests without an answer at other times: {len(outside)}; "
             f"answers in error: {len(failed)}",
