@@ -172,7 +172,7 @@ class Agent:
         self.client = httpx.AsyncClient(
             base_url=url,
             headers={"Authorization": f"Bearer {token}"},
-            timeout=30,
+            timeout=60,  # a proxy's usual read timeout (nginx: 60 s)
             # below the server's keep-alive timeout (5 s), so an idle connection is never
             # reused at the moment the server closes it
             limits=httpx.Limits(max_connections=1, max_keepalive_connections=1, keepalive_expiry=3),
