@@ -76,8 +76,10 @@ def wait_healthy(url: str, proc: subprocess.Popen[bytes], timeout: float = 60) -
     raise RuntimeError("server not healthy in time")
 
 
-def start_enque(env: dict[str, str], workers: int = 1) -> Server:
+def start_enque(env: dict[str, str], workers: int = 1, log: Path | None = None) -> Server:
+    """`enque serve` on a free port; its output goes to `log` when given."""
     port = free_port()
+    output = log.open("ab") if log is not None else subprocess.DEVNULL
     proc = subprocess.Popen(
         [
             sys.executable,
@@ -91,13 +93,36 @@ def start_enque(env: dict[str, str], workers: int = 1) -> Server:
             str(workers),
         ],
         env=env,
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
+        stdout=output,
+        stderr=subprocess.STDOUT if log is not None else subprocess.DEVNULL,
         start_new_session=True,
     )
     server = Server(proc, f"http://127.0.0.1:{port}")
     wait_healthy(server.url, proc)
     return server
+
+
+def children(pid: int) -> list[int]:
+    """The direct child processes of `pid` (read from /proc)."""
+    found = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue  # the process ended meanwhile
+        if int(fields[1]) == pid:
+            found.append(int(stat.parent.name))
+    return found
+
+
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a process and its live descendants, in seconds."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except OSError:
+        return 0.0  # the process ended meanwhile
+    own = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    return own + sum(cpu_seconds(child) for child in children(pid))
 
 
 def start_bare(page_file: Path | None = None) -> Server:

@@ -106,6 +106,12 @@ def _install_error_handlers(app: FastAPI, settings: Settings) -> None:
         log.warning("dependency unavailable: %s", exc)
         return error_response(ApiError("SERVICE_UNAVAILABLE", "A dependency is unavailable"))
 
+    @app.exception_handler(TimeoutError)
+    async def dependency_silent(_: Request, exc: Exception) -> JSONResponse:
+        log.warning("dependency did not answer in time")
+        failure = ApiError("SERVICE_UNAVAILABLE", "A dependency did not answer in time")
+        return error_response(failure)
+
     async def cache_down(_: Request, exc: Exception) -> JSONResponse:
         log.warning("cache unavailable: %s", exc.__class__.__name__)
         return error_response(ApiError("SERVICE_UNAVAILABLE", "The cache is unavailable"))

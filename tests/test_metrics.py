@@ -3,13 +3,18 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import httpx
+from prometheus_client import CollectorRegistry, multiprocess
 from prometheus_client.parser import text_string_to_metric_families
 
 from enque.core.db import new_id
-from tests.support.api import Tenant
+from enque.core.metrics import forget_dead_workers
+from tests.support.api import Tenant, register
+from tests.support.realtime import Socket
 from tests.support.server import ServerProcess
 
 
@@ -47,7 +52,7 @@ async def test_requests_are_counted_by_route_template(tenant: Tenant) -> None:
     assert _samples(response.text, "enque_websocket_connections")
 
 
-def test_workers_are_summed_and_the_token_is_required(
+async def test_workers_are_summed_and_the_token_is_required(
     base_env: dict[str, str], tmp_path: Path
 ) -> None:
     env = {
@@ -59,27 +64,70 @@ def test_workers_are_summed_and_the_token_is_required(
     }
     env.pop("PROMETHEUS_MULTIPROC_DIR", None)
     server = ServerProcess(env, workers=2).start(timeout=120)
+    scrape = {"Authorization": "Bearer scrape-secret"}
     try:
-        with httpx.Client(base_url=server.url, timeout=10) as client:
+        async with httpx.AsyncClient(base_url=server.url, timeout=10) as client:
             for _ in range(30):
-                with httpx.Client(base_url=server.url, timeout=10) as fresh:
-                    assert fresh.get("/v1/openapi.json").status_code == 200
-            refused = client.get("/metrics")
+                async with httpx.AsyncClient(base_url=server.url, timeout=10) as fresh:
+                    assert (await fresh.get("/v1/openapi.json")).status_code == 200
+            refused = await client.get("/metrics")
             assert refused.status_code == 401
             assert refused.json()["error"]["code"] == "UNAUTHORIZED"
-            wrong = client.get("/metrics", headers={"Authorization": "Bearer nope"})
+            wrong = await client.get("/metrics", headers={"Authorization": "Bearer nope"})
             assert wrong.status_code == 401
             for _ in range(4):  # whichever worker answers, it reports every worker's requests
-                text = client.get(
-                    "/metrics", headers={"Authorization": "Bearer scrape-secret"}
-                ).text
+                text = (await client.get("/metrics", headers=scrape)).text
                 served = sum(
                     value
                     for labels, value in _samples(text, "enque_http_requests_total")
                     if labels["route"] == "/v1/openapi.json"
                 )
                 assert served == 30, text
+            # sockets land on either worker; every scrape counts all of them
+            tenant = await register(client)
+            url = server.url.replace("http://", "ws://") + "/v1/realtime"
+            sockets = [await Socket.ready(url, tenant.token) for _ in range(4)]
+            for _ in range(4):
+                text = (await client.get("/metrics", headers=scrape)).text
+                assert _samples(text, "enque_websocket_connections") == [({}, 4.0)], text
+            for sock in sockets:
+                await sock.ws.close()
     finally:
         server.stop()
     assert list((tmp_path / "metrics").glob("*.db")), "workers wrote to the shared folder"
     assert "PROMETHEUS_MULTIPROC_DIR" not in os.environ
+
+
+_WORKER = """
+import sys, time
+from prometheus_client import Gauge
+Gauge("sockets", "open sockets", multiprocess_mode="livesum").set(int(sys.argv[1]))
+print("set", flush=True)
+time.sleep(float(sys.argv[2]))
+"""
+
+
+def test_a_dead_workers_live_gauges_are_forgotten(tmp_path: Path) -> None:
+    """A worker killed without a word leaves its gauge file behind; scrapes drop it, and keep
+    the ones of workers still running."""
+    env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": str(tmp_path)}
+    gone = subprocess.run(
+        [sys.executable, "-c", _WORKER, "7", "0"], env=env, capture_output=True, check=True
+    )
+    assert gone.stdout.strip() == b"set"
+    alive = subprocess.Popen(
+        [sys.executable, "-c", _WORKER, "5", "60"], env=env, stdout=subprocess.PIPE
+    )
+    try:
+        assert alive.stdout is not None and alive.stdout.readline().strip() == b"set"
+        assert len(list(tmp_path.glob("gauge_livesum_*.db"))) == 2
+        forget_dead_workers(str(tmp_path))
+        assert [p.name for p in tmp_path.glob("gauge_livesum_*.db")] == [
+            f"gauge_livesum_{alive.pid}.db"
+        ]
+        registry = CollectorRegistry()
+        multiprocess.MultiProcessCollector(registry, path=str(tmp_path))
+        assert registry.get_sample_value("sockets") == 5
+    finally:
+        alive.kill()
+        alive.wait()

@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import socket
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
@@ -167,6 +168,23 @@ async def test_sockets_resync_after_a_redis_gap(base_env: dict[str, str], migrat
                 await again.ws.close()
     finally:
         await asyncio.to_thread(redis.close)
+
+
+async def test_silent_database_host_is_503(base_env: dict[str, str]):
+    """A host that accepts connections and never answers (a hung server, a dropped route):
+    requests and readiness answer 503 after the connect timeout, not after a minute."""
+    with socket.socket() as silent:
+        silent.bind(("127.0.0.1", 0))
+        silent.listen(64)
+        port = silent.getsockname()[1]
+        settings = settings_from(base_env, database_url=f"postgresql://enque@127.0.0.1:{port}/x")
+        async with serving(settings) as http:
+            login = http.post("/v1/auth/login", json={"email": "a@e.test", "password": "whatever1"})
+            failure = error(await asyncio.wait_for(login, 30), 503, "SERVICE_UNAVAILABLE")
+            assert "did not answer" in failure["message"]
+            ready = await asyncio.wait_for(http.get("/health/ready"), 30)
+            checks = error(ready, 503, "SERVICE_UNAVAILABLE")["details"]["checks"]
+            assert checks["database"] == "failed: TimeoutError"
 
 
 @pytest.fixture

@@ -103,6 +103,9 @@ def _ensure_sqlite_dir(url: str) -> None:
         Path(path).parent.mkdir(parents=True, exist_ok=True)
 
 
+CONNECT_TIMEOUT = 5  # seconds to open a PostgreSQL connection
+
+
 def unavailable_errors(settings: Settings) -> tuple[type[Exception], ...]:
     """Driver errors meaning PostgreSQL cannot serve now: starting up or shutting down, out of
     connections or resources, or the connection lost. asyncpg raises them unwrapped when the
@@ -136,6 +139,9 @@ class Database:
                 max_overflow=settings.db_pool_size,
                 pool_pre_ping=True,
                 pool_recycle=1800,
+                # a database host that does not answer fails a request in seconds (503),
+                # not after asyncpg's default minute
+                connect_args={"timeout": CONNECT_TIMEOUT},
             )
             self.write_engine = self.engine
         self._read = async_sessionmaker(self.engine, expire_on_commit=False, autoflush=False)

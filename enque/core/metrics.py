@@ -7,6 +7,7 @@ from __future__ import annotations
 import hmac
 import os
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from fastapi import FastAPI, Request
@@ -60,8 +61,10 @@ SYNC_SECONDS = Histogram(
     buckets=(0.1, 0.5, 1, 2.5, 5, 10, 30, 60, 120),
 )
 SYNC_FAILURES = Counter("enque_mailbox_sync_failures_total", "Failed mailbox syncs", ["provider"])
+# Queue depths are read from the database by whichever worker answers a scrape: the most
+# recent reading is the true one (the maximum would keep a stale peak of another worker).
 QUEUE_DEPTH = Gauge(
-    "enque_queue_depth", "Work waiting (by queue)", ["queue"], multiprocess_mode="livemax"
+    "enque_queue_depth", "Work waiting (by queue)", ["queue"], multiprocess_mode="livemostrecent"
 )
 
 # Async probes run at scrape time (queue depths and the like), registered by domains as
@@ -83,9 +86,26 @@ def _pool_in_use(runtime: Runtime) -> None:
             DB_POOL_IN_USE.labels(name).set(checked_out())
 
 
+def forget_dead_workers(folder: str) -> None:
+    """Drop the live gauges of workers that died without a word (SIGKILL, out of memory):
+    their files would otherwise add their last sockets and pool use to every scrape."""
+    for path in Path(folder).glob("gauge_live*_*.db"):
+        pid_text = path.stem.rsplit("_", 1)[1]
+        if not pid_text.isdigit():
+            continue
+        pid = int(pid_text)
+        try:
+            os.kill(pid, 0)
+        except ProcessLookupError:
+            multiprocess.mark_process_dead(pid, folder)
+        except PermissionError:
+            continue  # alive, another user's
+
+
 def _registry() -> CollectorRegistry:
     if not MULTIPROCESS:
         return PROCESS_REGISTRY
+    forget_dead_workers(os.environ["PROMETHEUS_MULTIPROC_DIR"])
     registry = CollectorRegistry()
     multiprocess.MultiProcessCollector(registry)
     return registry

@@ -168,14 +168,6 @@ class Scheduler:
                     .values(lease_until_ms=now_ms() + int(spec.lease_seconds * 1000))
                 )
 
-    async def _release(self, spec: JobSpec) -> None:
-        async with self.runtime.db.transaction() as session:
-            await session.execute(
-                update(JobLease)
-                .where(JobLease.name == spec.name, JobLease.holder == self.holder)
-                .values(holder=None, lease_until_ms=None)
-            )
-
     # ------------------------------------------------------------ running
 
     async def _execute(self, spec: JobSpec, tick: int) -> bool:
@@ -303,9 +295,15 @@ class Scheduler:
             for task in pending:
                 task.cancel()
             await asyncio.gather(*pending, return_exceptions=True)
-        for spec in list(self.jobs.values()):
-            with contextlib.suppress(Exception):
-                await self._release(spec)
+        # one statement for every lease this process holds: with the database down, shutdown
+        # waits for one connect timeout, not one per job (the leases then simply expire)
+        with contextlib.suppress(Exception):
+            async with self.runtime.db.transaction() as session:
+                await session.execute(
+                    update(JobLease)
+                    .where(JobLease.holder == self.holder)
+                    .values(holder=None, lease_until_ms=None)
+                )
 
 
 def scheduler_of(runtime: Runtime) -> Scheduler:

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-from enque.core.metrics import WEBSOCKETS
 from enque.core.runtime import Runtime
 from enque.realtime.hub import Hub
 
@@ -12,11 +11,6 @@ REALTIME = "realtime"
 def setup(runtime: Runtime) -> None:
     if REALTIME not in runtime.services:
         runtime.services[REALTIME] = Hub(runtime)
-    runtime.services.setdefault("metric_probes", []).append(count_sockets)
-
-
-async def count_sockets(runtime: Runtime) -> None:
-    WEBSOCKETS.set(runtime.services[REALTIME].count)
 
 
 async def on_startup(runtime: Runtime) -> None:

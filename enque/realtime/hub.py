@@ -28,6 +28,7 @@ from enque.auth.context import validity_keys
 from enque.auth.deps import principal_from_jwt
 from enque.core.errors import ApiError
 from enque.core.events import Event
+from enque.core.metrics import WEBSOCKETS
 from enque.core.runtime import Runtime
 from enque.realtime.presence import Mark, PresenceStore, make_presence
 
@@ -361,10 +362,16 @@ class Hub:
                 conn.reader.cancel()  # the client does not read: stop waiting for it
             await self._leave_all(conn)
 
+    def add(self, conn: Connection) -> None:
+        """A socket that is authenticated: it receives its workspace's events from now on."""
+        self.workspaces.setdefault(conn.workspace_id, set()).add(conn)
+        WEBSOCKETS.inc()  # this worker's count, kept as it changes (workers' counts are summed)
+
     def _forget(self, conn: Connection) -> None:
         conns = self.workspaces.get(conn.workspace_id)
-        if conns is not None:
+        if conns is not None and conn in conns:
             conns.discard(conn)
+            WEBSOCKETS.dec()
             if not conns:
                 del self.workspaces[conn.workspace_id]
 

@@ -89,7 +89,7 @@ async def serve(hub: Hub, ws: WebSocket) -> None:
         conn.agent_epoch = principal.context.agent_epoch
         conn.workspace_epoch = principal.context.workspace_epoch
     conn.reader = asyncio.current_task()
-    hub.workspaces.setdefault(conn.workspace_id, set()).add(conn)
+    hub.add(conn)
     conn.writer = asyncio.create_task(conn.write_loop())
     conn.offer(control("ready", {"agentId": conn.agent_id, "workspaceId": conn.workspace_id}))
     try:
