@@ -576,7 +576,10 @@ def sync_emails(workspace_id: str | None) -> None:
 
 @main.group("email")
 def email_group() -> None:
-    """Email channel commands."""
+    """Email channel commands. Example:
+
+    enque email retry --workspace-id 01a2...
+    """
 
 
 @email_group.command("retry")
