@@ -20,15 +20,17 @@ from dataclasses import dataclass
 from sqlalchemy import select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from enque.attachments.models import Attachment
 from enque.comments.models import Comment
 from enque.comments.service import record_delivery
 from enque.core.db import now
 from enque.core.events import Event
 from enque.core.mail import Mail
 from enque.core.runtime import Runtime
+from enque.core.storage import storage_of
 from enque.email import smtp
 from enque.email.errors import ChannelError, PermanentError, backoff_delay
-from enque.email.outbound_mime import Outgoing, build_message
+from enque.email.outbound_mime import Outgoing, OutgoingAttachment, build_message
 from enque.email.threading import make_message_id, references_chain, reply_subject
 from enque.mailboxes import automatic
 from enque.mailboxes.models import EmailMessage, Mailbox
@@ -40,6 +42,9 @@ log = logging.getLogger(__name__)
 MAX_ATTEMPTS = 5
 CLAIM_TTL = 600
 STALE_PENDING = 300  # a reply still pending after this long is sent again by the resend job
+# What a mail server takes: SMTP servers commonly refuse messages over 25 MB; Graph's `sendMail`
+# takes a request of 4 MB, which base64 MIME makes about 3 MB of files.
+MAX_FILES_BYTES = {"imap": 25 * 1024 * 1024, "microsoft": 3 * 1024 * 1024}
 
 
 @dataclass
@@ -225,10 +230,46 @@ async def _send(runtime: Runtime, prepared: Prepared) -> str | None:
         references=prepared.references,
         message_id=prepared.message_id,
         automatic=automatic.is_automatic(comment),
+        attachments=await _files_of(runtime, comment, mailbox),
     )
     if not outgoing.recipients:
         raise PermanentError("the reply has no recipients")
     return await _transmit(runtime, mailbox, outgoing)
+
+
+async def _files_of(
+    runtime: Runtime, comment: Comment, mailbox: Mailbox
+) -> list[OutgoingAttachment]:
+    """The reply's files, read from storage; too large for the mailbox's server: refused."""
+    async with runtime.db.session(write=False) as session:
+        rows = (
+            await session.execute(
+                select(Attachment)
+                .where(
+                    Attachment.workspace_id == comment.workspace_id,
+                    Attachment.comment_id == comment.id,
+                )
+                .order_by(Attachment.created_at, Attachment.id)
+            )
+        ).scalars()
+        files = list(rows)
+    limit = MAX_FILES_BYTES.get(mailbox.kind, MAX_FILES_BYTES["imap"])
+    if sum(f.size for f in files) > limit:
+        raise PermanentError(
+            f"the files attached come to more than the {limit // (1024 * 1024)} MB "
+            "this mailbox's server accepts in one message"
+        )
+    storage = storage_of(runtime)
+    return [
+        OutgoingAttachment(
+            filename=f.file_name,
+            content_type=f.content_type,
+            data=await storage.read(f.storage_key),
+            content_id=f.content_id,
+            inline=f.is_inline and bool(f.content_id),
+        )
+        for f in files
+    ]
 
 
 async def _transmit(runtime: Runtime, mailbox: Mailbox, outgoing: Outgoing) -> str | None:

@@ -172,3 +172,35 @@ async def test_jobs_are_registered_and_resend_picks_stale_replies(
     # The sync job (`sync_all`; here limited to this workspace) runs each active mailbox.
     [report] = await registered[hooks.SYNC_JOB][1](workspace_id=tenant.workspace_id)
     assert report.error is None
+
+
+async def test_reply_carries_its_files_and_refuses_too_large_ones(
+    tenant: Tenant, app_runtime: Runtime, outbox: Outbox, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    customer = f"files-{tenant.workspace_id[-8:]}@customer.test"
+    _, ticket, _ = await _ticket_from_mail(tenant, app_runtime, customer)
+    pdf = b"%PDF-1.4\n" + b"0" * 2000
+    uploaded = data(
+        await tenant.post(
+            "/v1/attachments", files={"file": ("invoice.pdf", pdf, "application/pdf")}
+        ),
+        201,
+    )
+    path = f"/v1/tickets/{ticket.id}/reply"
+    body = {"content": "<p>Your invoice.</p>", "attachmentIds": [uploaded["id"]]}
+    data(await tenant.post(path, json=body), 201)
+    await outbox.drain()
+    [sent] = shared_smtp().to(customer)
+    [part] = list(sent.message.iter_attachments())
+    assert part.get_filename() == "invoice.pdf" and part.get_content() == pdf
+
+    monkeypatch.setitem(outbound.MAX_FILES_BYTES, "imap", 1000)
+    again = data(
+        await tenant.post("/v1/attachments", files={"file": ("big.pdf", pdf, "application/pdf")}),
+        201,
+    )
+    refused = data(await tenant.post(path, json={**body, "attachmentIds": [again["id"]]}), 201)
+    await outbox.drain()
+    [out] = [c for c in await comments_of(app_runtime, ticket.id) if c.id == refused["id"]]
+    assert out.delivery == "failed" and "MB" in (out.delivery_error or "")
+    assert len(shared_smtp().to(customer)) == 1
