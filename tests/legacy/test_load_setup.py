@@ -5,6 +5,7 @@ notification settings, automations and workflows as rules. SQLite or PostgreSQL 
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
+from types import SimpleNamespace
 from typing import Any
 
 import httpx
@@ -20,7 +21,7 @@ from enque.canned.models import CannedReply
 from enque.canned.template import render_template
 from enque.core.crypto import Cipher
 from enque.core.secrets import unseal
-from enque.mailboxes.ingest import known
+from enque.mailboxes.ingest import known_messages
 from enque.mailboxes.models import EmailMessage, Mailbox, MicrosoftApp
 from enque.migrate.command import LegacyOptions, run_legacy, target_engine
 from enque.migrate.models import LegacyIdMap
@@ -175,7 +176,7 @@ async def test_migrated_mailbox_does_not_ingest_old_mail_again(
     engine: AsyncEngine, legacy: Manifest
 ) -> None:
     """The ledger rows carry the mailbox of their ticket: the sync's duplicate check
-    (`ingest.known`, by provider id per mailbox) recognises every message the old system
+    (`ingest.known_messages`, by provider id per mailbox) recognises every message the old system
     ingested, and only those."""
     mailbox_ids = await new_ids(engine, "mailbox_connections")
     ledger = await rows(engine, EmailMessage)
@@ -184,13 +185,14 @@ async def test_migrated_mailbox_does_not_ingest_old_mail_again(
         if entry["ticket_id"] in tickets:
             assert entry["mailbox_id"] == tickets[entry["ticket_id"]]["mailbox_id"]
     mailbox = (await rows(engine, Mailbox, Mailbox.id == mailbox_ids["1"]))[0]
-    async with AsyncSession(engine) as session:
-        box = Mailbox(**mailbox)
-        for provider_id in ("AAMkAD0000000001", "AAMkAD0000000003"):  # tickets of workspace 1
-            assert await known(session, mailbox=box, identity="<new@x>", provider_id=provider_id)
-        assert not await known(
-            session, mailbox=box, identity="<new@x>", provider_id="AAMkAD-never-seen"
-        )
+    runtime = SimpleNamespace(db=SimpleNamespace(session=lambda write: AsyncSession(engine)))
+    keys = [
+        ("<new@x>", "AAMkAD0000000001"),  # tickets of workspace 1
+        ("<new@x>", "AAMkAD0000000003"),
+        ("<new@x>", "AAMkAD-never-seen"),
+    ]
+    found = await known_messages(runtime, Mailbox(**mailbox), keys)  # type: ignore[arg-type]
+    assert found == [True, True, False]
 
 
 async def test_rules_are_valid_and_name_migrated_records(

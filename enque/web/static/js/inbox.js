@@ -109,7 +109,7 @@ export async function renderInbox(main, view, hashParams) {
     breached: hashParams.get("breached") || "",
     sort: hashParams.get("sort") || "-updatedAt",
   };
-  const state = { rows: [], cursor: null, selected: new Set(), focus: -1, loading: false };
+  const state = { rows: [], cursor: null, selected: new Set(), focus: -1, loading: false, generation: 0 };
 
   const search = h("input", { type: "search", id: "search", name: "q", placeholder: "Search subject, messages, customer…", value: filters.q, autocomplete: "off" });
   const searchForm = h("form", { role: "search", class: "searchbar", onsubmit: (e) => {
@@ -257,7 +257,10 @@ export async function renderInbox(main, view, hashParams) {
       clear(list, h("li", { class: "empty" }, "You are not in a team yet."));
       return;
     }
-    if (state.loading) return;
+    // "Load more" waits for the load in flight; a new filter or view always loads, and an
+    // older answer that comes back after it is dropped (it would show the old filter's rows).
+    if (state.loading && !reset) return;
+    const mine = reset ? ++state.generation : state.generation;
     state.loading = true;
     list.setAttribute("aria-busy", "true");
     try {
@@ -268,6 +271,7 @@ export async function renderInbox(main, view, hashParams) {
         state.selected.clear();
       }
       const { data, meta } = await api.page("/tickets", { ...p, limit: 50, cursor: state.cursor || undefined });
+      if (mine !== state.generation) return;
       state.rows.push(...data);
       state.cursor = meta?.nextCursor || null;
       if (reset) clear(list);
@@ -281,10 +285,12 @@ export async function renderInbox(main, view, hashParams) {
         performance.mark("enque:inbox-ready");
       }
     } catch (e) {
-      toast(e.message, "error");
+      if (mine === state.generation) toast(e.message, "error");
     } finally {
-      state.loading = false;
-      list.removeAttribute("aria-busy");
+      if (mine === state.generation) {
+        state.loading = false;
+        list.removeAttribute("aria-busy");
+      }
     }
   }
 
