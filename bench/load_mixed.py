@@ -895,6 +895,11 @@ def fault_lines(result: Result) -> tuple[list[str], bool]:
     return lines, ok
 
 
+def cpu_per_request(result: Result) -> float:
+    """Milliseconds of server CPU (every worker) per request of the mix."""
+    return result.server_cpu * 1000 / max(len(result.calls), 1)
+
+
 def logged(result: Result) -> str:
     if not result.logged_errors:
         return "none"
@@ -915,7 +920,8 @@ def report(result: Result) -> bool:
     print(
         f"Load average {result.load[0]:.2f} before, {result.load[1]:.2f} after, on "
         f"{os.cpu_count()} CPUs. CPU used (cores): server {result.server_cpu / result.seconds:.2f}"
-        f", {database}client {result.client_cpu / result.seconds:.2f}.\n"
+        f", {database}client {result.client_cpu / result.seconds:.2f}. Server CPU per request: "
+        f"{cpu_per_request(result):.1f} ms (the load-independent cost of this mix).\n"
     )
     print("\n".join(route_table(result)))
     print(
@@ -960,15 +966,19 @@ def report(result: Result) -> bool:
 def scaling(results: list[Result]) -> None:
     base = len(results[0].calls) / results[0].seconds
     print(f"\n### Scaling ({results[0].agents} agents, {results[0].seconds:.0f} s each)\n")
-    print("| workers | requests/s | × 1 worker | p99 ms | errors | ceiling req/s | server cores |")
-    print("| ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    print(
+        "| workers | requests/s | × 1 worker | p99 ms | errors | ceiling req/s | server cores "
+        "| server CPU ms/request |"
+    )
+    print("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
     for result in results:
         rps = len(result.calls) / result.seconds
         answered = [c.end - c.start for c in result.calls if c.outcome in ("ok", "conflict")]
         bad = sum(1 for c in result.calls if c.outcome not in ("ok", "conflict"))
         print(
             f"| {result.workers} | {rps:,.0f} | {rps / base:.2f} | {ms(answered)[2]:.1f} "
-            f"| {bad} | {result.ceiling_rps:,.0f} | {result.server_cpu / result.seconds:.2f} |"
+            f"| {bad} | {result.ceiling_rps:,.0f} | {result.server_cpu / result.seconds:.2f} "
+            f"| {cpu_per_request(result):.1f} |"
         )
 
 
