@@ -336,7 +336,7 @@ async def sweep_orphans(runtime: Runtime, *, older_than: int = ORPHAN_AGE_SECOND
                 ).all()
             )
             if not ids:
-                return removed
+                return removed + await storage_of(runtime).remove_partial_writes(older_than)
             keys = list(
                 (
                     await session.scalars(

@@ -11,6 +11,9 @@ downloads are read in chunks, ranges are fetched as ranges.
 
 from __future__ import annotations
 
+import asyncio
+import re
+import time
 import urllib.parse
 from collections.abc import AsyncIterable, AsyncIterator
 from dataclasses import dataclass
@@ -35,6 +38,9 @@ _S3_OPTIONS = {
     "session_token",
     "virtual_hosted_style_request",
 }
+
+
+_PARTIAL = re.compile(r"#\d+$")  # obstore's temporary name for a local write in progress
 
 
 class StorageNotFound(LookupError):
@@ -160,6 +166,26 @@ class Storage:
         if self.kind != "s3":
             raise RuntimeError("local storage has no signed URLs")
         return await obstore.sign_async(self.store, "GET", key, expires)
+
+    async def remove_partial_writes(self, older_than: float) -> int:
+        """Local disk: remove what writes cut short left behind (a process killed mid-upload
+        leaves the object's `<key>#<n>` temporary file), once older than `older_than` seconds.
+        On S3 an unfinished multipart upload is the bucket's lifecycle rule's to abort."""
+        if self.kind != "file":
+            return 0
+        root = Path(self.description.removeprefix("file://"))
+        cutoff = time.time() - older_than
+
+        def sweep() -> int:
+            removed = 0
+            for path in root.rglob("*#*"):
+                partial = _PARTIAL.search(path.name) and path.is_file()
+                if partial and path.stat().st_mtime < cutoff:
+                    path.unlink(missing_ok=True)
+                    removed += 1
+            return removed
+
+        return await asyncio.to_thread(sweep)
 
     async def ping(self) -> None:
         """Raise when the storage cannot be listed (wrong folder, bucket or credentials)."""
