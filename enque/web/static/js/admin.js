@@ -355,7 +355,8 @@ async function signatures(body) {
 const RANGES = [["7", "Last 7 days"], ["30", "Last 30 days"], ["90", "Last 90 days"]];
 
 async function reports(body, paths, days = "30") {
-  const to = Math.floor(Date.now() / 1000);
+  // `to` is exclusive: the current second counts (what happened just now is in the report)
+  const to = Math.floor(Date.now() / 1000) + 1;
   const from = to - Number(days) * 86400;
   const range = select(RANGES, days, { id: "report-range" });
   range.addEventListener("change", () => reports(body, paths, range.value));
