@@ -307,7 +307,8 @@ async def purge_ticket_files(
 
 async def sweep_orphans(runtime: Runtime, *, older_than: int = ORPHAN_AGE_SECONDS) -> int:
     """Remove uploads never linked within `older_than` seconds, and files whose ticket was
-    deleted for good (its comments go with it). Returns how many files went."""
+    deleted for good (its comments go with it), and on local disk what writes cut short left.
+    Returns how many files went."""
     cutoff = now() - older_than
     removed = 0
     while True:
@@ -336,7 +337,7 @@ async def sweep_orphans(runtime: Runtime, *, older_than: int = ORPHAN_AGE_SECOND
                 ).all()
             )
             if not ids:
-                return removed + await storage_of(runtime).remove_partial_writes(older_than)
+                break
             keys = list(
                 (
                     await session.scalars(
@@ -353,7 +354,8 @@ async def sweep_orphans(runtime: Runtime, *, older_than: int = ORPHAN_AGE_SECOND
             _forget_objects(session, keys)
         removed += len(keys)
         if len(ids) < SWEEP_BATCH:
-            return removed
+            break
+    return removed + await storage_of(runtime).remove_partial_writes(older_than)
 
 
 class AttachmentLinks:
