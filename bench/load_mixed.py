@@ -826,8 +826,8 @@ def fault_lines(result: Result) -> tuple[list[str], bool]:
     lines = [f"Fault `{fault.kind}`: " + "; ".join(f"{k}: {v}" for k, v in fault.notes.items())]
     gaps = sorted(result.feeds.gaps)
     lines.append(
-        f"- sockets: `resync` received {result.feeds.resyncs}, reconnected "
-        f"{result.feeds.reconnects} of {result.sockets} (time to subscribed again: p50 "
+        f"- sockets ({result.sockets}): `resync` received {result.feeds.resyncs}, reconnects "
+        f"{result.feeds.reconnects} (time to subscribed again: p50 "
         f"{pct(gaps, 0.5):.2f} s, max {gaps[-1] if gaps else float('nan'):.2f} s)"
     )
     ok = True
@@ -877,7 +877,10 @@ def fault_lines(result: Result) -> tuple[list[str], bool]:
         f"{c.detail or c.outcome} at {c.start - fault.back_at:+.1f} s" for c in outside
     )
     bare_ready = sum(1 for _, s in result.ready if s == -2)
-    slowest_503 = max((c.end - c.start for c in unavailable), default=0.0)
+    sent = [c.end - c.start for c in unavailable if c.start >= fault.down_at]
+    p50_503, _, p99_503 = ms(sent)
+    slowest_503 = max(sent, default=0.0)
+    caught = len(unavailable) - len(sent)  # sent before the failure, still in flight
     lines += [
         f"- outage: {fault.back_at - fault.down_at:.1f} s; `/health/ready` answered 503 "
         f"{red:.2f} s after the failure",
@@ -885,8 +888,9 @@ def fault_lines(result: Result) -> tuple[list[str], bool]:
         f"first successful `GET /v1/tickets` (probe every 100 ms) after {api_ok:.2f} s, "
         f"first successful agent request after {agents_ok:.2f} s (agents back off up to 1 s)",
         f"- during the outage: {len(unavailable):,} answers 503 SERVICE_UNAVAILABLE in the "
-        f"envelope (slowest {slowest_503 * 1000:.0f} ms); other failures: "
-        f"{dict(errors) or 'none'}",
+        f"envelope: {len(sent):,} to requests sent during it (p50 {p50_503:.0f} ms, p99 "
+        f"{p99_503:.0f} ms, slowest {slowest_503 * 1000:.0f} ms), {caught} to requests in "
+        f"flight when it began; other failures: {dict(errors) or 'none'}",
         f"- failures outside the outage: {len(outside)} ({dict(strays) or 'none'}); "
         f"readiness answers without the envelope: {bare_ready}",
     ]

@@ -10,15 +10,18 @@ import socket
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from types import SimpleNamespace
 from typing import Any
 
 import httpx
 import pytest
 import uvicorn
 from fastapi import APIRouter
+from sqlalchemy.exc import DBAPIError
 
 from enque.app import create_app
 from enque.config import Settings
+from enque.core.deps import get_session
 from enque.core.migrate import upgrade
 from tests.conftest import settings_from
 from tests.support.api import Tenant, data, error, register
@@ -224,3 +227,25 @@ async def test_driver_outage_errors_are_503(failing_app: Any, kind: str):
     async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
         failure = error(await client.get(f"/v1/test-only/fail/{kind}"), 503, "SERVICE_UNAVAILABLE")
         assert "unavailable" in failure["message"]
+
+
+async def test_a_session_that_cannot_close_keeps_the_answer():
+    """The database went away after the request's work was done (its connection cannot even
+    roll back): closing the request's session does not turn the answer into an error."""
+
+    class DeadSession:
+        async def close(self) -> None:
+            raise DBAPIError("ROLLBACK", None, ConnectionResetError(), connection_invalidated=True)
+
+    class Db:
+        def session(self, *, write: bool) -> DeadSession:
+            return DeadSession()
+
+    runtime = SimpleNamespace(db=Db())
+    request = SimpleNamespace(
+        method="GET", app=SimpleNamespace(state=SimpleNamespace(runtime=runtime))
+    )
+    dependency = get_session(request)  # type: ignore[arg-type]
+    assert isinstance(await anext(dependency), DeadSession)
+    with pytest.raises(StopAsyncIteration):
+        await anext(dependency)  # the request is over: the session closes
