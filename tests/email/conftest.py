@@ -86,11 +86,6 @@ def smtp_tls(certs: CertBundle) -> Iterator[AuthSmtpServer]:
 def microsoft(
     graph_emulator: GraphEmulator, app_runtime: Runtime, monkeypatch: pytest.MonkeyPatch
 ) -> GraphEmulator:
-    settings = app_runtime.settings
-    monkeypatch.setattr(settings, "microsoft_client_id", graph_emulator.client_id)
-    monkeypatch.setattr(settings, "microsoft_client_secret", graph_emulator.client_secret)
-    monkeypatch.setattr(settings, "microsoft_tenant_id", "organizations")
-    monkeypatch.setattr(settings, "microsoft_authority", graph_emulator.base_url)
-    monkeypatch.setattr(settings, "microsoft_graph_url", graph_emulator.base_url + "/v1.0")
+    graph_emulator.configure(app_runtime.settings, monkeypatch)
     monkeypatch.setattr(sync, "DELTA_PAGE_SIZE", 5)
     return graph_emulator
