@@ -8,10 +8,11 @@ changed once, to its final value, and nothing that would not change is applied.
 
 from __future__ import annotations
 
-from collections.abc import Collection, Iterable, Sequence
+from collections.abc import Collection, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+from enque.automations import custom
 from enque.automations.schemas import PRIORITIES, compile_pattern
 
 ROUND_ROBIN = "(round robin)"  # the assignee a rule will pick when the plan is applied
@@ -73,6 +74,9 @@ class TicketFacts:
     sla_warned: tuple[str, ...] = ()
     sla_breached: tuple[str, ...] = ()
     sla_target: str | None = None
+    # custom field values of the ticket, its customer and its company by condition name
+    # (`ticket.custom.plan`); a field without a value is absent
+    custom: Mapping[str, Any] = field(default_factory=dict)
 
     @property
     def customer_domain(self) -> str | None:
@@ -171,6 +175,8 @@ def actual_value(facts: TicketFacts, name: str, now: int) -> Any:
         return getattr(facts, ID_ATTRIBUTES[name])
     if name == "tag":
         return list(facts.tags)
+    if custom.is_custom(name):
+        return facts.custom.get(name)
     return getattr(facts, name)
 
 
@@ -189,8 +195,14 @@ def _text_holds(operator: str, actual: str, expected: str) -> bool:
 NEGATIVE = {"is_not": "is", "not_contains": "contains"}
 
 
-def holds(condition: Condition, actual: Any) -> bool:
+def holds(condition: Condition, actual: Any, now: int = 0) -> bool:
     op, expected = condition.operator, condition.value
+    if custom.is_custom(condition.field):
+        outcome = custom.holds(op, expected, actual, now)
+        if outcome is not None:
+            return outcome
+        if not isinstance(actual, str | None):  # a number or list under a text operator
+            actual = str(actual)
     if op in ("gt", "lt"):
         if actual is None:
             return False
@@ -216,7 +228,7 @@ def evaluate(rule: Rule, facts: TicketFacts, now: int) -> RuleResult:
     results = []
     for condition in rule.conditions:
         actual = actual_value(facts, condition.field, now)
-        results.append(ConditionResult(condition, actual, holds(condition, actual)))
+        results.append(ConditionResult(condition, actual, holds(condition, actual, now)))
     outcomes = [r.matched for r in results]
     matched = all(outcomes) if rule.match == "all" else (not outcomes or any(outcomes))
     return RuleResult(rule, matched, results)

@@ -7,13 +7,15 @@ RE2 patterns, trigger settings. Both report `{path, message}` like every validat
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Annotated, Any, Literal, get_args
 
 import re2
-from pydantic import Field, StrictFloat, StrictInt, field_validator
+from pydantic import AfterValidator, Field, StrictFloat, StrictInt, field_validator
 
+from enque.automations import custom
 from enque.core.api import ApiInput, ApiModel
 from enque.core.errors import ApiError
 
@@ -48,7 +50,46 @@ ConditionField = Literal[
     "hours_since_customer_reply",
     "sla_target",
 ]
-Operator = Literal["is", "is_not", "contains", "not_contains", "starts_with", "matches", "gt", "lt"]
+# a custom field of the ticket, its customer or its company: `ticket.custom.<key>`,
+# `customer.custom.<key>`, `company.custom.<key>` (the names canned replies use)
+CUSTOM_FIELD = re2.compile(r"^(ticket|customer|company)\.custom\.[a-z][a-z0-9_]{0,49}$")
+
+
+def _condition_field(value: str) -> str:
+    if value in get_args(ConditionField) or CUSTOM_FIELD.match(value):
+        return value
+    raise ValueError(
+        f"must be one of {', '.join(get_args(ConditionField))} "
+        "or a custom field: ticket.custom.<key>, customer.custom.<key>, company.custom.<key>"
+    )
+
+
+ConditionFieldName = Annotated[str, AfterValidator(_condition_field)]
+Operator = Literal[
+    "is",
+    "is_not",
+    "contains",
+    "not_contains",
+    "starts_with",
+    "matches",
+    "gt",
+    "lt",
+    "gte",
+    "lte",
+    "before",
+    "after",
+    "within_next",
+    "within_last",
+    "in",
+    "not_in",
+    "includes_any",
+    "includes_all",
+    "includes_none",
+    "is_true",
+    "is_false",
+    "is_empty",
+    "is_not_empty",
+]
 ActionType = Literal[
     "set_status",
     "set_priority",
@@ -107,7 +148,7 @@ MAX_HOURS = 24 * 365 * 5
 
 
 class ConditionIn(ApiInput):
-    field: ConditionField
+    field: ConditionFieldName
     operator: Operator
     value: Any = None
 
@@ -259,6 +300,43 @@ def _id(value: Any) -> str | None:
     return value if isinstance(value, str) and 0 < len(value) <= 64 else None
 
 
+def _check_custom_condition(
+    definition: custom.FieldDefinition | None, operator: str, value: Any, path: str, out: Problems
+) -> Any:
+    if definition is None:
+        out.add(f"{path}.field", "no custom field with this key in the workspace")
+        return None
+    allowed = custom.OPERATORS[definition.type]
+    if operator not in allowed:
+        out.add(
+            f"{path}.operator",
+            f"operator {operator!r} is not allowed on a {definition.type} field "
+            f"({', '.join(allowed)})",
+        )
+        return None
+    if definition.type == "text" and operator in custom.TEXT:
+        return _check_text(value, operator, path, out)
+    checked, problem = custom.check_value(definition, operator, value)
+    if problem is not None:
+        out.add(f"{path}.value", problem)
+    return checked
+
+
+def _check_text(value: Any, operator: str, path: str, out: Problems) -> str | None:
+    text = _text(value, MAX_TEXT)
+    if text is None:
+        out.add(f"{path}.value", f"must be a non-empty string of at most {MAX_TEXT} characters")
+        return None
+    if operator == "matches":
+        try:
+            compile_pattern(text)
+        except ValueError as exc:
+            out.add(f"{path}.value", str(exc))
+            return None
+        return text
+    return text.strip()
+
+
 def _check_condition(field: str, operator: str, value: Any, path: str, out: Problems) -> Any:
     """The normalised value, or None after adding a problem."""
     if operator not in OPERATORS[field]:
@@ -266,18 +344,7 @@ def _check_condition(field: str, operator: str, value: Any, path: str, out: Prob
         out.add(f"{path}.operator", f"operator {operator!r} is not allowed on {field} ({allowed})")
         return None
     if field in (*TEXT_FIELDS, "tag"):
-        text = _text(value, MAX_TEXT)
-        if text is None:
-            out.add(f"{path}.value", f"must be a non-empty string of at most {MAX_TEXT} characters")
-            return None
-        if operator == "matches":
-            try:
-                compile_pattern(text)
-            except ValueError as exc:
-                out.add(f"{path}.value", str(exc))
-                return None
-            return text
-        return text.strip()
+        return _check_text(value, operator, path, out)
     if field == "status":
         if value not in STATUSES:
             out.add(f"{path}.value", f"must be one of {', '.join(STATUSES)}")
@@ -357,8 +424,10 @@ def check_rule(
     trigger_config: dict[str, Any] | None,
     conditions: list[ConditionIn],
     actions: list[ActionIn],
+    fields: Mapping[str, custom.FieldDefinition] | None = None,
 ) -> CheckedRule:
-    """Normalised conditions and actions plus the ids they name; VALIDATION_ERROR otherwise."""
+    """Normalised conditions and actions plus the ids they name; VALIDATION_ERROR otherwise.
+    `fields` are the workspace's custom fields by condition name (`ticket.custom.plan`)."""
     out = Problems()
     if trigger == "time.elapsed" and trigger_config is None:
         out.add("triggerConfig", "time.elapsed needs {hours, field}")
@@ -368,7 +437,12 @@ def check_rule(
     for i, cond in enumerate(conditions):
         if cond.field == "sla_target" and trigger not in SLA_TRIGGERS:
             out.add(f"conditions.{i}.field", "sla_target needs an sla.warning or sla.breached rule")
-        value = _check_condition(cond.field, cond.operator, cond.value, f"conditions.{i}", out)
+        if custom.is_custom(cond.field):
+            definition = (fields or {}).get(cond.field)
+            path = f"conditions.{i}"
+            value = _check_custom_condition(definition, cond.operator, cond.value, path, out)
+        else:
+            value = _check_condition(cond.field, cond.operator, cond.value, f"conditions.{i}", out)
         checked_conditions.append({"field": cond.field, "operator": cond.operator, "value": value})
     checked_actions = []
     for i, action in enumerate(actions):

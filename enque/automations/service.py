@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import replace
 from typing import Any
 
@@ -9,7 +10,7 @@ from sqlalchemy import Select, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from enque.activity.service import Actor, record
-from enque.automations import engine
+from enque.automations import custom, engine
 from enque.automations.models import Automation
 from enque.automations.refs import unknown_references
 from enque.automations.schemas import (
@@ -29,6 +30,11 @@ from enque.core.db import new_id, now, unit
 from enque.core.errors import ApiError, not_found
 from enque.core.pagination import Page, SortKey, keyset_page
 from enque.core.runtime import runtime_of
+
+# `runtime.services[FIELD_DEFINITIONS]` (the custom fields domain): (session, workspace id) →
+# the workspace's custom fields; without it no rule may name a custom field
+FIELD_DEFINITIONS = "custom_field_definitions"
+DefinitionsLoader = Callable[[AsyncSession, str], Awaitable[list[custom.FieldDefinition]]]
 
 AUDITED = (
     "name",
@@ -94,14 +100,76 @@ async def _checked(
     actions: list[ActionIn],
     check_references: bool,
 ) -> CheckedRule:
+    """Checked against the workspace: custom fields always (a rule whose field was deleted
+    cannot be saved or switched on again as it is), the ids it names when they changed."""
+    fields = await custom_fields(session, workspace_id, [c.field for c in conditions])
     checked = check_rule(
-        trigger=trigger, trigger_config=trigger_config, conditions=conditions, actions=actions
+        trigger=trigger,
+        trigger_config=trigger_config,
+        conditions=conditions,
+        actions=actions,
+        fields=fields,
     )
     if check_references:
         problems = await unknown_references(session, workspace_id, checked.references)
         if problems:
             raise ApiError("VALIDATION_ERROR", "Validation failed", problems)
     return checked
+
+
+async def custom_fields(
+    session: AsyncSession, workspace_id: str, names: Sequence[str]
+) -> Mapping[str, custom.FieldDefinition]:
+    """The workspace's custom fields by condition name, when `names` include one (else none)."""
+    if not any(custom.is_custom(n) for n in names):
+        return {}
+    load: DefinitionsLoader | None = runtime_of(session).services.get(FIELD_DEFINITIONS)
+    return custom.definitions_by_field(await load(session, workspace_id)) if load else {}
+
+
+async def deactivate_rules_naming(
+    session: AsyncSession, *, workspace_id: str, actor: Actor, field: str
+) -> list[str]:
+    """After a custom field was deleted or lost options, in the caller's transaction: every
+    active rule with a condition on `field` (`ticket.custom.plan`) that no longer passes the
+    check is switched off, and the activity log says which conditions failed and why. Answers
+    the ids of the rules switched off."""
+    stmt = _live(workspace_id).where(Automation.is_active.is_(True))
+    naming = [
+        rule
+        for rule in (await session.execute(stmt)).scalars()
+        if any(c["field"] == field for c in rule.conditions)
+    ]
+    if not naming:
+        return []
+    fields = await custom_fields(session, workspace_id, [field])
+    switched_off = []
+    for rule in naming:
+        try:
+            check_rule(
+                trigger=rule.trigger,
+                trigger_config=rule.trigger_config,
+                conditions=[ConditionIn.model_validate(c) for c in rule.conditions],
+                actions=[ActionIn.model_validate(a) for a in rule.actions],
+                fields=fields,
+            )
+            continue
+        except ApiError as exc:
+            problems = exc.details
+        rule.is_active = False
+        rule.updated_at = now()
+        switched_off.append(rule.id)
+        record(
+            session,
+            workspace_id=workspace_id,
+            actor=actor,
+            verb="automation.deactivated",
+            subject_type="automation",
+            subject_id=rule.id,
+            before={"is_active": True},
+            after={"is_active": False, "field": field, "problems": problems},
+        )
+    return switched_off
 
 
 async def _place(

@@ -9,7 +9,8 @@ tickets together (one update per ticket). A tick goes on until no due ticket is 
 
 The ledger makes firing idempotent across workers: a rule fires once per ticket per value of
 its anchor time (changes the rule itself makes do not open a new window), and a ticket whose
-text conditions failed is not evaluated again until it changes.
+text conditions failed is not evaluated again until it changes (or, for conditions on their
+custom fields, its customer or company changes).
 """
 
 from __future__ import annotations
@@ -28,6 +29,7 @@ from sqlalchemy import (
     case,
     column,
     exists,
+    func,
     not_,
     or_,
     select,
@@ -37,7 +39,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from enque.automations import engine
+from enque.automations import custom, engine
 from enque.automations.executor import FactsLoader
 from enque.automations.models import Automation, AutomationRun
 from enque.automations.roundrobin import upsert
@@ -60,6 +62,7 @@ tickets = table(
     column("category_id", String),
     column("mailbox_id", String),
     column("company_id", String),
+    column("user_id", String),
     column("created_at", BigInteger),
     column("updated_at", BigInteger),
     column("last_customer_reply_at", BigInteger),
@@ -67,6 +70,29 @@ tickets = table(
     column("deleted_at", BigInteger),
     column("merged_into_ticket_id", String),
 )
+# custom field values (one row per field and entity; `value_text` holds a date's ISO form and
+# a checkbox's "true"/"false", `value_number` a number) and the definitions they belong to
+field_values = table(
+    "custom_field_values",
+    column("workspace_id", String),
+    column("field_id", String),
+    column("entity_id", String),
+    column("value_text", String),
+    column("value_number"),
+)
+fields = table(
+    "custom_fields",
+    column("id", String),
+    column("workspace_id", String),
+    column("entity", String),
+    column("key", String),
+)
+# the tables whose `updated_at` a custom field change moves (customers and companies)
+owners = {
+    entity: table(name, column("id", String), column("updated_at", BigInteger))
+    for entity, name in (("user", "users"), ("company", "companies"))
+}
+OWNER_IDS = {"ticket": tickets.c.id, "user": tickets.c.user_id, "company": tickets.c.company_id}
 ANCHORS = {
     "created": tickets.c.created_at,
     "updated": tickets.c.updated_at,
@@ -88,10 +114,48 @@ IDS = {
 priority_rank = case(engine.PRIORITY_RANK, value=tickets.c.priority, else_=-1)
 
 
+def custom_sql_condition(condition: engine.Condition, now: int) -> ColumnElement[bool] | None:
+    """A custom field condition in SQL, for numbers, dates, checkboxes and emptiness; None for
+    string comparisons (case folding) and options, which only the engine decides."""
+    entity, key = custom.entity_and_key(condition.field)
+    op, value = condition.operator, condition.value
+    rows = (
+        select(field_values.c.entity_id)
+        .join(fields, fields.c.id == field_values.c.field_id)
+        .where(
+            field_values.c.workspace_id == tickets.c.workspace_id,
+            field_values.c.entity_id == OWNER_IDS[entity],
+            fields.c.workspace_id == tickets.c.workspace_id,
+            fields.c.entity == entity,
+            fields.c.key == key,
+        )
+    )
+    number, text = field_values.c.value_number, field_values.c.value_text
+    if op in ("is_empty", "is_not_empty"):
+        return not_(exists(rows)) if op == "is_empty" else exists(rows)
+    if op in ("is_true", "is_false"):
+        found = exists(rows.where(text == "true"))
+        return found if op == "is_true" else not_(found)
+    if op in ("gt", "lt", "gte", "lte"):
+        compare = {"gt": number > value, "lt": number < value, "gte": number >= value}
+        return exists(rows.where(compare.get(op, number <= value)))
+    if op in ("is", "is_not") and isinstance(value, int | float):
+        found = exists(rows.where(number == value))
+        return found if op == "is" else not_(found)
+    if op in ("before", "after"):
+        return exists(rows.where(text < value if op == "before" else text > value))
+    if op in ("within_next", "within_last"):
+        low, high = custom.date_window(op, value, now)
+        return exists(rows.where(text >= low, text <= high))
+    return None
+
+
 def sql_condition(condition: engine.Condition, now: int) -> ColumnElement[bool] | None:
     """The condition in SQL, with the engine's meaning; None when only the engine can decide
     (text comparisons, whose case folding SQL engines do not share, and tags)."""
     field, op, value = condition.field, condition.operator, condition.value
+    if custom.is_custom(field):
+        return custom_sql_condition(condition, now)
     if field in HOURS:
         col = HOURS[field]
         bound = now - value * 3600
@@ -123,9 +187,13 @@ def candidate_query(
     window_closed = exists().where(
         mine, runs.c.matched.is_(True), or_(runs.c.anchor_at == anchor, runs.c.ran_at >= anchor)
     )
-    # the text conditions failed on this version of the ticket
+    # the text conditions failed on this version of the ticket (and of its customer and
+    # company, when they name their custom fields: a change of those moves their `updated_at`)
     text_failed = exists().where(
-        mine, runs.c.matched.is_(False), runs.c.ran_at >= tickets.c.updated_at
+        mine,
+        runs.c.matched.is_(False),
+        runs.c.ran_at >= tickets.c.updated_at,
+        *(runs.c.ran_at >= _changed_at(entity) for entity in _opaque_owners(rule, translated)),
     )
     parts = [*exact, not_(text_failed)] if opaque else exact
     if rule.match == "any" and parts:
@@ -146,6 +214,22 @@ def candidate_query(
         .order_by(anchor, tickets.c.id)
         .limit(limit)
     )
+
+
+def _opaque_owners(rule: engine.Rule, translated: Sequence[ColumnElement[bool] | None]) -> set[str]:
+    """The customer and company, when a condition only the engine decides names their fields."""
+    named = {
+        custom.entity_and_key(c.field)[0]
+        for c, sql in zip(rule.conditions, translated, strict=True)
+        if sql is None and custom.is_custom(c.field)
+    }
+    return named & set(owners)
+
+
+def _changed_at(entity: str) -> ColumnElement[int]:
+    owner = owners[entity]
+    changed = select(owner.c.updated_at).where(owner.c.id == OWNER_IDS[entity])
+    return func.coalesce(changed.scalar_subquery(), 0)
 
 
 def _has_text_conditions(rule: engine.Rule) -> bool:

@@ -3,7 +3,8 @@ bodies), through `runtime.services`.
 
 - `runtime.services["custom_fields"]`: a `CustomFieldValues` (the custom fields domain) that
   reads the values of many entities in one query and writes one entity's values in the
-  caller's transaction. Without it entities carry `customFields: {}` and values are refused
+  caller's transaction, and gives ticket search the words of their text, dropdown and
+  multi-select values. Without it entities carry `customFields: {}` and values are refused
   (422).
 """
 
@@ -45,6 +46,12 @@ class CustomFieldValues(Protocol):
         """Merge `changes` (`null` clears) into the entity's values, all or nothing (422 naming
         each `customFields.<key>`); answers the values after the change."""
 
+    async def search_text(
+        self, session: AsyncSession, *, workspace_id: str, entity: str, entity_ids: Sequence[str]
+    ) -> dict[str, list[str]]:
+        """The words search indexes for these entities: the values of their text, dropdown and
+        multi-select fields, by entity id (one query)."""
+
 
 def _store(session: AsyncSession) -> CustomFieldValues | None:
     return runtime_of(session).services.get(CUSTOM_FIELDS)
@@ -58,6 +65,18 @@ async def custom_fields_of(
     if store is None or not entity_ids:
         return {i: {} for i in entity_ids}
     return await store.values_of(
+        session, workspace_id=workspace_id, entity=entity, entity_ids=entity_ids
+    )
+
+
+async def custom_search_text(
+    session: AsyncSession, *, workspace_id: str, entity: str, entity_ids: Sequence[str]
+) -> dict[str, list[str]]:
+    """The searchable custom field values of these entities by id (empty without them)."""
+    store = _store(session)
+    if store is None or not entity_ids:
+        return {}
+    return await store.search_text(
         session, workspace_id=workspace_id, entity=entity, entity_ids=entity_ids
     )
 

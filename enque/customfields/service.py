@@ -4,6 +4,14 @@ Values live in `custom_field_values` (one row per field and entity), so the tick
 customers tables stay as they are; each row keeps a text and a number key for filtering.
 A ticket cannot be closed while a field marked `requiredOnClose` is empty (the tickets
 domain calls `check_close` through `runtime.services["ticket_close_checks"]`).
+
+Automation rules may test the fields (`ticket.custom.<key>`, …). Deleting a field, or removing
+options a rule names, switches those rules off in the same transaction and the activity log
+says which condition failed; such a rule cannot be switched on again until it is corrected.
+Ticket search indexes text, dropdown and multi-select values of tickets and their customers:
+a ticket's change reindexes it in the same transaction, a customer's change reindexes the
+customer's tickets after commit (as a change of name does), and deleting a field reindexes
+what carried it.
 """
 
 from __future__ import annotations
@@ -12,22 +20,26 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import ColumnElement, delete, func, select
+from sqlalchemy import ColumnElement, delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from enque.activity.service import Actor, record
-from enque.core.db import unit
+from enque.automations.custom import FieldDefinition, condition_field
+from enque.automations.service import deactivate_rules_naming
+from enque.core.db import now, unit
 from enque.core.errors import ApiError, conflict, not_found, validation_error
 from enque.core.events import Event, emit
 from enque.customers.models import Company, User
 from enque.customfields import values as rules
 from enque.customfields.models import CustomField, CustomFieldValue
+from enque.tickets import search
 from enque.tickets.models import Ticket
 
 ENTITIES: dict[str, Any] = {"ticket": Ticket, "user": User, "company": Company}
 KEY = re.compile(r"^[a-z][a-z0-9_]{0,49}$")
 OPTION_MAX = 100
+SEARCHED_TYPES = ("text", "dropdown", "multiselect")  # values ticket search indexes
 
 
 def _check_options(field_type: str, options: list[str]) -> list[str]:
@@ -106,6 +118,7 @@ async def update_field(
         field = await get_field(session, workspace_id=workspace_id, field_id=field_id)
         if "options" in changes:
             changes["options"] = _check_options(field.type, changes["options"])
+        removed = set(field.options) - set(changes.get("options", field.options))
         for key, value in changes.items():
             setattr(field, key, value)
         record(
@@ -117,6 +130,14 @@ async def update_field(
             subject_id=field.id,
             after=dict(changes),
         )
+        if removed:
+            await session.flush()
+            await deactivate_rules_naming(
+                session,
+                workspace_id=workspace_id,
+                actor=actor,
+                field=condition_field(field.entity, field.key),
+            )
     return field
 
 
@@ -125,8 +146,22 @@ async def delete_field(
 ) -> None:
     async with unit(session):
         field = await get_field(session, workspace_id=workspace_id, field_id=field_id)
-        await session.execute(delete(CustomFieldValue).where(CustomFieldValue.field_id == field.id))
+        carriers = await session.execute(
+            delete(CustomFieldValue)
+            .where(CustomFieldValue.field_id == field.id)
+            .returning(CustomFieldValue.entity_id)
+        )
+        carrier_ids = list(carriers.scalars())
         await session.delete(field)
+        await session.flush()
+        if field.type in SEARCHED_TYPES and field.entity != "company":
+            await _reindex(session, workspace_id, field.entity, carrier_ids)
+        await deactivate_rules_naming(
+            session,
+            workspace_id=workspace_id,
+            actor=actor,
+            field=condition_field(field.entity, field.key),
+        )
         record(
             session,
             workspace_id=workspace_id,
@@ -136,6 +171,53 @@ async def delete_field(
             subject_id=field_id,
             before={"key": field.key},
         )
+
+
+async def _reindex(
+    session: AsyncSession, workspace_id: str, entity: str, entity_ids: Sequence[str]
+) -> None:
+    """Rebuild the search documents of these tickets, or of these customers' tickets."""
+    ticket_ids = list(entity_ids)
+    if entity == "user" and entity_ids:
+        found = await session.execute(
+            select(Ticket.id).where(
+                Ticket.workspace_id == workspace_id, Ticket.user_id.in_(list(entity_ids))
+            )
+        )
+        ticket_ids = list(found.scalars())
+    await search.reindex_tickets(session, workspace_id, ticket_ids)
+
+
+async def definitions(session: AsyncSession, workspace_id: str) -> list[FieldDefinition]:
+    """The workspace's fields as automation rules name them."""
+    return [
+        FieldDefinition(f.entity, f.key, f.type, tuple(f.options))
+        for f in await list_fields(session, workspace_id=workspace_id)
+    ]
+
+
+async def search_text(
+    session: AsyncSession, *, workspace_id: str, entity: str, entity_ids: Sequence[str]
+) -> dict[str, list[str]]:
+    """`{entity_id: [words]}`: the text, dropdown and multi-select values, in one query."""
+    found: dict[str, list[str]] = {}
+    if not entity_ids:
+        return found
+    rows = await session.execute(
+        select(CustomFieldValue.entity_id, CustomFieldValue.value)
+        .join(CustomField, CustomField.id == CustomFieldValue.field_id)
+        .where(
+            CustomFieldValue.workspace_id == workspace_id,
+            CustomField.entity == entity,
+            CustomField.type.in_(SEARCHED_TYPES),
+            CustomFieldValue.entity_id.in_(list(entity_ids)),
+        )
+        .order_by(CustomFieldValue.entity_id, CustomField.position, CustomField.key)
+    )
+    for entity_id, value in rows:
+        words = found.setdefault(entity_id, [])
+        words.extend(value if isinstance(value, list) else [str(value)])
+    return found
 
 
 # ---------------------------------------------------------------- values
@@ -258,7 +340,10 @@ async def set_values(
             else:
                 row.value, row.value_text, row.value_number = value, text, number
         if diff:
+            await _touch(session, workspace_id, entity, entity_id)
             await session.flush()
+            if entity == "ticket" and any(defined[k].type in SEARCHED_TYPES for k in diff):
+                await search.reindex_tickets(session, workspace_id, [entity_id])
             record(
                 session,
                 workspace_id=workspace_id,
@@ -284,6 +369,22 @@ async def set_values(
         session, workspace_id=workspace_id, entity=entity, entity_ids=[entity_id]
     )
     return found[entity_id]
+
+
+async def _touch(session: AsyncSession, workspace_id: str, entity: str, entity_id: str) -> None:
+    """A change of its fields is a change of the entity: `updated_at` moves forward (never
+    back), so what keys on it (inbox order, time rules' memory of failed conditions) sees it."""
+    model = ENTITIES[entity]
+    moment = now()
+    await session.execute(
+        update(model)
+        .where(
+            model.workspace_id == workspace_id,
+            model.id == entity_id,
+            model.updated_at < moment,
+        )
+        .values(updated_at=moment)
+    )
 
 
 class FieldValues:
@@ -318,6 +419,13 @@ class FieldValues:
             entity=entity,
             entity_id=entity_id,
             changes=changes,
+        )
+
+    async def search_text(
+        self, session: AsyncSession, *, workspace_id: str, entity: str, entity_ids: Sequence[str]
+    ) -> dict[str, list[str]]:
+        return await search_text(
+            session, workspace_id=workspace_id, entity=entity, entity_ids=entity_ids
         )
 
 

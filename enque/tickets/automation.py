@@ -9,11 +9,13 @@ action goes through a ticket or comment service function, acting as
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from enque.activity.service import Actor, record
+from enque.automations.custom import condition_field
 from enque.automations.engine import FIELD_ACTIONS, Operation, TicketFacts
 from enque.automations.executor import ActionContext
 from enque.categories.models import Category
@@ -21,6 +23,7 @@ from enque.comments.service import add_note, add_reply
 from enque.core.errors import ApiError
 from enque.core.runtime import runtime_of
 from enque.customers.models import Company, User
+from enque.customers.seams import custom_fields_of
 from enque.mailboxes.models import EmailMessage, Mailbox
 from enque.sla.models import TicketSla
 from enque.tickets.models import Ticket, TicketBody
@@ -32,7 +35,8 @@ async def load_ticket_facts(
 ) -> dict[str, TicketFacts]:
     """One query: the live tickets among `ticket_ids`, their first message's text, their
     customer's address, how the newest mail received on each was classified (automated mail is
-    never answered) and the SLA targets each was warned of and missed."""
+    never answered) and the SLA targets each was warned of and missed; then one query per
+    entity for the custom field values of the tickets, their customers and their companies."""
     if not ticket_ids:
         return {}
     newest_mail = (
@@ -66,7 +70,38 @@ async def load_ticket_facts(
             Ticket.merged_into_ticket_id.is_(None),
         )
     )
-    return {row[0].id: _facts(*row) for row in rows.tuples()}
+    found = list(rows.tuples())
+    tickets = [row[0] for row in found]
+    values = await _custom_values(session, workspace_id, tickets)
+    return {
+        ticket.id: _facts(ticket, body, email, newest, warned, breached, values[ticket.id])
+        for ticket, body, email, newest, warned, breached in found
+    }
+
+
+async def _custom_values(
+    session: AsyncSession, workspace_id: str, tickets: Sequence[Ticket]
+) -> dict[str, dict[str, Any]]:
+    """Ticket id → `{condition name: value}` of the ticket's, customer's and company's fields."""
+    owners = {
+        "ticket": {t.id: t.id for t in tickets},
+        "user": {t.id: t.user_id for t in tickets},
+        "company": {t.id: t.company_id for t in tickets if t.company_id},
+    }
+    merged: dict[str, dict[str, Any]] = {t.id: {} for t in tickets}
+    for entity, owner_of in owners.items():
+        if not owner_of:
+            continue
+        found = await custom_fields_of(
+            session,
+            workspace_id=workspace_id,
+            entity=entity,
+            entity_ids=list(set(owner_of.values())),
+        )
+        for ticket_id, owner in owner_of.items():
+            for key, value in found.get(owner, {}).items():
+                merged[ticket_id][condition_field(entity, key)] = value
+    return merged
 
 
 def _facts(
@@ -76,6 +111,7 @@ def _facts(
     newest: str | None,
     warned: Sequence[str] | None,
     breached: Sequence[str] | None,
+    custom: dict[str, Any],
 ) -> TicketFacts:
     return TicketFacts(
         id=ticket.id,
@@ -98,6 +134,7 @@ def _facts(
         sender_is_automated=newest not in (None, "normal"),
         sla_warned=tuple(warned or ()),
         sla_breached=tuple(breached or ()),
+        custom=custom,
     )
 
 

@@ -1,4 +1,5 @@
-"""Keeps ticket search documents in step with customer names and emails; empties the trash."""
+"""Keeps ticket search documents in step with customer names, emails and custom field values;
+empties the trash."""
 
 from __future__ import annotations
 
@@ -10,6 +11,15 @@ from enque.tickets import automation, trash
 from enque.tickets.service import reindex_customer_tickets, ticket_exists
 
 SEARCHED_CUSTOMER_FIELDS = frozenset({"name", "email"})
+
+
+def _changes_customer_search(event: Event) -> bool:
+    """A customer's name, email or custom field values changed (each is in the search
+    documents of the customer's tickets)."""
+    if event.type == "custom_fields.updated":
+        return bool(event.payload.get("entity") == "user")
+    changed = set(event.payload.get("changes", {}))
+    return event.type == "user.updated" and bool(SEARCHED_CUSTOMER_FIELDS & changed)
 
 
 def setup(runtime: Runtime) -> None:
@@ -25,9 +35,7 @@ def setup(runtime: Runtime) -> None:
     )
 
     async def reindex_on_customer_change(event: Event) -> None:
-        if event.type != "user.updated":
-            return
-        if not SEARCHED_CUSTOMER_FIELDS & set(event.payload.get("changes", {})):
+        if not _changes_customer_search(event):
             return
         async with runtime.db.transaction() as session:
             await reindex_customer_tickets(

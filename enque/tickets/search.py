@@ -1,10 +1,11 @@
 """Full-text search over tickets with the database's own engine.
 
-One search document per ticket: number, subject, body, customer name and email, and the text of
-every comment. SQLite keeps it in the FTS5 table `ticket_search`, whose rowids
-`ticket_search_docs` maps to tickets; PostgreSQL keeps a `tsvector` in `ticket_search` with a GIN
-index (revision 0002). Services call `reindex_tickets` in the transaction that changes any of
-those parts.
+One search document per ticket: number, subject, body, customer name and email, the text of
+every comment, and the values of the text, dropdown and multi-select custom fields of the ticket
+and of its customer (`runtime.services["custom_fields"]`). SQLite keeps it in the FTS5 table
+`ticket_search`, whose rowids `ticket_search_docs` maps to tickets; PostgreSQL keeps a
+`tsvector` in `ticket_search` with a GIN index (revision 0002). Services call
+`reindex_tickets` in the transaction that changes any of those parts.
 
 Text is folded the same way for both engines before indexing and querying (lower case, accents
 removed, split into letters-and-digits words), and every query word matches as a prefix, all
@@ -36,6 +37,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from enque.comments.models import Comment
 from enque.customers.models import User
+from enque.customers.seams import custom_search_text
 from enque.tickets.models import Ticket, TicketBody
 
 MAX_TERMS = 16
@@ -136,6 +138,7 @@ async def _reindex_chunk(session: AsyncSession, workspace_id: str, ids: Sequence
                 Ticket.id,
                 Ticket.number,
                 Ticket.subject,
+                Ticket.user_id,
                 TicketBody.plain_text,
                 User.name,
                 User.email,
@@ -155,6 +158,19 @@ async def _reindex_chunk(session: AsyncSession, workspace_id: str, ids: Sequence
         ]
         for row in heads
     }
+    ticket_words = await custom_search_text(
+        session, workspace_id=workspace_id, entity="ticket", entity_ids=list(parts)
+    )
+    customers = {row.id: row.user_id for row in heads}
+    customer_words = await custom_search_text(
+        session,
+        workspace_id=workspace_id,
+        entity="user",
+        entity_ids=list(set(customers.values())),
+    )
+    for ticket_id, words in parts.items():
+        words += ticket_words.get(ticket_id, [])
+        words += customer_words.get(customers[ticket_id], [])
     comments = await session.execute(
         select(Comment.ticket_id, Comment.text)
         .where(
