@@ -228,7 +228,9 @@ def _opaque_owners(rule: engine.Rule, translated: Sequence[ColumnElement[bool] |
 
 def _changed_at(entity: str) -> ColumnElement[int]:
     owner = owners[entity]
-    changed = select(owner.c.updated_at).where(owner.c.id == OWNER_IDS[entity])
+    changed = (
+        select(owner.c.updated_at).where(owner.c.id == OWNER_IDS[entity]).correlate_except(owner)
+    )
     return func.coalesce(changed.scalar_subquery(), 0)
 
 
