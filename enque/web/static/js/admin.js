@@ -243,8 +243,29 @@ async function categories(body) {
 
 // ---------------------------------------------------------------- automations
 const TRIGGERS = ["ticket.created", "ticket.updated", "customer.replied", "agent.replied", "time.elapsed", "sla.warning", "sla.breached"];
+const CONDITION_FIELDS = "subject, body, customer_email, customer_domain, mailbox, assignee, team, priority, status, category, company, tag, hours_since_created, hours_since_updated, hours_since_customer_reply, sla_target";
+// custom field type → the operators a condition on it may use (is_empty / is_not_empty fit all)
+const CUSTOM_OPERATORS = {
+  text: "is, is_not, contains, not_contains, starts_with, matches",
+  number: "is, is_not, gt, lt, gte, lte",
+  date: "is, is_not, before, after (YYYY-MM-DD), within_next, within_last (days)",
+  dropdown: "is, is_not, in, not_in (a list)",
+  multiselect: "includes_any, includes_all, includes_none (a list)",
+  checkbox: "is_true, is_false (no value)",
+};
+const CUSTOM_PREFIX = { ticket: "ticket", user: "customer", company: "company" };
+
+// The condition fields a rule may name: the built-in ones and the workspace's custom fields.
+function conditionFields(customFields) {
+  return h("details", { id: "auto-condition-fields" }, h("summary", {}, "Condition fields"),
+    h("p", { class: "small" }, CONDITION_FIELDS),
+    customFields.length ? h("ul", { class: "small" }, customFields.map((f) => h("li", {},
+      h("code", {}, `${CUSTOM_PREFIX[f.entity]}.custom.${f.key}`), ` — ${f.label} (${f.type}${f.options.length ? `: ${f.options.join(", ")}` : ""}): ${CUSTOM_OPERATORS[f.type]}, is_empty, is_not_empty`)))
+      : h("p", { class: "small muted" }, "No custom field is defined."));
+}
+
 async function automations(body) {
-  const list = await all("/automations");
+  const [list, customFields] = await Promise.all([all("/automations"), api.get("/custom-fields")]);
   const rows = list.map((a) => {
     const active = h("input", { type: "checkbox", checked: a.isActive, "aria-label": `${a.name} active` });
     active.addEventListener("change", () => api.patch(`/automations/${a.id}`, { isActive: active.checked }).then(() => toast("Saved")).catch(fail));
@@ -263,7 +284,8 @@ async function automations(body) {
   const conditions = h("textarea", { id: "auto-conditions", rows: 4, cols: 50 }, '[{"field": "subject", "operator": "contains", "value": "refund"}]');
   const actions = h("textarea", { id: "auto-actions", rows: 4, cols: 50 }, '[{"type": "set_priority", "value": "High"}]');
   const form = h("form", {}, h("div", { class: "form-row" }, field("Name", name), field("Trigger", trigger), field("Match", match)),
-    field("Conditions (JSON)", conditions, "field, operator, value — e.g. subject contains refund"),
+    field("Conditions (JSON)", conditions, "field, operator, value — e.g. subject contains refund, or ticket.custom.plan is gold"),
+    conditionFields(customFields),
     field("Actions (JSON)", actions, "type, value — e.g. set_priority High"),
     h("button", { type: "submit", class: "primary" }, "Create automation"));
   form.addEventListener("submit", async (e) => {
