@@ -6,7 +6,8 @@ quarter of the tickets each of four values), then measures at `--concurrency` cl
 - ceiling: `GET /v1/auth/me`, and the plain inbox `GET /v1/tickets`;
 - `GET /v1/sla/tickets` (due soonest first), `GET /v1/sla/tickets?breached=true`;
 - the inbox by SLA: `GET /v1/tickets?sort=slaDue`, `?breached=true`, and both;
-- `GET /v1/tickets?cf=plan:gold` (the custom-field filter) and with `status=Open`.
+- `GET /v1/tickets?cf=plan:gold` (the custom-field filter), with `status=Open`, and sorted
+  by the SLA due soonest (`sort=slaDue&cf=plan:gold`).
 
 The plain inbox rows carry each ticket's SLA state and custom field values.
 
@@ -29,7 +30,8 @@ import time
 import httpx
 from sqlalchemy import insert, select, text
 
-from bench.ticket_list import ROOT, _psql, get, measure, seed
+from bench.harness import ROOT, get, measure, psql
+from bench.ticket_list import seed
 from enque.config import Settings
 from enque.core.db import new_id, now
 from enque.core.migrate import upgrade_sync
@@ -143,7 +145,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         pg_name = f"enque_bench_sla_{os.getpid()}"
         if args.db == "postgres":
-            _psql(f"CREATE DATABASE {pg_name}")
+            psql(f"CREATE DATABASE {pg_name}")
             database_url = f"postgresql://postgres@127.0.0.1:5432/{pg_name}"
         else:
             database_url = f"sqlite:///{tmp}/bench.db"
@@ -192,6 +194,7 @@ def main() -> None:
                 "inbox slaDue + breached": "/v1/tickets?sort=slaDue&breached=true",
                 "cf=plan:gold": "/v1/tickets?cf=plan:gold",
                 "cf=plan:gold, status Open": "/v1/tickets?cf=plan:gold&status=Open",
+                "inbox slaDue + cf=plan:gold": "/v1/tickets?sort=slaDue&cf=plan:gold",
             }
             print(f"{args.concurrency} concurrent, {args.requests} requests each, limit 50\n")
             print(f"{'scenario':28} {'p50 ms':>8} {'p99 ms':>8} {'req/s':>8} {'p99/inbox':>10}")
@@ -212,7 +215,7 @@ def main() -> None:
                 server.terminate()
                 server.wait(timeout=30)
             if args.db == "postgres":
-                _psql(f'DROP DATABASE IF EXISTS "{pg_name}" WITH (FORCE)')
+                psql(f'DROP DATABASE IF EXISTS "{pg_name}" WITH (FORCE)')
 
 
 if __name__ == "__main__":

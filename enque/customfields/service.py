@@ -177,15 +177,17 @@ async def _reindex(
     session: AsyncSession, workspace_id: str, entity: str, entity_ids: Sequence[str]
 ) -> None:
     """Rebuild the search documents of these tickets, or of these customers' tickets."""
-    ticket_ids = list(entity_ids)
-    if entity == "user" and entity_ids:
+    if entity == "ticket":
+        await search.reindex_tickets(session, workspace_id, entity_ids)
+        return
+    for start in range(0, len(entity_ids), search.BATCH):
         found = await session.execute(
             select(Ticket.id).where(
-                Ticket.workspace_id == workspace_id, Ticket.user_id.in_(list(entity_ids))
+                Ticket.workspace_id == workspace_id,
+                Ticket.user_id.in_(list(entity_ids[start : start + search.BATCH])),
             )
         )
-        ticket_ids = list(found.scalars())
-    await search.reindex_tickets(session, workspace_id, ticket_ids)
+        await search.reindex_tickets(session, workspace_id, list(found.scalars()))
 
 
 async def definitions(session: AsyncSession, workspace_id: str) -> list[FieldDefinition]:

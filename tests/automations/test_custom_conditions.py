@@ -208,7 +208,7 @@ async def test_rules_see_ticket_customer_and_company_fields(tenant: Tenant) -> N
 
 
 async def test_facts_of_many_tickets_take_a_fixed_number_of_queries(
-    tenant: Tenant, app_runtime: Runtime
+    tenant: Tenant, app_runtime: Runtime, make_tenant: Any
 ) -> None:
     await define_all(tenant)
 
@@ -230,6 +230,9 @@ async def test_facts_of_many_tickets_take_a_fixed_number_of_queries(
 
     ids = [(await new_ticket(tenant, customFields={"seats": 3}))["id"] for _ in range(6)]
     assert await count(ids[:2]) == await count(ids)
+    other = await make_tenant()
+    async with app_runtime.db.session(write=False) as session:
+        assert await load_ticket_facts(session, other.workspace_id, ids) == {}
 
 
 async def activity_of(app_runtime: Runtime, rule_id: str) -> list[Activity]:
