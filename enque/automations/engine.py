@@ -234,6 +234,11 @@ def evaluate(rule: Rule, facts: TicketFacts, now: int) -> RuleResult:
     return RuleResult(rule, matched, results)
 
 
+def names_custom_fields(rules: Iterable[Rule]) -> bool:
+    """Whether a condition of `rules` names a custom field (the facts must carry them)."""
+    return any(custom.is_custom(c.field) for rule in rules for c in rule.conditions)
+
+
 def time_anchor(rule: Rule, facts: TicketFacts) -> int | None:
     """The ticket time a `time.elapsed` rule counts from."""
     config = rule.trigger_config or {}

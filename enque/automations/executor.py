@@ -26,9 +26,15 @@ FIELD_OPERATIONS = frozenset({*FIELD_ACTIONS, "add_tag", "remove_tag"})
 
 class FactsLoader(Protocol):
     async def __call__(
-        self, session: AsyncSession, workspace_id: str, ticket_ids: Sequence[str]
+        self,
+        session: AsyncSession,
+        workspace_id: str,
+        ticket_ids: Sequence[str],
+        *,
+        custom: bool = True,
     ) -> dict[str, TicketFacts]:
-        """The live tickets among `ticket_ids` (deleted, merged and unknown ones are absent)."""
+        """The live tickets among `ticket_ids` (deleted, merged and unknown ones are absent);
+        their custom field values only with `custom` (the rules to run name some)."""
 
 
 @dataclass(frozen=True)

@@ -278,7 +278,8 @@ async def _plan(
     ticket_id: str,
     rules: Sequence[engine.Rule],
 ) -> Planned | None:
-    facts = (await load(session, event.workspace_id, [ticket_id])).get(ticket_id)
+    custom = engine.names_custom_fields(rules)
+    facts = (await load(session, event.workspace_id, [ticket_id], custom=custom)).get(ticket_id)
     if facts is None:
         return None
     if event.type in SLA_TRIGGERS:  # the target warned of or missed (the `sla_target` condition)

@@ -303,7 +303,9 @@ async def _run_batch(
     """One transaction for a batch of candidates: load, evaluate, claim, apply; returns
     (fired, unmatched)."""
     async with runtime.db.transaction() as session:
-        facts = await load(session, workspace_id, candidates)
+        facts = await load(
+            session, workspace_id, candidates, custom=engine.names_custom_fields([rule])
+        )
         due = [
             facts[i] for i in candidates if i in facts and engine.time_due(rule, facts[i], moment)
         ]

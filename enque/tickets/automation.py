@@ -31,12 +31,13 @@ from enque.tickets.service import AttributedChange, update_tickets_attributed
 
 
 async def load_ticket_facts(
-    session: AsyncSession, workspace_id: str, ticket_ids: Sequence[str]
+    session: AsyncSession, workspace_id: str, ticket_ids: Sequence[str], *, custom: bool = True
 ) -> dict[str, TicketFacts]:
     """One query: the live tickets among `ticket_ids`, their first message's text, their
     customer's address, how the newest mail received on each was classified (automated mail is
-    never answered) and the SLA targets each was warned of and missed; then one query per
-    entity for the custom field values of the tickets, their customers and their companies."""
+    never answered) and the SLA targets each was warned of and missed; then, with `custom`,
+    one query per entity for the custom field values of the tickets, their customers and their
+    companies (rules that name none skip them)."""
     if not ticket_ids:
         return {}
     newest_mail = (
@@ -72,9 +73,9 @@ async def load_ticket_facts(
     )
     found = list(rows.tuples())
     tickets = [row[0] for row in found]
-    values = await _custom_values(session, workspace_id, tickets)
+    values = await _custom_values(session, workspace_id, tickets) if custom else {}
     return {
-        ticket.id: _facts(ticket, body, email, newest, warned, breached, values[ticket.id])
+        ticket.id: _facts(ticket, body, email, newest, warned, breached, values.get(ticket.id, {}))
         for ticket, body, email, newest, warned, breached in found
     }
 

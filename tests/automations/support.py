@@ -99,7 +99,12 @@ class FakeTickets:
 
     # ---- the facts loader
     async def load(
-        self, session: AsyncSession, workspace_id: str, ticket_ids: Sequence[str]
+        self,
+        session: AsyncSession,
+        workspace_id: str,
+        ticket_ids: Sequence[str],
+        *,
+        custom: bool = True,
     ) -> dict[str, TicketFacts]:
         found = (self.tickets.get(i) for i in ticket_ids)
         return {t.id: t for t in found if t is not None and t.workspace_id == workspace_id}

@@ -94,7 +94,12 @@ class SqlTickets:
         self.broken: set[str] = set()  # tickets whose update raises after writing
 
     async def load(
-        self, session: AsyncSession, workspace_id: str, ticket_ids: Sequence[str]
+        self,
+        session: AsyncSession,
+        workspace_id: str,
+        ticket_ids: Sequence[str],
+        *,
+        custom: bool = True,
     ) -> dict[str, TicketFacts]:
         stmt = select(TICKETS).where(
             TICKETS.c.id.in_(list(ticket_ids)),
