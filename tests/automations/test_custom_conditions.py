@@ -350,3 +350,37 @@ async def test_without_custom_fields_no_rule_names_one(tenant: Tenant) -> None:
         await tenant.post("/v1/automations", json=rule_body(VALID[1])), 422, "VALIDATION_ERROR"
     )
     assert err["details"][0]["path"] == "conditions.0.field"
+
+
+async def test_a_ticket_value_change_is_seen_by_time_rules(
+    tenant: Tenant, app_runtime: Runtime
+) -> None:
+    await define_all(tenant)
+    data(
+        await tenant.post(
+            "/v1/automations",
+            json=rule_body(
+                cond("ticket.custom.summary", "contains", "refund"),  # decided by the engine
+                trigger="time.elapsed",
+                triggerConfig={"hours": 2, "field": "created"},
+            ),
+        ),
+        201,
+    )
+    ticket = await new_ticket(tenant, customFields={"summary": "wants a discount"})
+    async with app_runtime.db.transaction() as session:
+        await session.execute(
+            update(Ticket)
+            .where(Ticket.id == ticket["id"])
+            .values(created_at=now() - 3 * 3600, updated_at=now() - 3 * 3600)
+            .execution_options(synchronize_session=False)
+        )
+    earlier = now() - 10
+    assert (await run_time_rules(app_runtime, at=earlier)).unmatched == 1
+    assert (await run_time_rules(app_runtime, at=earlier)).candidates == 0  # remembered
+
+    path = f"/v1/tickets/{ticket['id']}"
+    await tenant.patch(f"{path}/custom-fields", json={"customFields": {"summary": "A REFUND"}})
+    assert data(await tenant.get(path))["updatedAt"] > earlier  # a change of the ticket
+    assert (await run_time_rules(app_runtime)).fired == 1
+    assert data(await tenant.get(path))["tags"] == ["matched"]
