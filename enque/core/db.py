@@ -21,6 +21,7 @@ from sqlalchemy.ext.asyncio import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, declared_attr, mapped_column
 
 from enque.config import Settings
+from enque.core.sqlite import dbapi as sqlite_dbapi
 
 log = logging.getLogger(__name__)
 
@@ -75,7 +76,12 @@ class TenantMixin:
 def _sqlite_engine(url: str, *, immediate: bool, pool_size: int) -> AsyncEngine:
     """SQLite: WAL, foreign keys, busy timeout; writers start with BEGIN IMMEDIATE."""
     engine = create_async_engine(
-        url, pool_size=pool_size, max_overflow=0, pool_timeout=60, pool_pre_ping=False
+        url,
+        module=sqlite_dbapi(),
+        pool_size=pool_size,
+        max_overflow=0,
+        pool_timeout=60,
+        pool_pre_ping=False,
     )
 
     @event.listens_for(engine.sync_engine, "connect")
