@@ -177,7 +177,8 @@ async def values_of(
     found: dict[str, dict[str, Any]] = {i: {} for i in entity_ids}
     if not entity_ids:
         return found
-    rows = await session.execute(
+    connection = await session.connection()  # plain rows: no ORM loading needed
+    rows = await connection.execute(
         _VALUES_OF, {"workspace_id": workspace_id, "entity": entity, "ids": list(entity_ids)}
     )
     for entity_id, key, value in rows:

@@ -486,7 +486,9 @@ async def list_tickets(
             after, as_of = _decode(page.cursor, len(keys))
             params.update({f"after_{i}": value for i, value in enumerate(after)}, as_of=as_of)
         stmt = _page_statement(filters.sort, keys, where, bool(page.cursor))
-        rows = list((await session.execute(stmt, params)).all())
+        # a Core execution: plain rows, without the ORM's per-row loading (half the cost)
+        connection = await session.connection()
+        rows = list((await connection.execute(stmt, params)).all())
         next_key = None
         if len(rows) > page.limit:
             rows = rows[: page.limit]
