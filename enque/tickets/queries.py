@@ -9,7 +9,7 @@ and body; comment counts; custom field values), whatever the ticket holds.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -358,46 +358,66 @@ async def _tagged(session: AsyncSession, workspace_id: str, tag: str) -> ColumnE
 @dataclass
 class Where:
     """The inbox filters as conditions whose values are bound parameters, so the statement of
-    one shape of filters is built once and run with each request's values."""
+    one shape of filters is built once and run with each request's values. Conditions are
+    made only when a statement is built (`clauses`); the shape and values are all a request
+    with a known shape needs."""
 
-    clauses: list[ColumnElement[bool]] = field(default_factory=list)
     params: dict[str, Any] = field(default_factory=dict)
     shape: list[str] = field(default_factory=list)
     reusable: bool = True  # False: a condition carries its values (search, tags, fields)
+    _makers: list[Callable[[], ColumnElement[bool]]] = field(default_factory=list)
 
-    def add(self, name: str, clause: ColumnElement[bool], value: Any = None) -> None:
-        self.clauses.append(clause)
+    def add(self, name: str, make: Callable[[], ColumnElement[bool]], value: Any = None) -> None:
+        self._makers.append(make)
         self.shape.append(name)
         if value is not None:
             self.params[name] = value
 
     def add_built(self, clause: ColumnElement[bool]) -> None:
-        self.clauses.append(clause)
+        self._makers.append(lambda: clause)
         self.reusable = False
 
+    @property
+    def clauses(self) -> list[ColumnElement[bool]]:
+        return [make() for make in self._makers]
 
-def _param(name: str, *, expanding: bool = False) -> Any:
+
+def _equals(column: Any, name: str) -> Callable[[], ColumnElement[bool]]:
+    return lambda: column == _param(name)
+
+
+def _at_least(column: Any, name: str) -> Callable[[], ColumnElement[bool]]:
+    return lambda: column >= _param(name)
+
+
+def _below(column: Any, name: str) -> Callable[[], ColumnElement[bool]]:
+    return lambda: column < _param(name)
+
+
+def _param(name: str, *, expanding: bool = False, type_: Any = None) -> Any:
     """A required parameter: running a statement without its value fails, never reuses one."""
-    return bindparam(name, expanding=expanding, required=True)
+    return bindparam(name, expanding=expanding, required=True, type_=type_)
 
 
 async def _conditions(
     session: AsyncSession, workspace_id: str, agent_id: str, f: TicketFilters
 ) -> Where:
     where = Where()
-    where.add("ws", Ticket.workspace_id == _param("ws"), workspace_id)
-    where.add("live", Ticket.deleted_at.is_(None))
+    where.add("ws", lambda: Ticket.workspace_id == _param("ws"), workspace_id)
+    where.add("live", lambda: Ticket.deleted_at.is_(None))
     if not f.include_merged:
-        where.add("unmerged", Ticket.merged_into_ticket_id.is_(None))
+        where.add("unmerged", lambda: Ticket.merged_into_ticket_id.is_(None))
     if f.status:
-        where.add("status", Ticket.status.in_(_param("status", expanding=True)), f.status)
+        where.add("status", lambda: Ticket.status.in_(_param("status", expanding=True)), f.status)
     if f.priority:
-        where.add("priority", Ticket.priority.in_(_param("priority", expanding=True)), f.priority)
+        where.add(
+            "priority", lambda: Ticket.priority.in_(_param("priority", expanding=True)), f.priority
+        )
     if f.assignee_id == "none":
-        where.add("unassigned", Ticket.assignee_id.is_(None))
+        where.add("unassigned", lambda: Ticket.assignee_id.is_(None))
     elif f.assignee_id:
         assignee = agent_id if f.assignee_id == "me" else f.assignee_id
-        where.add("assignee", Ticket.assignee_id == _param("assignee"), assignee)
+        where.add("assignee", lambda: Ticket.assignee_id == _param("assignee"), assignee)
     for name, column, value in (
         ("team", Ticket.team_id, f.team_id),
         ("category", Ticket.category_id, f.category_id),
@@ -406,7 +426,7 @@ async def _conditions(
         ("mailbox", Ticket.mailbox_id, f.mailbox_id),
     ):
         if value:
-            where.add(name, column == _param(name), value)
+            where.add(name, _equals(column, name), value)
     if f.tag:
         where.add_built(await _tagged(session, workspace_id, f.tag))
     for name, moment, since, until in (
@@ -414,14 +434,13 @@ async def _conditions(
         ("updated", Ticket.updated_at, f.updated_after, f.updated_before),
     ):
         if since is not None:
-            where.add(f"{name}_after", moment >= _param(f"{name}_after"), since)
+            where.add(f"{name}_after", _at_least(moment, f"{name}_after"), since)
         if until is not None:
-            where.add(f"{name}_before", moment < _param(f"{name}_before"), until)
-    if f.breached is not None:  # the outer-joined SLA state; no state is not breached
-        breached = TicketSla.is_breached.is_(True)
-        where.add(
-            f"breached:{f.breached}", breached if f.breached else TicketSla.is_breached.is_not(True)
-        )
+            where.add(f"{name}_before", _below(moment, f"{name}_before"), until)
+    if f.breached is True:  # the outer-joined SLA state; no state is not breached
+        where.add("breached", lambda: TicketSla.is_breached.is_(True))
+    elif f.breached is False:
+        where.add("not_breached", lambda: TicketSla.is_breached.is_not(True))
     if f.custom_fields:
         condition = runtime_of(session).services.get(CUSTOM_FIELD_FILTER)
         if condition is None:
@@ -510,7 +529,8 @@ def _page_statement(sort: str, keys: list[SortKey], where: Where, paging: bool) 
         return known
     stmt = SUMMARIES.where(*where.clauses)
     if paging:
-        stmt = stmt.where(after_condition(keys, [_param(f"after_{i}") for i in range(len(keys))]))
+        after = [_param(f"after_{i}", type_=key.column.type) for i, key in enumerate(keys)]
+        stmt = stmt.where(after_condition(keys, after))
         if sort in MOVABLE_SORTS:
             stmt = stmt.where(Ticket.updated_at < _param("as_of"))
     order = [k.column.desc() if k.descending else k.column.asc() for k in keys]
