@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from types import ModuleType
@@ -12,6 +13,7 @@ from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import PlainTextResponse
+from fastapi.telemetry import TelemetryConfig
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeout
@@ -197,6 +199,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
         docs_url="/docs",
         redoc_url=None,
         lifespan=lifespan,
+        telemetry=_telemetry(),
         default_response_class=JSONResponse,
         responses=ERROR_RESPONSES,
     )
@@ -251,6 +254,15 @@ MATCHED_FIRST = ("tickets", "comments", "auth", "notifications")
 def _matched_early(module: ModuleType) -> int:
     domain = module.__name__.split(".")[1]
     return MATCHED_FIRST.index(domain) if domain in MATCHED_FIRST else len(MATCHED_FIRST)
+
+
+def _telemetry() -> TelemetryConfig:
+    """FastAPI's OpenTelemetry hooks stay on when the environment asks FastAPI to set up its
+    exporters; otherwise they are off rather than checked on every request (Enque has its
+    own metrics and logs)."""
+    if os.environ.get("FASTAPI_OTEL_AUTO_CONFIGURE", "").lower() == "true":
+        return TelemetryConfig()
+    return {"tracing": False, "metrics": False, "logs": False, "operation_spans": False}
 
 
 def _wildcard_origins(origins: list[str]) -> str | None:
