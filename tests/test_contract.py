@@ -195,3 +195,22 @@ async def test_unexpected_error_is_a_generic_500(broken_app: Any):
         assert failure["message"] == "Internal server error"
         assert "hunter2" not in response.text and "Traceback" not in response.text
         assert response.headers["x-request-id"] == "trace-1"
+
+
+def test_no_route_answers_another_domains_paths():
+    """The app tries its routes in order, the inbox's domains first: that is safe only while
+    the paths one domain declares are answered by no route of another domain."""
+    from starlette.routing import Match, Route
+
+    def domain(route: Route) -> str:
+        return route.endpoint.__module__.split(".")[1]
+
+    routes = [r for r in create_app().router.routes if isinstance(r, Route)]
+    assert len(routes) > 100
+    for route in routes:
+        path = route.path_format.replace("{path}", "a/b")
+        path = re.sub(r"\{[^}]+\}", "0191a3c4-0000-7000-8000-000000000001", path)
+        for method in route.methods or ():
+            scope = {"type": "http", "method": method, "path": path, "root_path": ""}
+            answering = {domain(r) for r in routes if r.matches(scope)[0] == Match.FULL}
+            assert answering == {domain(route)}, f"{method} {path} is answered by {answering}"

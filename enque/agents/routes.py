@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from typing import TypeVar
 
-from fastapi import APIRouter, Depends, Query, Response
+from fastapi import Depends, Query, Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from enque.activity.service import Actor
@@ -18,11 +18,20 @@ from enque.agents.schemas import (
     Role,
 )
 from enque.auth.deps import Admin, CurrentAgent, Principal
-from enque.core.api import Envelope, JSONResponse, PageParams, created, no_content, ok, page_params
+from enque.core.api import (
+    Envelope,
+    JSONResponse,
+    PageParams,
+    api_router,
+    created,
+    no_content,
+    ok,
+    page_params,
+)
 from enque.core.deps import get_session
 from enque.notifications import service as notification_settings
 
-router = APIRouter(tags=["agents"])
+router = api_router(tags=["agents"])
 
 Profile = TypeVar("Profile", bound=ProfileOut)
 

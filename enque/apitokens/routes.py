@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, Response
+from fastapi import Depends, Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from enque.activity.service import Actor
@@ -8,10 +8,19 @@ from enque.apitokens import service
 from enque.apitokens.models import ApiToken
 from enque.apitokens.schemas import ApiTokenCreatedOut, ApiTokenIn, ApiTokenOut
 from enque.auth.deps import Admin, Principal
-from enque.core.api import Envelope, JSONResponse, PageParams, created, no_content, ok, page_params
+from enque.core.api import (
+    Envelope,
+    JSONResponse,
+    PageParams,
+    api_router,
+    created,
+    no_content,
+    ok,
+    page_params,
+)
 from enque.core.deps import get_session
 
-router = APIRouter(prefix="/v1/api-tokens", tags=["api-tokens"])
+router = api_router(prefix="/v1/api-tokens", tags=["api-tokens"])
 
 
 def token_out(token: ApiToken) -> ApiTokenOut:

@@ -2,20 +2,20 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import Depends, Request, Response
 from fastapi.responses import RedirectResponse, StreamingResponse
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from enque.activity.service import Actor
 from enque.attachments import files, service
 from enque.auth.deps import CurrentAgent, Principal
-from enque.core.api import ApiModel, Envelope, JSONResponse, created, no_content, ok
+from enque.core.api import ApiModel, Envelope, JSONResponse, api_router, created, no_content, ok
 from enque.core.deps import current_runtime, get_session
 from enque.core.errors import ApiError, not_found
 from enque.core.runtime import Runtime
 from enque.core.storage import StorageNotFound, storage_of
 
-router = APIRouter(prefix="/v1/attachments", tags=["attachments"])
+router = api_router(prefix="/v1/attachments", tags=["attachments"])
 
 SIGNED_URL_SECONDS = 300
 

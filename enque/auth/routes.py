@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, Query, Request, Response
+from fastapi import Depends, Query, Request, Response
 from fastapi.responses import RedirectResponse
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -18,12 +18,12 @@ from enque.auth.schemas import (
     SignInUrlOut,
     SwitchWorkspaceIn,
 )
-from enque.core.api import Envelope, JSONResponse, created, no_content, ok
+from enque.core.api import Envelope, JSONResponse, api_router, created, no_content, ok
 from enque.core.deps import current_runtime, get_runtime, get_session
 from enque.core.runtime import Runtime
 from enque.workspaces.schemas import WorkspaceOut
 
-router = APIRouter(prefix="/v1/auth", tags=["auth"])
+router = api_router(prefix="/v1/auth", tags=["auth"])
 
 
 def auth_out(result: service.SignedIn) -> AuthOut:

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, Query, Response
+from fastapi import Depends, Query, Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from enque.activity.service import Actor
@@ -14,10 +14,19 @@ from enque.automations.schemas import (
     DryRunOut,
     Trigger,
 )
-from enque.core.api import Envelope, JSONResponse, PageParams, created, no_content, ok, page_params
+from enque.core.api import (
+    Envelope,
+    JSONResponse,
+    PageParams,
+    api_router,
+    created,
+    no_content,
+    ok,
+    page_params,
+)
 from enque.core.deps import get_session
 
-router = APIRouter(prefix="/v1/automations", tags=["automations"])
+router = api_router(prefix="/v1/automations", tags=["automations"])
 
 
 def _actor(principal: Principal) -> Actor:

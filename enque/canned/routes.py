@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, Query, Response
+from fastapi import Depends, Query, Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from enque.activity.service import Actor
@@ -13,10 +13,19 @@ from enque.canned.schemas import (
     RenderIn,
     RenderOut,
 )
-from enque.core.api import Envelope, JSONResponse, PageParams, created, no_content, ok, page_params
+from enque.core.api import (
+    Envelope,
+    JSONResponse,
+    PageParams,
+    api_router,
+    created,
+    no_content,
+    ok,
+    page_params,
+)
 from enque.core.deps import get_session
 
-router = APIRouter(prefix="/v1/canned-replies", tags=["canned replies"])
+router = api_router(prefix="/v1/canned-replies", tags=["canned replies"])
 
 
 async def _scope(session: AsyncSession, principal: Principal) -> service.Scope:

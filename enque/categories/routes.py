@@ -1,16 +1,25 @@
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, Response
+from fastapi import Depends, Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from enque.activity.service import Actor
 from enque.auth.deps import CurrentAgent, Manager, Principal
 from enque.categories import service
 from enque.categories.schemas import CategoryIn, CategoryOut, CategoryPatch
-from enque.core.api import Envelope, JSONResponse, PageParams, created, no_content, ok, page_params
+from enque.core.api import (
+    Envelope,
+    JSONResponse,
+    PageParams,
+    api_router,
+    created,
+    no_content,
+    ok,
+    page_params,
+)
 from enque.core.deps import get_session
 
-router = APIRouter(prefix="/v1/categories", tags=["categories"])
+router = api_router(prefix="/v1/categories", tags=["categories"])
 
 
 @router.get("", response_model=Envelope[list[CategoryOut]])

@@ -1,16 +1,25 @@
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, Response
+from fastapi import Depends, Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from enque.activity.service import Actor
 from enque.auth.deps import CurrentAgent, Principal
 from enque.comments import service
 from enque.comments.schemas import CommentOut, NoteIn, NotePatch, ReplyIn
-from enque.core.api import Envelope, JSONResponse, PageParams, created, no_content, ok, page_params
+from enque.core.api import (
+    Envelope,
+    JSONResponse,
+    PageParams,
+    api_router,
+    created,
+    no_content,
+    ok,
+    page_params,
+)
 from enque.core.deps import get_session
 
-router = APIRouter(prefix="/v1", tags=["comments"])
+router = api_router(prefix="/v1", tags=["comments"])
 
 
 def actor_of(principal: Principal) -> Actor:

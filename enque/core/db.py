@@ -9,6 +9,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import orjson
 import uuid_utils
 from sqlalchemy import JSON, BigInteger, ForeignKey, MetaData, String, event
 from sqlalchemy.dialects.postgresql import JSONB
@@ -21,6 +22,7 @@ from sqlalchemy.ext.asyncio import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, declared_attr, mapped_column
 
 from enque.config import Settings
+from enque.core.sqlite import dbapi as sqlite_dbapi
 
 log = logging.getLogger(__name__)
 
@@ -72,10 +74,24 @@ class TenantMixin:
 # ---------------------------------------------------------------- engines
 
 
+def json_loads(value: str | bytes) -> Any:
+    """JSON columns are read with orjson; like the standard library it raises TypeError for
+    a value that is not text (SQLAlchemy's SQLite type then takes a bare number as it is)."""
+    if not isinstance(value, str | bytes):
+        raise TypeError(f"JSON text expected, got {type(value).__name__}")
+    return orjson.loads(value)
+
+
 def _sqlite_engine(url: str, *, immediate: bool, pool_size: int) -> AsyncEngine:
     """SQLite: WAL, foreign keys, busy timeout; writers start with BEGIN IMMEDIATE."""
     engine = create_async_engine(
-        url, pool_size=pool_size, max_overflow=0, pool_timeout=60, pool_pre_ping=False
+        url,
+        module=sqlite_dbapi(),
+        json_deserializer=json_loads,
+        pool_size=pool_size,
+        max_overflow=0,
+        pool_timeout=60,
+        pool_pre_ping=False,
     )
 
     @event.listens_for(engine.sync_engine, "connect")
@@ -139,6 +155,7 @@ class Database:
                 max_overflow=settings.db_pool_size,
                 pool_pre_ping=True,
                 pool_recycle=1800,
+                json_deserializer=json_loads,
                 # a database host that does not answer fails a request in seconds (503),
                 # not after asyncpg's default minute
                 connect_args={"timeout": CONNECT_TIMEOUT},

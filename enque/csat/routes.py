@@ -1,11 +1,11 @@
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import Depends, Query, Request
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from enque.activity.service import Actor
 from enque.auth.deps import Admin, CurrentAgent, Principal, limit_public
-from enque.core.api import Envelope, JSONResponse, ok
+from enque.core.api import Envelope, JSONResponse, api_router, ok
 from enque.core.deps import get_session
 from enque.csat import service
 from enque.csat.schemas import (
@@ -18,7 +18,7 @@ from enque.csat.schemas import (
     SurveyOut,
 )
 
-router = APIRouter(tags=["csat"])
+router = api_router(tags=["csat"])
 
 
 @router.get("/v1/csat-settings", response_model=Envelope[CsatSettingsOut])

@@ -1,11 +1,20 @@
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, Query, Response
+from fastapi import Depends, Query, Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from enque.activity.service import Actor
 from enque.auth.deps import CurrentAgent, Manager, Principal
-from enque.core.api import Envelope, JSONResponse, PageParams, created, no_content, ok, page_params
+from enque.core.api import (
+    Envelope,
+    JSONResponse,
+    PageParams,
+    api_router,
+    created,
+    no_content,
+    ok,
+    page_params,
+)
 from enque.core.deps import get_session
 from enque.customers import service
 from enque.customers.schemas import (
@@ -17,7 +26,7 @@ from enque.customers.schemas import (
     CustomerPatch,
 )
 
-router = APIRouter(prefix="/v1", tags=["customers"])
+router = api_router(prefix="/v1", tags=["customers"])
 
 
 def actor_of(principal: Principal) -> Actor:

@@ -2,12 +2,12 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Depends, Query, Response
+from fastapi import Depends, Query, Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from enque.activity.service import Actor
 from enque.auth.deps import Admin, CurrentAgent, Principal
-from enque.core.api import Envelope, JSONResponse, created, no_content, ok
+from enque.core.api import Envelope, JSONResponse, api_router, created, no_content, ok
 from enque.core.deps import get_session
 from enque.customfields import service
 from enque.customfields.schemas import (
@@ -19,7 +19,7 @@ from enque.customfields.schemas import (
     ValuesOut,
 )
 
-router = APIRouter(prefix="/v1", tags=["custom-fields"])
+router = api_router(prefix="/v1", tags=["custom-fields"])
 
 # path segment → entity
 SEGMENTS = {"tickets": "ticket", "users": "user", "companies": "company"}

@@ -20,7 +20,7 @@ import re
 from collections.abc import Sequence
 from typing import Any
 
-from sqlalchemy import ColumnElement, delete, func, select, update
+from sqlalchemy import ColumnElement, bindparam, delete, func, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -242,6 +242,18 @@ async def _require_entity(
         raise not_found({"ticket": "Ticket", "user": "Customer", "company": "Company"}[entity])
 
 
+# built once: the inbox asks for fifty tickets' values on every page
+_VALUES_OF = (
+    select(CustomFieldValue.entity_id, CustomField.key, CustomFieldValue.value)
+    .join(CustomField, CustomField.id == CustomFieldValue.field_id)
+    .where(
+        CustomFieldValue.workspace_id == bindparam("workspace_id"),
+        CustomField.entity == bindparam("entity"),
+        CustomFieldValue.entity_id.in_(bindparam("ids", expanding=True)),
+    )
+)
+
+
 async def values_of(
     session: AsyncSession, *, workspace_id: str, entity: str, entity_ids: Sequence[str]
 ) -> dict[str, dict[str, Any]]:
@@ -249,14 +261,9 @@ async def values_of(
     found: dict[str, dict[str, Any]] = {i: {} for i in entity_ids}
     if not entity_ids:
         return found
-    rows = await session.execute(
-        select(CustomFieldValue.entity_id, CustomField.key, CustomFieldValue.value)
-        .join(CustomField, CustomField.id == CustomFieldValue.field_id)
-        .where(
-            CustomFieldValue.workspace_id == workspace_id,
-            CustomField.entity == entity,
-            CustomFieldValue.entity_id.in_(list(entity_ids)),
-        )
+    connection = await session.connection()  # plain rows: no ORM loading needed
+    rows = await connection.execute(
+        _VALUES_OF, {"workspace_id": workspace_id, "entity": entity, "ids": list(entity_ids)}
     )
     for entity_id, key, value in rows:
         found[entity_id][key] = value

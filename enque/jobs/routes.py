@@ -2,18 +2,18 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Depends
+from fastapi import Depends
 from pydantic import Field
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from enque.auth.deps import Admin, Principal
-from enque.core.api import ApiModel, Envelope, JSONResponse, ok
+from enque.core.api import ApiModel, Envelope, JSONResponse, api_router, ok
 from enque.core.deps import current_runtime, get_session
 from enque.core.runtime import Runtime
 from enque.core.scheduler import scheduler_of
 from enque.jobs import service
 
-router = APIRouter(prefix="/v1/admin/jobs", tags=["admin"])
+router = api_router(prefix="/v1/admin/jobs", tags=["admin"])
 
 
 class JobRunOut(ApiModel):

@@ -1,6 +1,6 @@
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, Query, Response
+from fastapi import Depends, Query, Response
 from fastapi.responses import RedirectResponse
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -11,6 +11,7 @@ from enque.core.api import (
     Envelope,
     JSONResponse,
     PageParams,
+    api_router,
     created,
     no_content,
     ok,
@@ -31,7 +32,7 @@ from enque.mailboxes.schemas import (
     SyncOut,
 )
 
-router = APIRouter(prefix="/v1/mailboxes", tags=["mailboxes"])
+router = api_router(prefix="/v1/mailboxes", tags=["mailboxes"])
 
 
 def mailbox_out(mailbox: Mailbox, counts: dict[str, int] | None = None) -> MailboxOut:
@@ -184,7 +185,7 @@ async def sync_mailbox(
     return ok(SyncOut(**report.as_dict()))
 
 
-admin_router = APIRouter(prefix="/v1/admin", tags=["admin"])
+admin_router = api_router(prefix="/v1/admin", tags=["admin"])
 
 
 @admin_router.post("/sync-emails", response_model=Envelope[list[SyncOut]])
@@ -199,8 +200,5 @@ async def sync_emails(
     return ok([SyncOut(**r.as_dict()) for r in reports])
 
 
-# The module's `router` (what the app includes): the mailbox routes and the admin one.
-_mailboxes_router = router
-router = APIRouter()
-router.include_router(_mailboxes_router)
-router.include_router(admin_router)
+# The module's `router` holds the mailbox routes and the admin one.
+router.routes.extend(admin_router.routes)

@@ -1,10 +1,10 @@
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, Query
+from fastapi import Depends, Query
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from enque.auth.deps import CurrentAgent, Principal
-from enque.core.api import Envelope, JSONResponse, PageParams, ok, page_params
+from enque.core.api import Envelope, JSONResponse, PageParams, api_router, ok, page_params
 from enque.core.deps import get_session
 from enque.notifications import service
 from enque.notifications.schemas import (
@@ -15,7 +15,7 @@ from enque.notifications.schemas import (
     SettingsPatch,
 )
 
-router = APIRouter(prefix="/v1/notifications", tags=["notifications"])
+router = api_router(prefix="/v1/notifications", tags=["notifications"])
 
 
 @router.get("", response_model=Envelope[list[NotificationOut]])

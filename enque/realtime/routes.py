@@ -2,18 +2,18 @@
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, WebSocket
+from fastapi import Depends, WebSocket
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from enque.auth.deps import CurrentAgent, Principal
-from enque.core.api import Envelope, JSONResponse, ok
+from enque.core.api import Envelope, JSONResponse, api_router, ok
 from enque.core.deps import get_session
 from enque.core.errors import not_found
 from enque.realtime import socket
 from enque.realtime.hub import Hub
 from enque.realtime.schemas import ViewerOut
 
-router = APIRouter(prefix="/v1", tags=["realtime"])
+router = api_router(prefix="/v1", tags=["realtime"])
 
 
 @router.websocket("/realtime")

@@ -2,18 +2,18 @@ from __future__ import annotations
 
 from typing import Any, Literal
 
-from fastapi import APIRouter, Depends, Query, Request
+from fastapi import Depends, Query, Request
 from fastapi.responses import Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from enque.auth.deps import Manager, Principal
-from enque.core.api import MAX_UNIX, Envelope, ok
+from enque.core.api import MAX_UNIX, Envelope, api_router, ok
 from enque.core.deps import get_session
 from enque.reports import queries, service
 from enque.reports.csv_export import csv_response, wants_csv
 from enque.reports.queries import Scope
 
-router = APIRouter(prefix="/v1/reports", tags=["reports"])
+router = api_router(prefix="/v1/reports", tags=["reports"])
 
 
 async def report_scope(

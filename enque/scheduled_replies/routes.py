@@ -1,16 +1,25 @@
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, Query, Response
+from fastapi import Depends, Query, Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from enque.activity.service import Actor
 from enque.auth.deps import CurrentAgent, Principal
-from enque.core.api import Envelope, JSONResponse, PageParams, created, no_content, ok, page_params
+from enque.core.api import (
+    Envelope,
+    JSONResponse,
+    PageParams,
+    api_router,
+    created,
+    no_content,
+    ok,
+    page_params,
+)
 from enque.core.deps import get_session
 from enque.scheduled_replies import service
 from enque.scheduled_replies.schemas import ScheduledReplyIn, ScheduledReplyOut, ScheduledStatus
 
-router = APIRouter(prefix="/v1", tags=["scheduled replies"])
+router = api_router(prefix="/v1", tags=["scheduled replies"])
 
 
 @router.post(

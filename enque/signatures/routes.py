@@ -1,16 +1,16 @@
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends
+from fastapi import Depends
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from enque.activity.service import Actor
 from enque.auth.deps import Admin, CurrentAgent, Principal
-from enque.core.api import Envelope, JSONResponse, ok
+from enque.core.api import Envelope, JSONResponse, api_router, ok
 from enque.core.deps import get_session
 from enque.signatures import service
 from enque.signatures.schemas import WorkspaceSignatureIn, WorkspaceSignatureOut
 
-router = APIRouter(prefix="/v1/signatures", tags=["signatures"])
+router = api_router(prefix="/v1/signatures", tags=["signatures"])
 
 
 @router.get("/workspace", response_model=Envelope[WorkspaceSignatureOut])

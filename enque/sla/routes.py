@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Depends, Query, Response
+from fastapi import Depends, Query, Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from enque.activity.service import Actor
@@ -10,6 +10,7 @@ from enque.auth.deps import Admin, CurrentAgent, Principal
 from enque.core.api import (
     Envelope,
     JSONResponse,
+    api_router,
     created,
     decode_cursor,
     encode_cursor,
@@ -31,7 +32,7 @@ from enque.sla.schemas import (
     TicketSlaOut,
 )
 
-router = APIRouter(tags=["sla"])
+router = api_router(tags=["sla"])
 
 TARGET_FIELDS = ("first_response_minutes", "next_response_minutes", "resolution_minutes")
 

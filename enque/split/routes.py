@@ -2,19 +2,19 @@ from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import APIRouter, Depends
+from fastapi import Depends
 from pydantic import Field
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from enque.activity.service import Actor
 from enque.auth.deps import CurrentAgent, Principal
-from enque.core.api import ApiInput, Envelope, JSONResponse, created
+from enque.core.api import ApiInput, Envelope, JSONResponse, api_router, created
 from enque.core.deps import get_session
 from enque.split.service import split_ticket
 from enque.tickets.schemas import TicketDetail
 from enque.tickets.service import detail
 
-router = APIRouter(prefix="/v1", tags=["tickets"])
+router = api_router(prefix="/v1", tags=["tickets"])
 
 
 class SplitIn(ApiInput):

@@ -1,16 +1,25 @@
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, Query, Response
+from fastapi import Depends, Query, Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from enque.activity.service import Actor
 from enque.auth.deps import CurrentAgent, Manager, Principal
-from enque.core.api import Envelope, JSONResponse, PageParams, created, no_content, ok, page_params
+from enque.core.api import (
+    Envelope,
+    JSONResponse,
+    PageParams,
+    api_router,
+    created,
+    no_content,
+    ok,
+    page_params,
+)
 from enque.core.deps import get_session
 from enque.teams import service
 from enque.teams.schemas import TeamIn, TeamMembersIn, TeamOut, TeamPatchIn
 
-router = APIRouter(prefix="/v1/teams", tags=["teams"])
+router = api_router(prefix="/v1/teams", tags=["teams"])
 
 
 def team_out(view: service.TeamView) -> TeamOut:

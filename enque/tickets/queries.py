@@ -9,11 +9,11 @@ and body; comment counts; custom field values), whatever the ticket holds.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import ColumnElement, Row, Select, and_, exists, func, or_, select
+from sqlalchemy import ColumnElement, Row, Select, and_, bindparam, exists, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 
@@ -104,6 +104,8 @@ def _names(stmt: Select[Any]) -> Select[Any]:
 
 
 Summary = dict[str, Any]  # a TicketSummary in its wire shape (camelCase keys)
+# the summary columns and their joins, built once (every inbox page starts from it)
+SUMMARIES = _joined(select(*SUMMARY_COLUMNS))
 
 
 def summary_of(row: Row[Any]) -> Summary:
@@ -201,9 +203,7 @@ async def summaries(
     if not ticket_ids:
         return {}
     rows = await session.execute(
-        _joined(select(*SUMMARY_COLUMNS)).where(
-            Ticket.workspace_id == workspace_id, Ticket.id.in_(list(ticket_ids))
-        )
+        SUMMARIES.where(Ticket.workspace_id == workspace_id, Ticket.id.in_(list(ticket_ids)))
     )
     found = {row.id: summary_of(row) for row in rows}
     await with_custom_fields(session, workspace_id, list(found.values()))
@@ -355,54 +355,103 @@ async def _tagged(session: AsyncSession, workspace_id: str, tag: str) -> ColumnE
     return Ticket.id.in_(tagged)
 
 
+@dataclass
+class Where:
+    """The inbox filters as conditions whose values are bound parameters, so the statement of
+    one shape of filters is built once and run with each request's values. Conditions are
+    made only when a statement is built (`clauses`); the shape and values are all a request
+    with a known shape needs."""
+
+    params: dict[str, Any] = field(default_factory=dict)
+    shape: list[str] = field(default_factory=list)
+    reusable: bool = True  # False: a condition carries its values (search, tags, fields)
+    _makers: list[Callable[[], ColumnElement[bool]]] = field(default_factory=list)
+
+    def add(self, name: str, make: Callable[[], ColumnElement[bool]], value: Any = None) -> None:
+        self._makers.append(make)
+        self.shape.append(name)
+        if value is not None:
+            self.params[name] = value
+
+    def add_built(self, clause: ColumnElement[bool]) -> None:
+        self._makers.append(lambda: clause)
+        self.reusable = False
+
+    @property
+    def clauses(self) -> list[ColumnElement[bool]]:
+        return [make() for make in self._makers]
+
+
+def _equals(column: Any, name: str) -> Callable[[], ColumnElement[bool]]:
+    return lambda: column == _param(name)
+
+
+def _at_least(column: Any, name: str) -> Callable[[], ColumnElement[bool]]:
+    return lambda: column >= _param(name)
+
+
+def _below(column: Any, name: str) -> Callable[[], ColumnElement[bool]]:
+    return lambda: column < _param(name)
+
+
+def _param(name: str, *, expanding: bool = False, type_: Any = None) -> Any:
+    """A required parameter: running a statement without its value fails, never reuses one."""
+    return bindparam(name, expanding=expanding, required=True, type_=type_)
+
+
 async def _conditions(
     session: AsyncSession, workspace_id: str, agent_id: str, f: TicketFilters
-) -> list[ColumnElement[bool]]:
-    where: list[ColumnElement[bool]] = [
-        Ticket.workspace_id == workspace_id,
-        Ticket.deleted_at.is_(None),
-    ]
+) -> Where:
+    where = Where()
+    where.add("ws", lambda: Ticket.workspace_id == _param("ws"), workspace_id)
+    where.add("live", lambda: Ticket.deleted_at.is_(None))
     if not f.include_merged:
-        where.append(Ticket.merged_into_ticket_id.is_(None))
+        where.add("unmerged", lambda: Ticket.merged_into_ticket_id.is_(None))
     if f.status:
-        where.append(Ticket.status.in_(f.status))
+        where.add("status", lambda: Ticket.status.in_(_param("status", expanding=True)), f.status)
     if f.priority:
-        where.append(Ticket.priority.in_(f.priority))
+        where.add(
+            "priority", lambda: Ticket.priority.in_(_param("priority", expanding=True)), f.priority
+        )
     if f.assignee_id == "none":
-        where.append(Ticket.assignee_id.is_(None))
+        where.add("unassigned", lambda: Ticket.assignee_id.is_(None))
     elif f.assignee_id:
-        where.append(Ticket.assignee_id == (agent_id if f.assignee_id == "me" else f.assignee_id))
-    for column, value in (
-        (Ticket.team_id, f.team_id),
-        (Ticket.category_id, f.category_id),
-        (Ticket.user_id, f.user_id),
-        (Ticket.company_id, f.company_id),
-        (Ticket.mailbox_id, f.mailbox_id),
+        assignee = agent_id if f.assignee_id == "me" else f.assignee_id
+        where.add("assignee", lambda: Ticket.assignee_id == _param("assignee"), assignee)
+    for name, column, value in (
+        ("team", Ticket.team_id, f.team_id),
+        ("category", Ticket.category_id, f.category_id),
+        ("user", Ticket.user_id, f.user_id),
+        ("company", Ticket.company_id, f.company_id),
+        ("mailbox", Ticket.mailbox_id, f.mailbox_id),
     ):
         if value:
-            where.append(column == value)
+            where.add(name, _equals(column, name), value)
     if f.tag:
-        where.append(await _tagged(session, workspace_id, f.tag))
-    if f.created_after is not None:
-        where.append(Ticket.created_at >= f.created_after)
-    if f.created_before is not None:
-        where.append(Ticket.created_at < f.created_before)
-    if f.updated_after is not None:
-        where.append(Ticket.updated_at >= f.updated_after)
-    if f.updated_before is not None:
-        where.append(Ticket.updated_at < f.updated_before)
-    if f.breached is not None:  # the outer-joined SLA state; no state is not breached
-        breached = TicketSla.is_breached.is_(True)
-        where.append(breached if f.breached else TicketSla.is_breached.is_not(True))
+        where.add_built(await _tagged(session, workspace_id, f.tag))
+    for name, moment, since, until in (
+        ("created", Ticket.created_at, f.created_after, f.created_before),
+        ("updated", Ticket.updated_at, f.updated_after, f.updated_before),
+    ):
+        if since is not None:
+            where.add(f"{name}_after", _at_least(moment, f"{name}_after"), since)
+        if until is not None:
+            where.add(f"{name}_before", _below(moment, f"{name}_before"), until)
+    if f.breached is True:  # the outer-joined SLA state; no state is not breached
+        where.add("breached", lambda: TicketSla.is_breached.is_(True))
+    elif f.breached is False:
+        where.add("not_breached", lambda: TicketSla.is_breached.is_not(True))
     if f.custom_fields:
         condition = runtime_of(session).services.get(CUSTOM_FIELD_FILTER)
         if condition is None:
             raise ApiError("VALIDATION_ERROR", details=[{"path": "cf", "message": "no fields"}])
-        where.append(await condition(session, workspace_id=workspace_id, filters=f.custom_fields))
+        where.add_built(
+            await condition(session, workspace_id=workspace_id, filters=f.custom_fields)
+        )
     if f.q:
         matches = await search.search_condition(session, workspace_id, f.q)
         if matches is not None:
-            where.append(matches)
+            where.add_built(matches)
     return where
 
 
@@ -437,10 +486,9 @@ async def list_tickets(
     where = await _conditions(session, workspace_id, agent_id, filters)
     total = None
     if page.include_total:
-        base = _joined(select(Ticket.id)).where(and_(*where))
-        total = (
-            await session.execute(select(func.count()).select_from(base.subquery()))
-        ).scalar_one()
+        base = _joined(select(Ticket.id)).where(*where.clauses)
+        counted = select(func.count()).select_from(base.subquery())
+        total = (await session.execute(counted, where.params)).scalar_one()
     as_of, after = now(), None
     if filters.sort == SLA_SORT:
         if page.cursor:
@@ -452,14 +500,14 @@ async def list_tickets(
         rows, next_key = await _sla_due_page(session, workspace_id, where, page.limit, after, as_of)
     else:
         keys = _sort_keys(filters.sort)
-        stmt = _joined(select(*SUMMARY_COLUMNS)).where(and_(*where))
+        params = {**where.params, "page_limit": page.limit + 1}
         if page.cursor:
             after, as_of = _decode(page.cursor, len(keys))
-            stmt = stmt.where(after_condition(keys, after))
-            if filters.sort in MOVABLE_SORTS:
-                stmt = stmt.where(Ticket.updated_at < as_of)
-        order = [k.column.desc() if k.descending else k.column.asc() for k in keys]
-        rows = list((await session.execute(stmt.order_by(*order).limit(page.limit + 1))).all())
+            params.update({f"after_{i}": value for i, value in enumerate(after)}, as_of=as_of)
+        stmt = _page_statement(filters.sort, keys, where, bool(page.cursor))
+        # a Core execution: plain rows, without the ORM's per-row loading (half the cost)
+        connection = await session.connection()
+        rows = list((await connection.execute(stmt, params)).all())
         next_key = None
         if len(rows) > page.limit:
             rows = rows[: page.limit]
@@ -470,10 +518,34 @@ async def list_tickets(
     return Page(items, next_cursor, total)
 
 
+_PAGE_STATEMENTS: dict[tuple[Any, ...], Select[Any]] = {}
+MAX_PAGE_STATEMENTS = 512  # shapes of filters seen; each one is a few KB
+
+
+def _page_statement(sort: str, keys: list[SortKey], where: Where, paging: bool) -> Select[Any]:
+    """The inbox statement of this sort and shape of filters, built once per shape."""
+    shape = (sort, paging, *where.shape) if where.reusable else None
+    if shape is not None and (known := _PAGE_STATEMENTS.get(shape)) is not None:
+        return known
+    stmt = SUMMARIES.where(*where.clauses)
+    if paging:
+        after = [_param(f"after_{i}", type_=key.column.type) for i, key in enumerate(keys)]
+        stmt = stmt.where(after_condition(keys, after))
+        if sort in MOVABLE_SORTS:
+            stmt = stmt.where(Ticket.updated_at < _param("as_of"))
+    order = [k.column.desc() if k.descending else k.column.asc() for k in keys]
+    stmt = stmt.order_by(*order).limit(_param("page_limit"))
+    if shape is not None:
+        if len(_PAGE_STATEMENTS) >= MAX_PAGE_STATEMENTS:
+            _PAGE_STATEMENTS.clear()
+        _PAGE_STATEMENTS[shape] = stmt
+    return stmt
+
+
 async def _sla_due_page(
     session: AsyncSession,
     workspace_id: str,
-    where: list[ColumnElement[bool]],
+    filters: Where,
     limit: int,
     after: list[Any] | None,
     as_of: int,
@@ -482,6 +554,7 @@ async def _sla_due_page(
     `ticket_sla`'s due index), then the others, most recently updated first (a walk of the
     inbox index). The cursor key is `[0, due, id]` in the first part, `[1, updatedAt, id]` in
     the second. Later pages leave out tickets whose row or SLA state changed since `as_of`."""
+    where = filters.clauses
     if after is not None:
         where = [
             *where,
@@ -506,14 +579,16 @@ async def _sla_due_page(
             due = due.where(
                 due_key >= due_at, or_(due_key > due_at, TicketSla.ticket_id > ticket_id)
             )
-        rows = [(0, r) for r in (await session.execute(due)).all()]
+        rows = [(0, r) for r in (await session.execute(due, filters.params)).all()]
     if len(rows) <= limit:
-        rest = _joined(select(*SUMMARY_COLUMNS)).where(TicketSla.next_due_at.is_(None), *where)
+        rest = SUMMARIES.where(TicketSla.next_due_at.is_(None), *where)
         if after is not None and after[0] == 1:
             rest = rest.where(after_condition(REST_KEYS, after[1:]))
         rest = rest.order_by(Ticket.updated_at.desc(), Ticket.id.desc())
         listed = {r.id for _, r in rows}  # a ticket whose due went away between the two reads
-        found = await session.execute(rest.limit(limit + 1 - len(rows) + len(listed)))
+        found = await session.execute(
+            rest.limit(limit + 1 - len(rows) + len(listed)), filters.params
+        )
         rows += [(1, r) for r in found.all() if r.id not in listed]
     if len(rows) <= limit:
         return [r for _, r in rows], None

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from typing import Literal
 
-from fastapi import APIRouter, Depends, Header, Query, Response
+from fastapi import Depends, Header, Query, Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from enque.activity.service import Actor
@@ -13,6 +13,7 @@ from enque.core.api import (
     Envelope,
     JSONResponse,
     PageParams,
+    api_router,
     created,
     no_content,
     ok,
@@ -36,7 +37,7 @@ from enque.tickets.schemas import (
     TicketSummary,
 )
 
-router = APIRouter(prefix="/v1", tags=["tickets"])
+router = api_router(prefix="/v1", tags=["tickets"])
 
 
 async def ticket_filters(

@@ -2,17 +2,17 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Depends, Response
+from fastapi import Depends, Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from enque.auth.deps import CurrentAgent, Principal
-from enque.core.api import Envelope, JSONResponse, created, no_content, ok
+from enque.core.api import Envelope, JSONResponse, api_router, created, no_content, ok
 from enque.core.deps import get_session
 from enque.views import service
 from enque.views.models import SavedView
 from enque.views.schemas import ViewCountOut, ViewIn, ViewOut, ViewPatchIn
 
-router = APIRouter(prefix="/v1/views", tags=["views"])
+router = api_router(prefix="/v1/views", tags=["views"])
 
 
 def view_out(view: SavedView) -> ViewOut:

@@ -14,8 +14,9 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
-from fastapi import APIRouter, Request, Response
+from fastapi import Request, Response
 
+from enque.core.api import api_router
 from enque.core.errors import ApiError
 
 STATIC = Path(__file__).parent / "static"
@@ -45,7 +46,7 @@ TYPES = {
     ".png": "image/png",
 }
 
-router = APIRouter(include_in_schema=False)
+router = api_router(include_in_schema=False)
 
 
 @dataclass(frozen=True)

@@ -1,11 +1,20 @@
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, Response
+from fastapi import Depends, Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from enque.activity.service import Actor
 from enque.auth.deps import Admin, Principal
-from enque.core.api import Envelope, JSONResponse, PageParams, created, no_content, ok, page_params
+from enque.core.api import (
+    Envelope,
+    JSONResponse,
+    PageParams,
+    api_router,
+    created,
+    no_content,
+    ok,
+    page_params,
+)
 from enque.core.deps import get_session
 from enque.webhooks import service
 from enque.webhooks.models import Webhook
@@ -17,7 +26,7 @@ from enque.webhooks.schemas import (
     WebhookPatchIn,
 )
 
-router = APIRouter(prefix="/v1/webhooks", tags=["webhooks"])
+router = api_router(prefix="/v1/webhooks", tags=["webhooks"])
 
 
 def webhook_out(webhook: Webhook) -> WebhookOut:

@@ -1,16 +1,24 @@
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, Response
+from fastapi import Depends, Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from enque.activity.service import Actor
 from enque.auth.deps import Admin, CurrentAgent, Principal
-from enque.core.api import Envelope, JSONResponse, PageParams, no_content, ok, page_params
+from enque.core.api import (
+    Envelope,
+    JSONResponse,
+    PageParams,
+    api_router,
+    no_content,
+    ok,
+    page_params,
+)
 from enque.core.deps import get_session
 from enque.workspaces import service
 from enque.workspaces.schemas import MyWorkspaceOut, WorkspaceOut, WorkspacePatchIn
 
-router = APIRouter(prefix="/v1/workspaces", tags=["workspaces"])
+router = api_router(prefix="/v1/workspaces", tags=["workspaces"])
 
 
 @router.get("", response_model=Envelope[list[MyWorkspaceOut]])

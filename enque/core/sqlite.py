@@ -1,0 +1,81 @@
+"""SQLite through aiosqlite with one hand-off to its thread per statement.
+
+SQLAlchemy's aiosqlite adapter awaits four calls on the connection's worker thread for every
+statement (open a cursor, execute, fetch, close), and each call is a round trip between the
+event loop and that thread. The cursor here runs the four as one call, so a statement costs one
+round trip; everything else (errors, server-side cursors, the connection) is SQLAlchemy's.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections import deque
+from typing import Any
+
+import aiosqlite
+from sqlalchemy.dialects.sqlite.aiosqlite import (
+    AsyncAdapt_aiosqlite_connection,
+    AsyncAdapt_aiosqlite_cursor,
+    AsyncAdapt_aiosqlite_dbapi,
+)
+
+Outcome = tuple[Any, Any, int, list[Any]]  # description, lastrowid, rowcount, rows
+
+
+def _run(conn: sqlite3.Connection, operation: str, parameters: Any, many: bool) -> Outcome:
+    """On the connection's thread: the whole statement, rows included."""
+    cursor = conn.cursor()
+    try:
+        if many:
+            cursor.executemany(operation, parameters)
+        elif parameters is None:
+            cursor.execute(operation)
+        else:
+            cursor.execute(operation, parameters)
+        if cursor.description:
+            return cursor.description, -1, -1, cursor.fetchall()
+        return None, cursor.lastrowid, cursor.rowcount, []
+    finally:
+        cursor.close()
+
+
+class OneHopCursor(AsyncAdapt_aiosqlite_cursor):
+    __slots__ = ()
+
+    def _call(self, operation: str, parameters: Any, many: bool) -> None:
+        connection: aiosqlite.Connection = self._connection  # type: ignore[assignment]
+        try:
+            outcome: Outcome = self.await_(
+                connection._execute(_run, connection._conn, operation, parameters, many)
+            )
+        except Exception as error:
+            self._adapt_connection._handle_exception(error)
+        self.description, self.lastrowid, self.rowcount, rows = outcome
+        self._rows = deque(rows)
+
+    def execute(self, operation: Any, parameters: Any = None) -> None:
+        self._call(operation, parameters, False)
+
+    def executemany(self, operation: Any, seq_of_parameters: Any) -> None:
+        self._call(operation, seq_of_parameters, True)
+
+
+class OneHopConnection(AsyncAdapt_aiosqlite_connection):
+    __slots__ = ()
+
+    def cursor(self, server_side: bool = False) -> AsyncAdapt_aiosqlite_cursor:
+        if server_side:  # rows stream from the thread as they are fetched
+            return super().cursor(server_side=True)
+        return OneHopCursor(self)
+
+
+class OneHopDBAPI(AsyncAdapt_aiosqlite_dbapi):
+    """The DBAPI module the SQLite engines are given (`create_async_engine(module=…)`)."""
+
+    def connect(self, *arg: Any, **kw: Any) -> AsyncAdapt_aiosqlite_connection:
+        adapted = super().connect(*arg, **kw)
+        return OneHopConnection(self, adapted._connection)
+
+
+def dbapi() -> OneHopDBAPI:
+    return OneHopDBAPI(aiosqlite, sqlite3)
