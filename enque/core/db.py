@@ -108,7 +108,10 @@ def _sqlite_engine(url: str, *, immediate: bool, pool_size: int) -> AsyncEngine:
 
     @event.listens_for(engine.sync_engine, "begin")
     def _on_begin(conn: Any) -> None:
-        conn.exec_driver_sql("BEGIN IMMEDIATE" if immediate else "BEGIN")
+        # sent with the transaction's first statement, in one hand-off to the driver's thread
+        conn.connection.dbapi_connection.begin_with_next_statement(
+            "BEGIN IMMEDIATE" if immediate else "BEGIN"
+        )
 
     return engine
 

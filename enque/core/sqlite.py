@@ -3,7 +3,8 @@
 SQLAlchemy's aiosqlite adapter awaits four calls on the connection's worker thread for every
 statement (open a cursor, execute, fetch, close), and each call is a round trip between the
 event loop and that thread. The cursor here runs the four as one call, so a statement costs one
-round trip; everything else (errors, server-side cursors, the connection) is SQLAlchemy's.
+round trip, and a transaction's `BEGIN` travels with its first statement; everything else
+(errors, server-side cursors, the connection) is SQLAlchemy's.
 """
 
 from __future__ import annotations
@@ -22,8 +23,13 @@ from sqlalchemy.dialects.sqlite.aiosqlite import (
 Outcome = tuple[Any, Any, int, list[Any]]  # description, lastrowid, rowcount, rows
 
 
-def _run(conn: sqlite3.Connection, operation: str, parameters: Any, many: bool) -> Outcome:
-    """On the connection's thread: the whole statement, rows included."""
+def _run(
+    conn: sqlite3.Connection, begin: str | None, operation: str, parameters: Any, many: bool
+) -> Outcome:
+    """On the connection's thread: the transaction's start if pending, then the whole
+    statement, rows included."""
+    if begin is not None:
+        conn.execute(begin)
     cursor = conn.cursor()
     try:
         if many:
@@ -44,9 +50,11 @@ class OneHopCursor(AsyncAdapt_aiosqlite_cursor):
 
     def _call(self, operation: str, parameters: Any, many: bool) -> None:
         connection: aiosqlite.Connection = self._connection  # type: ignore[assignment]
+        adapted: OneHopConnection = self._adapt_connection  # type: ignore[assignment]
+        begin = adapted.take_pending_begin()
         try:
             outcome: Outcome = self.await_(
-                connection._execute(_run, connection._conn, operation, parameters, many)
+                connection._execute(_run, connection._conn, begin, operation, parameters, many)
             )
         except Exception as error:
             self._adapt_connection._handle_exception(error)
@@ -61,12 +69,35 @@ class OneHopCursor(AsyncAdapt_aiosqlite_cursor):
 
 
 class OneHopConnection(AsyncAdapt_aiosqlite_connection):
-    __slots__ = ()
+    __slots__ = ("_pending_begin",)
+
+    def __init__(self, dbapi: Any, connection: Any) -> None:
+        super().__init__(dbapi, connection)
+        self._pending_begin: str | None = None
+
+    def begin_with_next_statement(self, begin: str) -> None:
+        """Start a transaction (`BEGIN …`) in the same hand-off as its first statement."""
+        self._pending_begin = begin
+
+    def take_pending_begin(self) -> str | None:
+        begin, self._pending_begin = self._pending_begin, None
+        return begin
 
     def cursor(self, server_side: bool = False) -> AsyncAdapt_aiosqlite_cursor:
         if server_side:  # rows stream from the thread as they are fetched
+            begin = self.take_pending_begin()
+            if begin is not None:
+                self.execute(begin)
             return super().cursor(server_side=True)
         return OneHopCursor(self)
+
+    def commit(self) -> None:
+        if self.take_pending_begin() is None:  # else nothing ran: nothing to commit
+            super().commit()
+
+    def rollback(self) -> None:
+        if self.take_pending_begin() is None:
+            super().rollback()
 
 
 class OneHopDBAPI(AsyncAdapt_aiosqlite_dbapi):
