@@ -270,16 +270,21 @@ why you received this, ignore this message.{% endblock %}""",
 }
 
 
-@cache
-def _environment() -> Environment:
+def mail_environment(templates: dict[str, str]) -> Environment:
+    """Jinja for mail templates: `.html` autoescaped, an undefined name is an error."""
     from jinja2 import DictLoader, Environment, StrictUndefined, select_autoescape
 
     return Environment(
-        loader=DictLoader(_TEMPLATES),
+        loader=DictLoader(templates),
         autoescape=select_autoescape(enabled_extensions=("html",), default_for_string=False),
         undefined=StrictUndefined,
         keep_trailing_newline=True,
     )
+
+
+@cache
+def _environment() -> Environment:
+    return mail_environment(_TEMPLATES)
 
 
 def render(template: str, **context: Any) -> tuple[str, str]:
