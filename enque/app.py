@@ -244,16 +244,18 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     return app
 
 
-def serving_app() -> FastAPI:
-    """The application `enque serve` runs, built with the cyclic garbage collector paused.
+def serving_app(settings: Settings | None = None) -> FastAPI:
+    """The application `enque serve` and `enque worker` run, built with the cyclic garbage
+    collector paused.
 
     Building the app creates some 250,000 objects (models, schemas, routes, tables) that live
     as long as the process, and almost no garbage; a collector left on scans them again and
     again while they are made, a fifth of the start's CPU. `enque serve` pauses it before the
-    app is imported; it is resumed here with those objects frozen out of every later
-    collection, so full collections while serving do not walk them either.
+    app is imported, and it stays paused here while the app is built; it is resumed with those
+    objects frozen out of every later collection, so full collections do not walk them either.
     """
-    app = create_app()
+    gc.disable()
+    app = create_app(settings)
     gc.freeze()
     gc.enable()
     return app

@@ -123,9 +123,9 @@ def worker() -> None:
 async def _run_worker(settings: Settings) -> None:
     import signal
 
-    from enque.app import create_app
+    from enque.app import serving_app
 
-    app = create_app(settings)
+    app = serving_app(settings)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):
