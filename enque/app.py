@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import logging
 import os
 from collections.abc import AsyncIterator
@@ -263,6 +264,23 @@ def _telemetry() -> TelemetryConfig:
     if os.environ.get("FASTAPI_OTEL_AUTO_CONFIGURE", "").lower() == "true":
         return TelemetryConfig()
     return {"tracing": False, "metrics": False, "logs": False, "operation_spans": False}
+
+
+def serving_app(settings: Settings | None = None) -> FastAPI:
+    """The application `enque serve` and `enque worker` run, built with the cyclic garbage
+    collector paused.
+
+    Building the app creates some 250,000 objects (models, schemas, routes, tables) that live
+    as long as the process, and almost no garbage; a collector left on scans them again and
+    again while they are made, a fifth of the start's CPU. `enque serve` pauses it before the
+    app is imported, and it stays paused here while the app is built; it is resumed with those
+    objects frozen out of every later collection, so full collections do not walk them either.
+    """
+    gc.disable()
+    app = create_app(settings)
+    gc.freeze()
+    gc.enable()
+    return app
 
 
 def _wildcard_origins(origins: list[str]) -> str | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import os
 import sys
 from pathlib import Path
@@ -67,8 +68,10 @@ def serve(host: str, port: int, workers: int, no_demo: bool) -> None:
                 f"\nDemo workspace created. Sign in at {_sign_in_url(host, port)} with\n"
                 f"  email:    {login[0]}\n  password: {login[1]}\n"
             )
+    if workers == 1:  # the app is built in this process: see enque.app.serving_app
+        gc.disable()
     uvicorn.run(
-        "enque.app:create_app",
+        "enque.app:serving_app",
         factory=True,
         host=host,
         port=port,
@@ -120,9 +123,9 @@ def worker() -> None:
 async def _run_worker(settings: Settings) -> None:
     import signal
 
-    from enque.app import create_app
+    from enque.app import serving_app
 
-    app = create_app(settings)
+    app = serving_app(settings)
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGTERM, signal.SIGINT):

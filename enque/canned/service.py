@@ -21,7 +21,6 @@ from enque.activity.service import Actor, record
 from enque.agents.models import Agent
 from enque.agents.service import like_pattern
 from enque.canned.models import CannedReply
-from enque.canned.template import TemplateProblem, check_template, render_template
 from enque.core.api import PageParams
 from enque.core.db import now, unit
 from enque.core.errors import ApiError, conflict, not_found, validation_error
@@ -119,6 +118,8 @@ async def list_canned_replies(
 
 
 def _content(content: str) -> str:
+    from enque.canned.template import TemplateProblem, check_template  # jinja2: on first use
+
     sanitized = sanitize_html(content)
     try:
         check_template(sanitized)
@@ -341,6 +342,8 @@ async def render_canned_reply(
     scope: Scope = EVERYTHING,
 ) -> Rendered:
     """The canned reply filled in for `ticket_id` as `agent_id` would send it; counts one use."""
+    from enque.canned.template import TemplateProblem, check_template, render_template
+
     async with unit(session):
         reply = await get_canned_reply(
             session, workspace_id=workspace_id, canned_reply_id=canned_reply_id, scope=scope

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import base64
 import re
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Annotated, Any, Generic, Literal, TypeVar
@@ -20,6 +21,7 @@ from pydantic import (
     model_validator,
 )
 from pydantic.alias_generators import to_camel
+from pydantic.warnings import UnsupportedFieldAttributeWarning
 from starlette.responses import JSONResponse as StarletteJSONResponse
 
 from enque.core.errors import ApiError
@@ -29,11 +31,20 @@ T = TypeVar("T")
 
 MAX_UNIX = 32503680000  # 3000-01-01: a bound for every Unix-seconds input
 
+# The schemas below are built on first use (`defer_build`), not when their module is imported:
+# a start builds none of the ~200 models nor the body and response adapters FastAPI makes of
+# them; each is built once, by the first request that needs it or by the OpenAPI document.
+# FastAPI silences this warning about its own parameter fields while it makes their adapters;
+# built later, outside that silence, they would print it on the first request of a route.
+warnings.filterwarnings("ignore", category=UnsupportedFieldAttributeWarning)
+
 
 class ApiModel(BaseModel):
     """Base of every API shape: camelCase on the wire, snake_case in Python."""
 
-    model_config = ConfigDict(alias_generator=to_camel, populate_by_name=True, from_attributes=True)
+    model_config = ConfigDict(
+        alias_generator=to_camel, populate_by_name=True, from_attributes=True, defer_build=True
+    )
 
 
 def nul_path(value: Any, path: str = "") -> str | None:
@@ -67,6 +78,7 @@ class ApiInput(ApiModel):
         populate_by_name=True,
         extra="forbid",
         str_strip_whitespace=True,
+        defer_build=True,
     )
 
     @model_validator(mode="before")
@@ -98,18 +110,24 @@ class PageMeta(ApiModel):
 class Envelope(BaseModel, Generic[T]):
     """`{"success": true, "data": …, "meta": …}` — for the OpenAPI document."""
 
+    model_config = ConfigDict(defer_build=True)
+
     success: Literal[True] = True
     data: T
     meta: dict[str, Any] | None = None
 
 
 class ErrorBody(BaseModel):
+    model_config = ConfigDict(defer_build=True)
+
     code: str
     message: str
     details: Any = None
 
 
 class ErrorEnvelope(BaseModel):
+    model_config = ConfigDict(defer_build=True)
+
     success: Literal[False] = False
     error: ErrorBody
 

@@ -15,11 +15,10 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from email.message import EmailMessage
 from email.utils import format_datetime, make_msgid, parseaddr
-from typing import Any
+from functools import cache
+from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote, urlencode, urlsplit
 
-import aiosmtplib
-from jinja2 import DictLoader, Environment, StrictUndefined, select_autoescape
 from sqlalchemy.ext.asyncio import AsyncSession
 from tenacity import (
     AsyncRetrying,
@@ -32,6 +31,9 @@ from tenacity import (
 from enque.config import Settings
 from enque.core.db import on_commit
 from enque.core.runtime import Runtime, runtime_of
+
+if TYPE_CHECKING:
+    from jinja2 import Environment
 
 log = logging.getLogger(__name__)
 
@@ -74,6 +76,8 @@ class SmtpTarget:
 
 def is_transient(exc: BaseException) -> bool:
     """Worth retrying: connection trouble, time-outs and 4xx answers; never 5xx answers."""
+    import aiosmtplib  # aiosmtplib and jinja2 are imported when mail is sent: they slow a start
+
     if isinstance(exc, aiosmtplib.SMTPRecipientsRefused):
         return all(400 <= r.code < 500 for r in exc.recipients)
     if isinstance(exc, aiosmtplib.SMTPResponseException):
@@ -129,6 +133,8 @@ class SystemMailer:
         return msg
 
     async def _send_once(self, message: EmailMessage) -> None:
+        import aiosmtplib
+
         assert self.target is not None
         target = self.target
         await aiosmtplib.send(
@@ -263,18 +269,29 @@ padding:10px 18px;border-radius:6px;text-decoration:none">Accept the invitation<
 why you received this, ignore this message.{% endblock %}""",
 }
 
-_env = Environment(
-    loader=DictLoader(_TEMPLATES),
-    autoescape=select_autoescape(enabled_extensions=("html",), default_for_string=False),
-    undefined=StrictUndefined,
-    keep_trailing_newline=True,
-)
+
+def mail_environment(templates: dict[str, str]) -> Environment:
+    """Jinja for mail templates: `.html` autoescaped, an undefined name is an error."""
+    from jinja2 import DictLoader, Environment, StrictUndefined, select_autoescape
+
+    return Environment(
+        loader=DictLoader(templates),
+        autoescape=select_autoescape(enabled_extensions=("html",), default_for_string=False),
+        undefined=StrictUndefined,
+        keep_trailing_newline=True,
+    )
+
+
+@cache
+def _environment() -> Environment:
+    return mail_environment(_TEMPLATES)
 
 
 def render(template: str, **context: Any) -> tuple[str, str]:
     """The plain-text and HTML bodies of `template`."""
-    text = _env.get_template(f"{template}.txt").render(context)
-    return text, _env.get_template(f"{template}.html").render(context)
+    env = _environment()
+    text = env.get_template(f"{template}.txt").render(context)
+    return text, env.get_template(f"{template}.html").render(context)
 
 
 def public_link(settings: Settings, path: str, token: str) -> str:

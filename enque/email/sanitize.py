@@ -6,7 +6,6 @@ import html as htmllib
 import re
 from collections.abc import Mapping
 
-import lxml.etree
 import nh3
 
 TAGS = {
@@ -98,9 +97,10 @@ def html_to_text(html: str) -> str:
     """Readable plain text of an HTML body (blocks on their own lines, no scripts or styles)."""
     if not html.strip():
         return ""
-    try:
-        import html_text  # on first use: it loads lxml, which slows every start
+    import html_text  # on first use: it and lxml slow every start
+    import lxml.etree
 
+    try:
         return str(html_text.extract_text(html, guess_layout=True)).strip()
     except (lxml.etree.LxmlError, ValueError):
         return htmllib.unescape(nh3.clean(html, tags=set())).strip()

@@ -1,4 +1,7 @@
-"""SMTP channel adapter (aiosmtplib): send to the envelope recipients, classify failures."""
+"""SMTP channel adapter (aiosmtplib): send to the envelope recipients, classify failures.
+
+aiosmtplib is imported when a connection is made or a failure classified: not at start.
+"""
 
 from __future__ import annotations
 
@@ -6,8 +9,7 @@ import asyncio
 import ssl
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-
-import aiosmtplib
+from typing import TYPE_CHECKING
 
 from enque.email.errors import (
     AuthenticationFailed,
@@ -17,6 +19,9 @@ from enque.email.errors import (
     TlsFailed,
 )
 from enque.email.tls import Security, client_context, is_tls_failure
+
+if TYPE_CHECKING:
+    import aiosmtplib
 
 
 @dataclass(frozen=True)
@@ -36,6 +41,8 @@ class SendResult:
 
 
 def _client(settings: SmtpSettings, context: ssl.SSLContext | None) -> aiosmtplib.SMTP:
+    import aiosmtplib
+
     context = context or client_context()
     return aiosmtplib.SMTP(
         hostname=settings.host,
@@ -68,6 +75,8 @@ async def send(
     ssl_context: ssl.SSLContext | None = None,
 ) -> SendResult:
     """Send `message` to the envelope `recipients` (BCC included there, never in headers)."""
+    import aiosmtplib
+
     if not recipients:
         raise PermanentError("no recipients")
     try:
@@ -88,6 +97,8 @@ async def send(
 
 async def verify(settings: SmtpSettings, ssl_context: ssl.SSLContext | None = None) -> None:
     """Connect, negotiate TLS as configured and log in: what saving a mailbox checks first."""
+    import aiosmtplib
+
     try:
         smtp = await _open(settings, ssl_context)
         try:
@@ -100,6 +111,8 @@ async def verify(settings: SmtpSettings, ssl_context: ssl.SSLContext | None = No
 
 def classify(exc: BaseException) -> ChannelError:
     """An aiosmtplib failure as a temporary or permanent channel error."""
+    import aiosmtplib
+
     if isinstance(exc, ChannelError):
         return exc
     if isinstance(exc, aiosmtplib.SMTPAuthenticationError):

@@ -45,7 +45,6 @@ from enque.customers.service import find_or_create_customer
 from enque.email.classify import Classification, classify
 from enque.email.errors import TemporaryError
 from enque.email.parse import Attachment, ParsedMessage
-from enque.email.quotes import fold
 from enque.email.sanitize import cid_references, rewrite_cids, text_to_html
 from enque.email.threading import DEFAULT_TOKEN, ticket_number
 from enque.mailboxes.models import EmailMessage, Mailbox
@@ -288,6 +287,8 @@ def _body_html(parsed: ParsedMessage) -> str:
 
 def folded_html(parsed: ParsedMessage) -> str:
     """The new part of a reply, its quoted history folded into a `<details>` block."""
+    from enque.email.quotes import fold  # lxml: on the first message
+
     result = fold(parsed.text, parsed.html)
     if parsed.html:
         if result.html_quoted and result.html and result.html.strip():

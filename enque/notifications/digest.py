@@ -12,17 +12,20 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from typing import Any
+from functools import cache
+from typing import TYPE_CHECKING, Any
 
-from jinja2 import DictLoader, Environment, StrictUndefined, select_autoescape
 from sqlalchemy import func, select, update
 
 from enque.agents.models import Agent, AgentWorkspace
 from enque.core import db
-from enque.core.mail import Mail, SystemMailer, mailer_of
+from enque.core.mail import Mail, SystemMailer, mail_environment, mailer_of
 from enque.core.runtime import Runtime
 from enque.notifications.models import Notification
 from enque.workspaces.models import Workspace
+
+if TYPE_CHECKING:
+    from jinja2 import Environment
 
 log = logging.getLogger(__name__)
 
@@ -54,12 +57,10 @@ in {{ workspace }}. <a href="{{ settings_link }}">Notification settings</a></p>
 </body></html>""",
 }
 
-_env = Environment(
-    loader=DictLoader(_TEMPLATES),
-    autoescape=select_autoescape(enabled_extensions=("html",), default_for_string=False),
-    undefined=StrictUndefined,
-    keep_trailing_newline=True,
-)
+
+@cache
+def _environment() -> Environment:
+    return mail_environment(_TEMPLATES)  # jinja2 is imported by the first digest
 
 
 @dataclass
@@ -125,8 +126,9 @@ def digest_mail(runtime: Runtime, digest: Digest) -> Mail:
         "workspace": digest.workspace,
         "settings_link": f"{base}/settings/notifications",
     }
-    text = _env.get_template("digest.txt").render(context)
-    html = _env.get_template("digest.html").render(context)
+    env = _environment()
+    text = env.get_template("digest.txt").render(context)
+    html = env.get_template("digest.html").render(context)
     return Mail(to=digest.to, subject=" ".join(subject.split())[:250], text=text, html=html)
 
 

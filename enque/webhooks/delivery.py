@@ -29,7 +29,7 @@ from enque.core.db import now as unix_now
 from enque.core.events import Event, emit
 from enque.core.runtime import Runtime
 from enque.core.secrets import unseal
-from enque.webhooks.guard import allowed_hosts, guarded_client
+from enque.webhooks.guard import allowed_hosts
 from enque.webhooks.models import Webhook, WebhookDelivery
 
 if TYPE_CHECKING:
@@ -78,6 +78,8 @@ class Sender:
     @property
     def client(self) -> httpx.AsyncClient:
         if self._client is None:
+            from enque.webhooks.transport import guarded_client  # httpx: on first delivery
+
             settings = self.runtime.settings
             self._client = guarded_client(
                 lambda: allowed_hosts(settings.webhook_allowed_hosts), timeout=TIMEOUT
