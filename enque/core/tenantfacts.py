@@ -78,6 +78,15 @@ class TenantFacts(Generic[T]):
             entries.popitem(last=False)
         return value
 
+    async def within(self, session: AsyncSession, workspace_id: str) -> T:
+        """As `get`, from inside a unit of work: one that has changed the fact's tables in this
+        workspace (not yet committed) reads the fact itself, seeing its own change."""
+        runtime: Runtime | None = session.info.get("runtime")
+        changed: dict[str, set[str]] = session.info.get(PENDING, {})
+        if runtime is None or workspace_id in changed.get(self.name, ()):
+            return await self.load(session, workspace_id)
+        return await self.get(runtime, workspace_id)
+
 
 async def facts_changed(cache: Cache, changed: Mapping[str, Collection[str]]) -> None:
     """Every worker's kept facts of these (fact, workspaces) are stale from now on."""

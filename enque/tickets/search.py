@@ -204,13 +204,7 @@ async def _write_sqlite(session: AsyncSession, rows: list[dict[str, Any]]) -> No
         )
     )
     rowids = {ticket_id: rowid for ticket_id, rowid in found.tuples()}
-    await session.execute(
-        text("DELETE FROM ticket_search WHERE rowid IN :rowids").bindparams(
-            bindparam("rowids", expanding=True)
-        ),
-        {"rowids": list(rowids.values())},
-    )
-    await session.execute(
-        text("INSERT INTO ticket_search (rowid, document) VALUES (:rowid, :document)"),
+    await session.execute(  # FTS5 replaces the document under the rowid, terms and all
+        text("INSERT OR REPLACE INTO ticket_search (rowid, document) VALUES (:rowid, :document)"),
         [{"rowid": rowids[r["ticket_id"]], "document": r["document"]} for r in rows],
     )
