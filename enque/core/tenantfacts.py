@@ -99,8 +99,9 @@ def _forget(runtime: Runtime, changed: Mapping[str, Collection[str]]) -> None:
     kept: dict[str, OrderedDict[str, Any]] = runtime.services.get(SERVICE, {})
     for name, workspace_ids in changed.items():
         entries = kept.get(name)
-        for workspace_id in workspace_ids if entries else ():
-            entries.pop(workspace_id, None)  # type: ignore[union-attr]
+        if entries is not None:
+            for workspace_id in workspace_ids:
+                entries.pop(workspace_id, None)
 
 
 # ---------------------------------------------------------------- invalidation
