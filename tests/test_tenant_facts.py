@@ -115,3 +115,15 @@ async def test_workspaces_are_kept_apart(
     await surveys(second, tenant, True)
     assert await ENABLED.get(first, tenant.workspace_id) is True
     assert await ENABLED.get(first, other.workspace_id) is False
+
+
+async def test_a_unit_of_work_reads_its_own_uncommitted_change(
+    tenant: Tenant, workers: tuple[Runtime, Runtime]
+) -> None:
+    first, _ = workers
+    assert await IN_USE.get(first, tenant.workspace_id) is False
+    async with first.db.transaction() as session:
+        assert await IN_USE.within(session, tenant.workspace_id) is False  # kept entry
+        session.add(SlaPolicy(workspace_id=tenant.workspace_id, name="Standard"))
+        await session.flush()
+        assert await IN_USE.within(session, tenant.workspace_id) is True  # read in the unit
