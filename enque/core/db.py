@@ -193,9 +193,14 @@ class Database:
 AfterCommit = Callable[[], Awaitable[None]]
 
 
-def on_commit(session: AsyncSession, hook: AfterCommit) -> None:
-    """Run `hook` once the outermost unit of work on this session has committed."""
-    session.info.setdefault("after_commit", []).append(hook)
+def on_commit(session: AsyncSession, hook: AfterCommit, *, first: bool = False) -> None:
+    """Run `hook` once the outermost unit of work on this session has committed (`first`:
+    before the hooks already queued)."""
+    hooks: list[AfterCommit] = session.info.setdefault("after_commit", [])
+    if first:
+        hooks.insert(0, hook)
+    else:
+        hooks.append(hook)
 
 
 @asynccontextmanager

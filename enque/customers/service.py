@@ -197,10 +197,14 @@ async def create_customer(
     notes: str | None = None,
     is_blocked: bool = False,
     custom_fields: dict[str, Any] | None = None,
+    looked_up: bool = False,
 ) -> User:
-    """A new customer; without a company it joins the one owning its email domain."""
+    """A new customer; without a company it joins the one owning its email domain.
+
+    `looked_up`: the caller has just found no customer with this address in this
+    transaction (the unique index still decides a race)."""
     async with unit(session):
-        if await _email_taken(session, workspace_id, email):
+        if not looked_up and await _email_taken(session, workspace_id, email):
             raise conflict(
                 "A customer with this email exists", [{"path": "email", "message": "taken"}]
             )
@@ -269,7 +273,12 @@ async def find_or_create_customer(
             return user
         try:
             return await create_customer(
-                session, workspace_id=workspace_id, actor=actor, email=email.strip(), name=name
+                session,
+                workspace_id=workspace_id,
+                actor=actor,
+                email=email.strip(),
+                name=name,
+                looked_up=True,
             )
         except ApiError as exc:
             if exc.code != "CONFLICT":

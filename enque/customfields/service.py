@@ -30,6 +30,7 @@ from enque.automations.service import deactivate_rules_naming
 from enque.core.db import now, unit
 from enque.core.errors import ApiError, conflict, not_found, validation_error
 from enque.core.events import Event, emit
+from enque.core.tenantfacts import TenantFacts
 from enque.customers.models import Company, User
 from enque.customfields import values as rules
 from enque.customfields.models import CustomField, CustomFieldValue
@@ -254,12 +255,24 @@ _VALUES_OF = (
 )
 
 
+async def _entities(session: AsyncSession, workspace_id: str) -> frozenset[str]:
+    rows = await session.execute(
+        select(CustomField.entity).where(CustomField.workspace_id == workspace_id).distinct()
+    )
+    return frozenset(rows.scalars())
+
+
+# the kinds of entity the workspace has fields for: read once until a field changes
+DEFINED = TenantFacts("customfields", _entities, {CustomField: ("new", "dirty", "deleted")})
+
+
 async def values_of(
     session: AsyncSession, *, workspace_id: str, entity: str, entity_ids: Sequence[str]
 ) -> dict[str, dict[str, Any]]:
-    """`{entity_id: {key: value}}` for several entities in one query."""
+    """`{entity_id: {key: value}}` for several entities in one query (none at all while the
+    workspace has no field for the entity)."""
     found: dict[str, dict[str, Any]] = {i: {} for i in entity_ids}
-    if not entity_ids:
+    if not entity_ids or entity not in await DEFINED.within(session, workspace_id):
         return found
     connection = await session.connection()  # plain rows: no ORM loading needed
     rows = await connection.execute(

@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from enque.comments.models import Comment
 from enque.core.metrics import QUEUE_DEPTH
 from enque.core.runtime import Runtime
+from enque.core.tenantfacts import TenantFacts
 from enque.mailboxes import outbound
 from enque.mailboxes.models import Mailbox
 from enque.mailboxes.sync import sync_all, sync_mailbox
@@ -20,18 +21,22 @@ RESEND_JOB = "email.resend"
 RESEND_INTERVAL = 60
 
 
+async def _live_ids(session: AsyncSession, workspace_id: str) -> frozenset[str]:
+    rows = await session.execute(
+        select(Mailbox.id).where(Mailbox.workspace_id == workspace_id, Mailbox.deleted_at.is_(None))
+    )
+    return frozenset(rows.scalars())
+
+
+# the workspace's live mailboxes: read once until one is added, changed or removed
+LIVE = TenantFacts("mailboxes", _live_ids, {Mailbox: ("new", "dirty", "deleted")})
+
+
 class MailboxDirectory:
     """`runtime.services["mailboxes"]` (tickets/seams.py): which mailbox a ticket may name."""
 
     async def exists(self, session: AsyncSession, *, workspace_id: str, mailbox_id: str) -> bool:
-        row = await session.execute(
-            select(Mailbox.id).where(
-                Mailbox.id == mailbox_id,
-                Mailbox.workspace_id == workspace_id,
-                Mailbox.deleted_at.is_(None),
-            )
-        )
-        return row.first() is not None
+        return mailbox_id in await LIVE.within(session, workspace_id)
 
 
 def setup(runtime: Runtime) -> None:

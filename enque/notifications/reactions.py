@@ -156,9 +156,21 @@ def relevant(event: Event) -> bool:
     return False
 
 
+async def _unassigned(runtime: Runtime, event: Event) -> bool:
+    """A customer's message on a ticket nobody is assigned to: no one to tell (one read)."""
+    comment = event.payload.get("comment") or {}
+    if event.type != "comment.created" or comment.get("kind") != "customer":
+        return False
+    async with runtime.db.session(write=False) as session:
+        ticket = await load_ticket(session, event.workspace_id, event.payload["ticketId"])
+    return ticket is None or ticket.assignee_id is None
+
+
 async def react(runtime: Runtime, event: Event) -> None:
     if event.type not in HANDLED or not relevant(event):
         return
+    if await _unassigned(runtime, event):
+        return  # decided on a read: no write transaction (SQLite has one writer)
     actor_id = (event.actor or {}).get("id") if (event.actor or {}).get("type") == "agent" else None
     async with runtime.db.transaction() as session:
         if event.type == "ticket.created":

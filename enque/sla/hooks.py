@@ -5,9 +5,11 @@ from __future__ import annotations
 from functools import partial
 
 from sqlalchemy import or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
 
 from enque.core.events import Event, caused_by
 from enque.core.runtime import Runtime
+from enque.core.tenantfacts import TenantFacts
 from enque.sla.models import SlaPolicy, TicketSla
 from enque.sla.service import check_due, sync_ticket
 
@@ -25,8 +27,20 @@ def ticket_of(event: Event) -> str | None:
     return value if isinstance(value, str) else None
 
 
+async def _in_use(session: AsyncSession, workspace_id: str) -> bool:
+    policy = select(SlaPolicy.id).where(SlaPolicy.workspace_id == workspace_id).exists()
+    state = select(TicketSla.ticket_id).where(TicketSla.workspace_id == workspace_id).exists()
+    return bool((await session.execute(select(or_(policy, state)))).scalar())
+
+
+# whether the workspace has a policy or any ticket an SLA state: kept until one is added
+IN_USE = TenantFacts("sla", _in_use, {SlaPolicy: ("new", "dirty", "deleted"), TicketSla: ("new",)})
+
+
 async def concerned(runtime: Runtime, workspace_id: str, ticket_id: str) -> bool:
-    """Whether the workspace has a policy or the ticket an SLA state (one read)."""
+    """Whether the workspace has a policy or the ticket an SLA state (none: no read at all)."""
+    if not await IN_USE.get(runtime, workspace_id):
+        return False
     async with runtime.db.session(write=False) as session:
         policy = select(SlaPolicy.id).where(SlaPolicy.workspace_id == workspace_id).exists()
         state = select(TicketSla.ticket_id).where(TicketSla.ticket_id == ticket_id).exists()

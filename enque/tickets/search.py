@@ -33,6 +33,7 @@ from sqlalchemy import (
     select,
     text,
 )
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from enque.comments.models import Comment
@@ -207,26 +208,17 @@ async def _reindex_chunk(session: AsyncSession, workspace_id: str, ids: Sequence
 
 async def _write_sqlite(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
     """Give each ticket its FTS rowid once, then replace its document under that rowid."""
-    await session.execute(
-        text(
-            "INSERT INTO ticket_search_docs (ticket_id, workspace_id) "
-            "VALUES (:ticket_id, :workspace_id) ON CONFLICT (ticket_id) DO NOTHING"
-        ),
-        rows,
+    docs = sqlite_insert(sqlite_docs).values(
+        [{"ticket_id": r["ticket_id"], "workspace_id": r["workspace_id"]} for r in rows]
     )
-    found = await session.execute(
-        select(sqlite_docs.c.ticket_id, sqlite_docs.c.id).where(
-            sqlite_docs.c.ticket_id.in_([r["ticket_id"] for r in rows])
-        )
+    found = await session.execute(  # the rowid, new or kept, of each ticket in one statement
+        docs.on_conflict_do_update(
+            index_elements=[sqlite_docs.c.ticket_id],
+            set_={"workspace_id": docs.excluded.workspace_id},
+        ).returning(sqlite_docs.c.ticket_id, sqlite_docs.c.id)
     )
     rowids = {ticket_id: rowid for ticket_id, rowid in found.tuples()}
-    await session.execute(
-        text("DELETE FROM ticket_search WHERE rowid IN :rowids").bindparams(
-            bindparam("rowids", expanding=True)
-        ),
-        {"rowids": list(rowids.values())},
-    )
-    await session.execute(
-        text("INSERT INTO ticket_search (rowid, document) VALUES (:rowid, :document)"),
+    await session.execute(  # FTS5 replaces the document under the rowid, terms and all
+        text("INSERT OR REPLACE INTO ticket_search (rowid, document) VALUES (:rowid, :document)"),
         [{"rowid": rowids[r["ticket_id"]], "document": r["document"]} for r in rows],
     )

@@ -167,6 +167,20 @@ async def _exists(session: AsyncSession, stmt: Any) -> bool:
     return (await session.execute(stmt.limit(1))).first() is not None
 
 
+async def _live_customer(session: AsyncSession, workspace_id: str, user_id: str) -> bool:
+    """Whether the customer is live in the workspace; one the session holds already (the
+    sender of an incoming message, just found or created) is judged without a query."""
+    known = session.identity_map.get(session.identity_key(User, user_id))
+    if isinstance(known, User):
+        return known.workspace_id == workspace_id and known.deleted_at is None
+    return await _exists(
+        session,
+        select(User.id).where(
+            User.workspace_id == workspace_id, User.id == user_id, User.deleted_at.is_(None)
+        ),
+    )
+
+
 async def check_references(
     session: AsyncSession, workspace_id: str, fields: dict[str, Any]
 ) -> None:
@@ -193,14 +207,7 @@ async def check_references(
         ),
     ):
         raise validation_error("categoryId", "no such category in this workspace")
-    if fields.get("user_id") and not await _exists(
-        session,
-        select(User.id).where(
-            User.workspace_id == workspace_id,
-            User.id == fields["user_id"],
-            User.deleted_at.is_(None),
-        ),
-    ):
+    if fields.get("user_id") and not await _live_customer(session, workspace_id, fields["user_id"]):
         raise validation_error("userId", "no such customer in this workspace")
     if fields.get("mailbox_id"):
         await seams.check_mailbox(session, workspace_id, fields["mailbox_id"])

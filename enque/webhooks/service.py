@@ -23,6 +23,7 @@ from enque.core.events import Event
 from enque.core.pagination import Page, SortKey, keyset_page
 from enque.core.runtime import Runtime, runtime_of
 from enque.core.secrets import seal
+from enque.core.tenantfacts import TenantFacts
 from enque.webhooks.delivery import LEASE
 from enque.webhooks.guard import allowed_hosts, check_url
 from enque.webhooks.models import Webhook, WebhookDelivery
@@ -215,25 +216,33 @@ def body_of(event: Event) -> dict[str, Any]:
     }
 
 
+async def _subscriptions(
+    session: AsyncSession, workspace_id: str
+) -> tuple[tuple[str, list[str]], ...]:
+    rows = await session.execute(
+        select(Webhook.id, Webhook.events).where(
+            Webhook.workspace_id == workspace_id, Webhook.is_active.is_(True)
+        )
+    )
+    return tuple((hook_id, list(events)) for hook_id, events in rows)
+
+
+# (id, events) of the workspace's active webhooks, read once until one changes
+SUBSCRIPTIONS = TenantFacts("webhooks", _subscriptions, {Webhook: ("new", "dirty", "deleted")})
+
+
 async def enqueue(runtime: Runtime, event: Event) -> list[str]:
     """Delivery rows for every active subscription to `event`, already claimed for their first
     attempt (the caller sends them now; if it cannot, the lease lapses and the job does)."""
     if event.agent_id is not None or event.type.startswith(NOT_DELIVERED_PREFIXES):
         return []
-    async with runtime.db.session(write=False) as session:
-        hooks = (
-            await session.execute(
-                select(Webhook.id, Webhook.events).where(
-                    Webhook.workspace_id == event.workspace_id, Webhook.is_active.is_(True)
-                )
-            )
-        ).all()
+    hooks = await SUBSCRIPTIONS.get(runtime, event.workspace_id)
     targets = [hook_id for hook_id, events in hooks if subscribed(events, event.type)]
     if not targets:
         return []
     moment = now()
     body = body_of(event)
-    rows = [
+    rows: list[dict[str, Any]] = [
         {
             "id": new_id(),
             "workspace_id": event.workspace_id,
