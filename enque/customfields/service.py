@@ -3,7 +3,10 @@
 Values live in `custom_field_values` (one row per field and entity), so the tickets and
 customers tables stay as they are; each row keeps a text and a number key for filtering.
 A ticket cannot be closed while a field marked `requiredOnClose` is empty (the tickets
-domain calls `check_close` through `runtime.services["ticket_close_checks"]`).
+domain calls `check_close` through `runtime.services["ticket_close_checks"]`). A change of a
+ticket's values is a change of the ticket (`tickets.service.update_ticket`: one version, one
+`ticket.updated` naming them `customFields.<key>`); a customer's or company's raises
+`custom_fields.updated`.
 
 Automation rules may test the fields (`ticket.custom.<key>`, …). Deleting a field, or removing
 options a rule names, switches those rules off in the same transaction and the activity log
