@@ -33,7 +33,7 @@ class CustomFieldValues(Protocol):
     ) -> dict[str, dict[str, Any]]:
         """`{entity_id: {key: value}}` of `entity` (`ticket`, `user`, `company`), one query."""
 
-    async def set_values(
+    async def write_values(
         self,
         session: AsyncSession,
         *,
@@ -42,9 +42,10 @@ class CustomFieldValues(Protocol):
         entity: str,
         entity_id: str,
         changes: dict[str, Any],
-    ) -> dict[str, Any]:
+    ) -> dict[str, list[Any]]:
         """Merge `changes` (`null` clears) into the entity's values, all or nothing (422 naming
-        each `customFields.<key>`); answers the values after the change."""
+        each `customFields.<key>`); answers `{key: [old, new]}` of what changed. A ticket's
+        change is not announced: the caller's `ticket.updated` lists it."""
 
     async def search_text(
         self, session: AsyncSession, *, workspace_id: str, entity: str, entity_ids: Sequence[str]
@@ -89,14 +90,15 @@ async def write_custom_fields(
     entity: str,
     entity_id: str,
     values: dict[str, Any] | None,
-) -> None:
-    """Write `customFields` given in a create or update body, in the caller's transaction."""
+) -> dict[str, list[Any]]:
+    """Write `customFields` given in a create or update body, in the caller's transaction;
+    answers `{key: [old, new]}` of what changed."""
     if not values:
-        return
+        return {}
     store = _store(session)
     if store is None:
         raise validation_error("customFields", "custom fields are not available")
-    await store.set_values(
+    return await store.write_values(
         session,
         workspace_id=workspace_id,
         actor=actor,

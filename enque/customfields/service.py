@@ -3,7 +3,10 @@
 Values live in `custom_field_values` (one row per field and entity), so the tickets and
 customers tables stay as they are; each row keeps a text and a number key for filtering.
 A ticket cannot be closed while a field marked `requiredOnClose` is empty (the tickets
-domain calls `check_close` through `runtime.services["ticket_close_checks"]`).
+domain calls `check_close` through `runtime.services["ticket_close_checks"]`). A change of a
+ticket's values is a change of the ticket (`tickets.service.update_ticket`: one version, one
+`ticket.updated` naming them `customFields.<key>`); a customer's or company's raises
+`custom_fields.updated`.
 
 Automation rules may test the fields (`ticket.custom.<key>`, …). Deleting a field, or removing
 options a rule names, switches those rules off in the same transaction and the activity log
@@ -36,6 +39,7 @@ from enque.customfields import values as rules
 from enque.customfields.models import CustomField, CustomFieldValue
 from enque.tickets import search
 from enque.tickets.models import Ticket
+from enque.tickets.service import update_ticket
 
 ENTITIES: dict[str, Any] = {"ticket": Ticket, "user": User, "company": Company}
 KEY = re.compile(r"^[a-z][a-z0-9_]{0,49}$")
@@ -301,7 +305,46 @@ async def set_values(
     entity_id: str,
     changes: dict[str, Any],
 ) -> dict[str, Any]:
-    """Merge `changes` (`{key: value}`, null clears) into the entity's values; all or nothing."""
+    """Merge `changes` (`{key: value}`, null clears) into the entity's values; all or nothing.
+    A ticket's values change through `update_ticket`, as a change of the ticket: one version,
+    one `ticket.updated` (and so one run of its rules). Answers the values after the change."""
+    if entity == "ticket":
+        await _require_entity(session, workspace_id, entity, entity_id)
+        await update_ticket(
+            session,
+            workspace_id=workspace_id,
+            actor=actor,
+            ticket_id=entity_id,
+            changes={"custom_fields": changes},
+        )
+    else:
+        await write_values(
+            session,
+            workspace_id=workspace_id,
+            actor=actor,
+            entity=entity,
+            entity_id=entity_id,
+            changes=changes,
+        )
+    found = await values_of(
+        session, workspace_id=workspace_id, entity=entity, entity_ids=[entity_id]
+    )
+    return found[entity_id]
+
+
+async def write_values(
+    session: AsyncSession,
+    *,
+    workspace_id: str,
+    actor: Actor,
+    entity: str,
+    entity_id: str,
+    changes: dict[str, Any],
+) -> dict[str, list[Any]]:
+    """Merge `changes` into the entity's values, all or nothing, in the caller's transaction;
+    answers `{key: [old, new]}` of what changed. A customer's or company's change is announced
+    here (`custom_fields.updated`); a ticket's is announced by the tickets domain, with the
+    rest of the ticket's change, as `ticket.updated`."""
     async with unit(session):
         await _require_entity(session, workspace_id, entity, entity_id)
         defined = {
@@ -362,7 +405,8 @@ async def set_values(
             else:
                 row.value, row.value_text, row.value_number = value, text, number
         if diff:
-            await _touch(session, workspace_id, entity, entity_id)
+            if entity != "ticket":  # a ticket's change moves it forward (`update_ticket`)
+                await _touch(session, workspace_id, entity, entity_id)
             await session.flush()
             if entity == "ticket" and any(defined[k].type in SEARCHED_TYPES for k in diff):
                 await search.reindex_tickets(session, workspace_id, [entity_id])
@@ -376,21 +420,18 @@ async def set_values(
                 before={k: v[0] for k, v in diff.items()},
                 after={k: v[1] for k, v in diff.items()},
             )
-            channels = ["tickets", f"ticket:{entity_id}"] if entity == "ticket" else ["customers"]
-            emit(
-                session,
-                Event(
-                    "custom_fields.updated",
-                    workspace_id,
-                    {"entity": entity, "id": entity_id, "changes": diff},
-                    channels=channels,
-                    actor=actor.as_dict(),
-                ),
-            )
-    found = await values_of(
-        session, workspace_id=workspace_id, entity=entity, entity_ids=[entity_id]
-    )
-    return found[entity_id]
+            if entity != "ticket":
+                emit(
+                    session,
+                    Event(
+                        "custom_fields.updated",
+                        workspace_id,
+                        {"entity": entity, "id": entity_id, "changes": diff},
+                        channels=["customers"],
+                        actor=actor.as_dict(),
+                    ),
+                )
+    return diff
 
 
 async def _touch(session: AsyncSession, workspace_id: str, entity: str, entity_id: str) -> None:
@@ -424,7 +465,7 @@ class FieldValues:
             session, workspace_id=workspace_id, entity=entity, entity_ids=entity_ids
         )
 
-    async def set_values(
+    async def write_values(
         self,
         session: AsyncSession,
         *,
@@ -433,8 +474,8 @@ class FieldValues:
         entity: str,
         entity_id: str,
         changes: dict[str, Any],
-    ) -> dict[str, Any]:
-        return await set_values(
+    ) -> dict[str, list[Any]]:
+        return await write_values(
             session,
             workspace_id=workspace_id,
             actor=actor,

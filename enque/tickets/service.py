@@ -16,6 +16,7 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm.attributes import flag_modified
 from sqlalchemy.orm.exc import StaleDataError
 
 from enque.activity.service import Actor, record
@@ -50,6 +51,9 @@ NOT_NULL = frozenset({"subject", "status", "priority", "tags", "is_read"})
 REFERENCES = frozenset({"assignee_id", "team_id", "category_id"})  # changeable ids
 # audit verbs for fields that reports and notifications look for by name
 FIELD_VERBS = {"status": "ticket.status_changed", "assigneeId": "ticket.assigned"}
+# a custom field's key in `ticket.updated` changes: `customFields.<key>` (audited by the custom
+# fields domain as `custom_fields.updated`)
+CUSTOM_CHANGE = "customFields."
 
 
 def channels(ticket_id: str) -> list[str]:
@@ -308,7 +312,11 @@ def record_changes(
     session: AsyncSession, ticket: Ticket, diff: dict[str, list[Any]], actor: Actor
 ) -> None:
     """Audit rows for a change: status and assignee under their own verbs, the rest together."""
-    rest = {k: v for k, v in diff.items() if k not in FIELD_VERBS and k != "updatedAt"}
+    rest = {
+        k: v
+        for k, v in diff.items()
+        if k not in FIELD_VERBS and k != "updatedAt" and not k.startswith(CUSTOM_CHANGE)
+    }
     for field_name, verb in FIELD_VERBS.items():
         if field_name in diff:
             old, new = diff[field_name]
@@ -519,7 +527,9 @@ async def update_ticket(
 ) -> Ticket:
     """Change fields of a ticket. With `expected_version`, a ticket changed since that version
     is refused with 409 and nothing is written. `custom_fields` (`{key: value}`, null clears)
-    are written first, so a change to `Closed` sees them in its close checks."""
+    are written first, so a change to `Closed` sees them in its close checks; a change of
+    their values is a change of the ticket (a new version), listed as `customFields.<key>`
+    in the one `ticket.updated` of the whole change."""
     values = changes.get("custom_fields")
     changes = {k: v for k, v in changes.items() if k in CHANGEABLE}
     async with unit(session):
@@ -533,7 +543,7 @@ async def update_ticket(
             )
         ensure_open_for_change(ticket)
         await check_references(session, workspace_id, changes)
-        await write_custom_fields(
+        custom = await write_custom_fields(
             session,
             workspace_id=workspace_id,
             actor=actor,
@@ -542,6 +552,10 @@ async def update_ticket(
             values=values,
         )
         diff = await apply_changes(session, ticket, changes)
+        if custom:
+            touch(ticket)
+            flag_modified(ticket, "updated_at")  # a new version even within the same second
+            diff.update({f"{CUSTOM_CHANGE}{key}": span for key, span in custom.items()})
         await publish_changes(session, ticket, diff, actor)
     return ticket
 

@@ -47,6 +47,7 @@ CATALOGUE = frozenset(
         "company.created",
         "company.updated",
         "company.deleted",
+        "custom_fields.updated",  # a customer's or company's values (a ticket's: ticket.updated)
         "sla.warning",
         "sla.breached",
         "csat.received",

@@ -91,6 +91,32 @@ async def test_only_subscribed_events_are_sent(
     assert await deliveries(tenant, paused["id"]) == []
 
 
+async def test_a_change_of_custom_field_values_is_one_event(
+    tenant: Tenant, receiver: Receiver, app_runtime: Runtime
+) -> None:
+    for entity, key in (("ticket", "plan"), ("user", "tier")):
+        body = {"entity": entity, "key": key, "label": key, "type": "text"}
+        data(await tenant.post("/v1/custom-fields", json=body), 201)
+    await subscribe(tenant, receiver.url(), ["*"])
+    ticket = await new_ticket(tenant)
+    await sender_of(app_runtime).idle()
+    receiver.received.clear()
+    path = f"/v1/tickets/{ticket['id']}"
+    data(await tenant.patch(path, json={"priority": "High", "customFields": {"plan": "gold"}}))
+    data(await tenant.patch(f"{path}/custom-fields", json={"customFields": {"plan": "silver"}}))
+    user = f"/v1/users/{ticket['customer']['id']}/custom-fields"
+    data(await tenant.patch(user, json={"customFields": {"tier": "paid"}}))
+    await sender_of(app_runtime).idle()
+    got = [orjson.loads(r.body) for r in receiver.received]
+    assert [(b["type"], b["payload"]["changes"]) for b in got] == [
+        ("ticket.updated", {"priority": ["Medium", "High"], "customFields.plan": [None, "gold"]}),
+        ("ticket.updated", {"customFields.plan": ["gold", "silver"]}),
+        ("custom_fields.updated", {"tier": [None, "paid"]}),
+    ]
+    named = await subscribe(tenant, receiver.url(), ["custom_fields.updated"])
+    assert named["events"] == ["custom_fields.updated"]
+
+
 async def test_failures_are_retried_with_backoff(
     tenant: Tenant, receiver: Receiver, app_runtime: Runtime
 ) -> None:
