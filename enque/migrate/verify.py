@@ -22,6 +22,7 @@ from obstore.exceptions import NotFoundError
 from sqlalchemy import Table, and_, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from enque.activity.models import Activity
 from enque.agents.models import Agent
 from enque.comments.models import Comment
 from enque.core.crypto import Cipher, DecryptionError
@@ -182,6 +183,10 @@ LOOSE_REFERENCES: tuple[tuple[Any, str, Any, Any], ...] = (
     (Ticket, "mailbox_id", Mailbox, None),
     (Mailbox, "team_id", Team, None),
     (Mailbox, "default_assignee_id", Agent, None),
+    (Activity, "actor_id", Agent, Activity.actor_type == "agent"),
+    (Activity, "subject_id", Ticket, Activity.subject_type == "ticket"),
+    (Activity, "subject_id", Comment, Activity.subject_type == "comment"),
+    (Activity, "subject_id", User, Activity.subject_type == "user"),
 )
 
 
@@ -196,7 +201,7 @@ async def check_references(conn: AsyncConnection, report: Report) -> dict[str, i
         if extra is not None:
             condition = and_(condition, extra)
         dangling = await conn.scalar(select(func.count()).select_from(child_t).where(condition))
-        counts[f"{child_t.name}.{column}"] = int(dangling or 0)
+        counts[f"{child_t.name}.{column}→{parent_t.name}"] = int(dangling or 0)
         if dangling:
             report.issue(
                 "dangling_reference",
