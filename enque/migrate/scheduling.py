@@ -8,7 +8,7 @@ from typing import Any
 import orjson
 
 from enque.attachments.models import Attachment
-from enque.migrate.conversations import clean
+from enque.migrate.render import clean
 from enque.migrate.spec import Env, Item, Row, TableSpec, table_of
 from enque.migrate.transform import (
     json_value,

@@ -36,7 +36,7 @@ from enque.migrate.people import legacy_agents
 from enque.migrate.report import Report
 from enque.migrate.source import LegacySource
 from enque.migrate.spec import Batch, Env, transform_batch
-from enque.migrate.transform import LegacySecrets, checksum
+from enque.migrate.transform import LegacySecrets, row_checksum
 from enque.teams.models import Team
 from enque.tickets.models import Ticket
 
@@ -54,10 +54,9 @@ class TableCheck:
     files_bad: int = 0
 
 
-def _normal(value: Any) -> Any:
-    if isinstance(value, bool):
-        return int(value)
-    return value
+def _normal(values: list[Any]) -> list[Any]:
+    """Values as both sides compare them (booleans as 0/1: SQLite stores integers)."""
+    return [int(v) if v.__class__ is bool else v for v in values]
 
 
 def _unsealed(cipher: Cipher, table: Table, column: str, row: dict[str, Any]) -> Any:
@@ -110,11 +109,11 @@ async def compare_rows(
             )
             continue
         check.found += 1
-        want = {c: _normal(row[c]) for c in columns}
-        have = {c: _normal(target[c]) for c in columns}
-        if checksum(want) != checksum(have):
+        want = _normal([row[c] for c in columns])
+        have = _normal([target[c] for c in columns])
+        if row_checksum(want) != row_checksum(have):
             check.different += 1
-            changed = sorted(c for c in columns if want[c] != have[c])
+            changed = sorted(c for c, a, b in zip(columns, want, have, strict=True) if a != b)
             report.issue(
                 "row_differs",
                 f"{table.name} {row['id']}: {', '.join(changed)} differ",
