@@ -186,6 +186,8 @@ LOOSE_REFERENCES: tuple[tuple[Any, str, Any, Any], ...] = (
     (Activity, "subject_id", Ticket, Activity.subject_type == "ticket"),
     (Activity, "subject_id", Comment, Activity.subject_type == "comment"),
     (Activity, "subject_id", User, Activity.subject_type == "user"),
+    (Activity, "subject_id", Team, Activity.subject_type == "team"),
+    (Activity, "subject_id", Company, Activity.subject_type == "company"),
 )
 
 
