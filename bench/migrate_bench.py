@@ -194,6 +194,8 @@ async def main() -> None:
                     print(f"  load, comments:            {comments_rate:>10,.0f} rows/s")
                     print(f"  bare copy of comments:     {bare:>10,.0f} rows/s  (ceiling)")
                     print(f"  comments vs bare copy:     {comments_rate / bare:>10.2f}")
+                    overall = migrated / load_s
+                    print(f"  all tables vs bare copy:   {overall / bare:>10.2f}")
                     print(f"  verify:                    {facts['verify_seconds']:>10.1f} s")
                     phases = ", ".join(
                         f"{k} {v:.1f}s" for k, v in facts["load_phase_seconds"]["comments"].items()

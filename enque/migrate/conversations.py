@@ -10,10 +10,10 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from enque.categories.models import Category
 from enque.comments.models import Comment
-from enque.core.html import sanitize_html
 from enque.customers.models import Company, User
 from enque.mailboxes.models import EmailMessage, Mailbox
 from enque.migrate.idmap import IdSpace
+from enque.migrate.render import Message, clean, render
 from enque.migrate.source import LegacySource
 from enque.migrate.spec import (
     Env,
@@ -26,15 +26,10 @@ from enque.migrate.spec import (
     table_of,
 )
 from enque.migrate.transform import (
-    InlineImage,
-    OriginalSender,
     attachment_source,
     comment_kind,
     comment_source,
-    extract_inline_images,
-    html_text,
     parse_recipients,
-    split_original_sender,
     storage_key,
     ticket_priority,
     ticket_status,
@@ -47,16 +42,20 @@ from enque.tickets.models import PRIORITY_WEIGHT, Ticket, TicketBody, TicketCoun
 UNKNOWN_CUSTOMER = "unknown-customer@legacy.invalid"
 
 
-def clean(content: str) -> tuple[str, str]:
-    """(sanitized HTML, plain text) of legacy HTML."""
-    if not content:
-        return "", ""
-    safe = sanitize_html(content)
-    return safe, html_text(safe) if safe else ""
-
-
-def addresses(row: Row, column: str, item: Item) -> list[dict[str, str | None]]:
-    return [a.to_dict() for a in parse_recipients(row.get(column), item.ctx, column)]
+def addresses(value: str | None, item: Item, column: str) -> list[dict[str, str | None]]:
+    """The address list of a recipient column. The same few strings recur on most rows
+    (the mailbox, the customer): those that parse without a finding are kept for later rows
+    (bounded), their list shared (rows are written, never changed)."""
+    if not value:
+        return []
+    memo = item.env.memo("recipients")
+    found = memo.get(value)
+    if found is None:
+        before = item.ctx.report.count()
+        found = [a.to_dict() for a in parse_recipients(value, item.ctx, column)]
+        if item.ctx.report.count() == before:
+            memo[value] = found
+    return found
 
 
 def customer_row(
@@ -195,7 +194,7 @@ def ticket_row(item: Item) -> Row:
         "category_id": ref("category_id", "categories", ahead.categories),
         "mailbox_id": mailbox,
         "tags": [],
-        "cc": addresses(row, "cc_recipients", item),
+        "cc": addresses(row.get("cc_recipients"), item, "cc_recipients"),
         "due_at": unix_time(row.get("due_date"), ctx, "due_date"),
         "is_read": bool(to_bool(row.get("is_read"))),
         "first_response_at": None,
@@ -278,17 +277,6 @@ def ticket_body_row(item: Item) -> Folded | None:
 
 
 @dataclass
-class Message:
-    """A legacy comment's content, ready: sanitized HTML, text, images, its sender marker."""
-
-    original: str
-    content: str
-    text: str
-    images: list[InlineImage]
-    sender: OriginalSender | None
-
-
-@dataclass
 class CommentLookups:
     ticket_user: dict[str, Any]  # ticket id → its customer
     users: set[str]
@@ -297,15 +285,20 @@ class CommentLookups:
 
 
 async def _comments(rows: list[Row], env: Env) -> CommentLookups:
-    tickets = (env.id("tickets", r["ticket_id"]) for r in rows)
-    ticket_user = await env.column(table_of(Ticket), tickets, "user_id")
-    users = await env.existing(table_of(User), (env.maybe("users", r.get("user_id")) for r in rows))
+    """The batch's lookups (tickets and customers kept across batches: the comments load
+    writes no ticket, and the customers it makes are added to what it knows) and each
+    comment's content, read and rendered."""
+    tickets = {r["ticket_id"]: env.id("tickets", r["ticket_id"]) for r in rows}
+    ticket_user = await env.column(table_of(Ticket), tickets.values(), "user_id", keep=True)
+    authors = {env.id("users", r["user_id"]) for r in rows if r.get("user_id") is not None}
+    users = set(await env.column(table_of(User), authors, "id", keep=True))
     sources = {}
     for row in rows:
-        if env.id("tickets", row["ticket_id"]) in ticket_user:  # orphans are not read
+        if tickets[row["ticket_id"]] in ticket_user:  # orphans are not read
             ctx = env.ctx("comments", row["id"])
             sources[row["id"]] = comment_source(row.get("content"), row.get("s3_html_url"), ctx)
-    bodies = await env.fetch_all({s.s3_key for s in sources.values() if s.s3_key})
+    wanted = {s.s3_key for s in sources.values() if s.s3_key}
+    bodies = await env.fetch_all(wanted) if wanted else {}
     messages: dict[Any, Message] = {}
     pairs: set[tuple[str, str]] = set()
     for row in rows:
@@ -323,12 +316,14 @@ async def _comments(rows: list[Row], env: Env) -> CommentLookups:
                     f"{source.s3_key} not in the legacy store: empty content",
                 )
             html = data.decode("utf-8", "replace") if data else ""
-        sender, html = split_original_sender(html, ctx)
+        message = messages[row["id"]] = render(html, ctx)
+        sender = message.sender
         if sender is not None and sender.email:
             pairs.add((env.id("workspaces", row["workspace_id"]), sender.email.lower()))
-        html, images = extract_inline_images(html, ctx)
-        messages[row["id"]] = Message(html, *clean(html), images, sender)
-    known = await env.users_by_email(pairs)
+    known = env.memo("customers_by_email")
+    missing = pairs - known.keys()
+    if missing:
+        known.update(await env.users_by_email(missing))
     return CommentLookups(ticket_user, users, known, messages)
 
 
@@ -351,6 +346,7 @@ def comment_row(item: Item) -> Row | None:
     new = env.id("comments", row["id"])
     author_type, author = "system", None
     sender = message.sender
+    agent_id, user_id = row.get("agent_id"), row.get("user_id")
     if sender is not None:
         author_type = "user"
         if sender.email is None:
@@ -367,16 +363,17 @@ def comment_row(item: Item) -> Row | None:
                     sender.name,
                     item.created,
                 )
+                # known from now on (later batches too: this batch writes it first)
                 author = ahead.known[key] = made["id"]
                 item.out.add(table_of(User), made)
                 item.out.idmap.append(
                     ("users:original_sender", f"{row['workspace_id']}:{key[1]}", author)
                 )
-    elif row.get("agent_id") is not None and int(row["agent_id"]) in env.agents:
-        author_type, author = "agent", env.agents[int(row["agent_id"])]
-    elif row.get("user_id") is not None and env.id("users", row["user_id"]) in ahead.users:
-        author_type, author = "user", env.id("users", row["user_id"])
-    elif row.get("agent_id") is not None or row.get("user_id") is not None:
+    elif agent_id is not None and int(agent_id) in env.agents:
+        author_type, author = "agent", env.agents[int(agent_id)]
+    elif user_id is not None and env.id("users", user_id) in ahead.users:
+        author_type, author = "user", env.id("users", user_id)
+    elif agent_id is not None or user_id is not None:
         ctx.issue("agent_id", "orphan_reference", "author missing: system comment")
     for image in message.images:
         image_key = f"{row['id']}:{image.content_id}"
@@ -402,9 +399,9 @@ def comment_row(item: Item) -> Row | None:
         "content": message.content,
         "text": message.text,
         "original_html": message.original or None,
-        "to": addresses(row, "to_recipients", item),
-        "cc": addresses(row, "other_destinaries", item),
-        "bcc": addresses(row, "bcc_recipients", item),
+        "to": addresses(row.get("to_recipients"), item, "to_recipients"),
+        "cc": addresses(row.get("other_destinaries"), item, "other_destinaries"),
+        "bcc": addresses(row.get("bcc_recipients"), item, "bcc_recipients"),
         "mentions": [],
         "message_id": None,
         "in_reply_to": None,

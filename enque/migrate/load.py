@@ -28,6 +28,7 @@ import orjson
 from sqlalchemy import JSON, Table, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from enque.activity.models import Activity
 from enque.agents.models import Agent, AgentWorkspace
 from enque.attachments.models import Attachment
 from enque.automations.models import Automation
@@ -38,7 +39,16 @@ from enque.core.crypto import Cipher
 from enque.core.secrets import ENCRYPTED, context_for
 from enque.customers.models import Company, User
 from enque.mailboxes.models import EmailMessage, Mailbox, MicrosoftApp
-from enque.migrate import conversations, files, mail, people, preferences, rules
+from enque.migrate import (
+    audit,
+    conversations,
+    files,
+    mail,
+    people,
+    preferences,
+    rules,
+    scheduling,
+)
 from enque.migrate.idmap import IdSpace
 from enque.migrate.legacy_schema import LOAD_ORDER
 from enque.migrate.models import LegacyCheckpoint, LegacyFile, LegacyIdMap
@@ -48,6 +58,7 @@ from enque.migrate.source import LegacySource
 from enque.migrate.spec import Batch, Env, FileJob, TableSpec, insert, table_of, transform_batch
 from enque.migrate.transform import LegacySecrets
 from enque.notifications.models import NotificationSetting
+from enque.scheduled_replies.models import ScheduledReply
 from enque.signatures.models import WorkspaceSignature
 from enque.teams.models import Team, TeamMember
 from enque.tickets.models import Ticket, TicketBody
@@ -55,7 +66,15 @@ from enque.workspaces.models import Workspace
 
 _ALL = {
     spec.source: spec
-    for spec in (*people.SPECS, *mail.SPECS, *conversations.SPECS, *preferences.SPECS, *rules.SPECS)
+    for spec in (
+        *people.SPECS,
+        *mail.SPECS,
+        *conversations.SPECS,
+        *scheduling.SPECS,
+        *preferences.SPECS,
+        *rules.SPECS,
+        *audit.SPECS,
+    )
 }
 # The source tables this step migrates, in load order (parents first).
 SPECS: dict[str, TableSpec] = {name: _ALL[name] for name in LOAD_ORDER if name in _ALL}
@@ -81,10 +100,12 @@ WRITE_ORDER: tuple[Table, ...] = tuple(
         EmailMessage,
         LegacyFile,
         Attachment,
+        ScheduledReply,
         CannedReply,
         WorkspaceSignature,
         NotificationSetting,
         Automation,
+        Activity,
     )
 )
 

@@ -33,6 +33,10 @@ from enque.workspaces.models import Workspace
 
 Row = dict[str, Any]
 
+# Entries a lookup cache keeps across batches before it starts afresh.
+CACHE_ROWS = 50_000
+_ABSENT = object()
+
 
 def table_of(model: Any) -> Table:
     return cast(Table, model.__table__)
@@ -139,8 +143,22 @@ class Env:
             self.cache[key] = {r[0] for r in rows}
         return cast(set[str], self.cache[key])
 
-    async def column(self, table: Table, ids: Iterable[str | None], name: str) -> dict[str, Any]:
-        """`id → column` of the target rows among `ids`."""
+    async def column(
+        self, table: Table, ids: Iterable[str | None], name: str, *, keep: bool = False
+    ) -> dict[str, Any]:
+        """`id → column` of the target rows among `ids`.
+
+        With `keep`, answers (absent rows too) are remembered for the later batches of the
+        table being loaded: only for tables it does not write (bounded, see `CACHE_ROWS`)."""
+        if keep:
+            memo = self.memo(f"column:{table.name}.{name}")
+            wanted_ids = {i for i in ids if i}
+            missing = [i for i in wanted_ids if i not in memo]
+            if missing:
+                found_now = await self.column(table, missing, name)
+                for i in missing:
+                    memo[i] = found_now.get(i, _ABSENT)
+            return {i: memo[i] for i in wanted_ids if memo[i] is not _ABSENT}
         found: dict[str, Any] = {}
         wanted = sorted({i for i in ids if i})
         for start in range(0, len(wanted), 500):
@@ -150,6 +168,14 @@ class Env:
             )
             found.update({r[0]: r[1] for r in rows})
         return found
+
+    def memo(self, name: str) -> dict[Any, Any]:
+        """A lookup cache kept across the batches of one table, emptied when it grows past
+        `CACHE_ROWS` entries (memory stays bounded whatever the size of the database)."""
+        found = self.cache.get(name)
+        if found is None or len(found) > CACHE_ROWS:
+            found = self.cache[name] = {}
+        return cast(dict[Any, Any], found)
 
     async def users_by_email(self, pairs: set[tuple[str, str]]) -> dict[tuple[str, str], str]:
         """(workspace id, lowercased email) → the id of the live customer with that address."""

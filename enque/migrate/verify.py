@@ -22,6 +22,7 @@ from obstore.exceptions import NotFoundError
 from sqlalchemy import Table, and_, func, select
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
+from enque.activity.models import Activity
 from enque.agents.models import Agent
 from enque.comments.models import Comment
 from enque.core.crypto import Cipher, DecryptionError
@@ -35,7 +36,7 @@ from enque.migrate.people import legacy_agents
 from enque.migrate.report import Report
 from enque.migrate.source import LegacySource
 from enque.migrate.spec import Batch, Env, transform_batch
-from enque.migrate.transform import LegacySecrets, checksum
+from enque.migrate.transform import LegacySecrets, row_checksum
 from enque.teams.models import Team
 from enque.tickets.models import Ticket
 
@@ -53,10 +54,9 @@ class TableCheck:
     files_bad: int = 0
 
 
-def _normal(value: Any) -> Any:
-    if isinstance(value, bool):
-        return int(value)
-    return value
+def _normal(values: list[Any]) -> list[Any]:
+    """Values as both sides compare them (booleans as 0/1: SQLite stores integers)."""
+    return [int(v) if v.__class__ is bool else v for v in values]
 
 
 def _unsealed(cipher: Cipher, table: Table, column: str, row: dict[str, Any]) -> Any:
@@ -109,11 +109,11 @@ async def compare_rows(
             )
             continue
         check.found += 1
-        want = {c: _normal(row[c]) for c in columns}
-        have = {c: _normal(target[c]) for c in columns}
-        if checksum(want) != checksum(have):
+        want = _normal([row[c] for c in columns])
+        have = _normal([target[c] for c in columns])
+        if row_checksum(want) != row_checksum(have):
             check.different += 1
-            changed = sorted(c for c in columns if want[c] != have[c])
+            changed = sorted(c for c, a, b in zip(columns, want, have, strict=True) if a != b)
             report.issue(
                 "row_differs",
                 f"{table.name} {row['id']}: {', '.join(changed)} differ",
@@ -182,6 +182,12 @@ LOOSE_REFERENCES: tuple[tuple[Any, str, Any, Any], ...] = (
     (Ticket, "mailbox_id", Mailbox, None),
     (Mailbox, "team_id", Team, None),
     (Mailbox, "default_assignee_id", Agent, None),
+    (Activity, "actor_id", Agent, Activity.actor_type == "agent"),
+    (Activity, "subject_id", Ticket, Activity.subject_type == "ticket"),
+    (Activity, "subject_id", Comment, Activity.subject_type == "comment"),
+    (Activity, "subject_id", User, Activity.subject_type == "user"),
+    (Activity, "subject_id", Team, Activity.subject_type == "team"),
+    (Activity, "subject_id", Company, Activity.subject_type == "company"),
 )
 
 
@@ -196,7 +202,7 @@ async def check_references(conn: AsyncConnection, report: Report) -> dict[str, i
         if extra is not None:
             condition = and_(condition, extra)
         dangling = await conn.scalar(select(func.count()).select_from(child_t).where(condition))
-        counts[f"{child_t.name}.{column}"] = int(dangling or 0)
+        counts[f"{child_t.name}.{column}→{parent_t.name}"] = int(dangling or 0)
         if dangling:
             report.issue(
                 "dangling_reference",

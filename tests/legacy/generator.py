@@ -291,6 +291,7 @@ class Builder:
         self.team_name: dict[int, str] = {}
         self.null_ids: dict[str, int] = {}
         self.comment_ids: list[int] = []
+        self.replies: list[tuple[int, int]] = []  # (comment, workspace) with an activity
         self.paragraphs = [self._paragraph() for _ in range(64)]
 
     # -- helpers
@@ -757,6 +758,8 @@ class Builder:
             for n in range(self.scale.comments_per_ticket):
                 comment = self.new_id("comments")
                 self.comment_ids.append(comment)
+                if n == 1 and ticket % 5 == 0:
+                    self.replies.append((comment, w))
                 customer = n % 3 == 0
                 content = self.html(1 + n % 3)
                 if customer:
@@ -986,24 +989,79 @@ class Builder:
         }
 
     def scheduled_comments(self) -> Iterator[dict[str, Any]]:
-        for status in ("pending", "sent", "mystery"):
+        """Replies to send later: a few per hundred tickets (most sent, some cancelled or
+        failed, the latest still pending), then one of each edge case."""
+        statuses = ("sent", "sent", "sent", "cancelled", "failed")
+        tickets = list(self.ticket_ws.items())
+        for n, (ticket, w) in enumerate(tickets[::25]):
             row = self.new_id("scheduled_comments")
+            due = 86_400 * 700 * n * 25 / max(len(tickets), 1)
+            status = "pending" if n >= len(tickets) // 25 - 2 else statuses[n % len(statuses)]
             yield {
                 "id": row,
+                "ticket_id": ticket,
+                "agent_id": self.ws_agents[w][n % len(self.ws_agents[w])],
+                "workspace_id": w,
+                "content": self.html(1),
+                "is_private": 0,
+                "other_destinaries": None if n % 3 else f"boss{n}@customer.example",
+                "bcc_recipients": None,
+                "attachment_ids": None if n % 4 else "[]",
+                # the pending ones are due after any plausible migration date
+                "scheduled_send_at": when(86_400 * 365 * 20 if status == "pending" else due),
+                "status": status,
+                "retry_count": 3 if status == "failed" else 0,
+                "error_message": "SMTP 550 mailbox unavailable" if status == "failed" else None,
+                "sent_at": when(due + 60) if status == "sent" else None,
+                "created_at": when(due - 3600),
+                "updated_at": when(due),
+            }
+        yield from self._edge_scheduled_comments()
+
+    def _edge_scheduled_comments(self) -> Iterator[dict[str, Any]]:
+        agent = self.ws_agents[1][0]
+        emoji_ticket = self.m.edge["ticket_emoji_rtl"]
+        for label, changes in (
+            (
+                "scheduled_future",
+                {
+                    "ticket_id": emoji_ticket,
+                    "content": f"<p>{RTL_TEXT} 🚀</p><script>alert(1)</script>",
+                    "other_destinaries": (
+                        "<b>Boss</b> <boss@customer.example>; cfo@customer.example"
+                    ),
+                    "bcc_recipients": "audit@legacy1.test",
+                    "attachment_ids": f"[{self.m.edge['attachment_blob']}, {MISSING_ID}]",
+                    "scheduled_send_at": when(86_400 * 365 * 20),
+                },
+            ),
+            ("scheduled_overdue", {"scheduled_send_at": when(86_400 * 30)}),
+            ("scheduled_unknown_status", {"status": "mystery"}),
+            ("scheduled_private", {"is_private": 1, "scheduled_send_at": when(86_400 * 365 * 20)}),
+            ("scheduled_orphan_ticket", {"ticket_id": MISSING_ID}),
+            ("scheduled_missing_agent", {"agent_id": MISSING_ID}),
+            ("scheduled_zero_date", {"scheduled_send_at": ZERO_DATE, "status": "sent"}),
+        ):
+            row = self.new_id("scheduled_comments")
+            self.m.edge[label] = row
+            values = {
+                "id": row,
                 "ticket_id": 1,
-                "agent_id": self.ws_agents[1][0],
+                "agent_id": agent,
                 "workspace_id": 1,
                 "content": "<p>Later</p>",
                 "is_private": 0,
                 "other_destinaries": "a@b.example",
-                "attachment_ids": "[1, 2]",
+                "attachment_ids": "[]",
                 "scheduled_send_at": when(86_400 * 800),
-                "status": status,
+                "status": "pending",
                 "retry_count": 0,
-                "sent_at": when(86_400 * 801) if status == "sent" else None,
+                "sent_at": None,
                 "created_at": when(row),
                 "updated_at": when(row),
             }
+            values.update(changes)
+            yield values
 
     def workspace_extras(self) -> dict[str, list[dict[str, Any]]]:
         """Canned replies, signatures, notification settings, schedules of each workspace."""
@@ -1211,10 +1269,13 @@ class Builder:
             }
 
     def activities(self) -> Iterator[dict[str, Any]]:
+        """The feed: each ticket's creation, an assignment on every third ticket, a reply on
+        every fifth; then one of each edge case."""
         for ticket, w in self.ticket_ws.items():
+            agent = self.ws_agents[w][ticket % len(self.ws_agents[w])]
             yield {
                 "id": self.new_id("activities"),
-                "agent_id": None if ticket % 3 else self.ws_agents[w][0],
+                "agent_id": None if ticket % 3 else agent,
                 "action": f"created ticket #{ticket}",
                 "source_type": "Ticket",
                 "source_id": ticket,
@@ -1222,6 +1283,49 @@ class Builder:
                 "created_at": when(ticket),
                 "updated_at": when(ticket),
             }
+            if ticket % 3 == 0:
+                yield {
+                    "id": self.new_id("activities"),
+                    "agent_id": agent,
+                    "action": f"assigned ticket #{ticket} to {self.agent_email[agent]}",
+                    "source_type": "Task",
+                    "source_id": ticket,
+                    "workspace_id": w,
+                    "created_at": when(ticket + 60),
+                    "updated_at": when(ticket + 60),
+                }
+        for comment, w in self.replies:
+            yield {
+                "id": self.new_id("activities"),
+                "agent_id": self.ws_agents[w][0],
+                "action": "replied to the customer",
+                "source_type": "Comment",
+                "source_id": comment,
+                "workspace_id": w,
+                "created_at": when(comment),
+                "updated_at": when(comment),
+            }
+        for label, changes in (
+            ("activity_emoji", {"action": f"renamed ticket to {EMOJI_TITLE}"}),
+            ("activity_unknown_type", {"source_type": "Invoice"}),
+            ("activity_orphan", {"source_id": MISSING_ID}),
+            ("activity_missing_agent", {"agent_id": MISSING_ID}),
+            ("activity_zero_date", {"created_at": ZERO_DATE, "updated_at": None}),
+        ):
+            row = self.new_id("activities")
+            self.m.edge[label] = row
+            values = {
+                "id": row,
+                "agent_id": self.ws_agents[1][0],
+                "action": "changed status to Closed",
+                "source_type": "Ticket",
+                "source_id": self.m.edge["ticket_emoji_rtl"],
+                "workspace_id": 1,
+                "created_at": when(row),
+                "updated_at": when(row),
+            }
+            values.update(changes)
+            yield values
 
     # -- the all-NULL rows
 

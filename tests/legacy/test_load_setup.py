@@ -13,6 +13,7 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession
 
+from enque.activity.models import Activity
 from enque.agents.models import Agent, AgentWorkspace
 from enque.app import create_app
 from enque.automations.models import Automation
@@ -27,11 +28,12 @@ from enque.migrate.command import LegacyOptions, run_legacy, target_engine
 from enque.migrate.models import LegacyIdMap
 from enque.migrate.report import Report
 from enque.notifications.models import NotificationSetting
+from enque.scheduled_replies.models import ScheduledReply
 from enque.signatures.models import WorkspaceSignature
 from enque.teams.models import Team
 from enque.tickets.models import Ticket
 from tests.conftest import BACKEND, make_database_url, settings_from
-from tests.legacy.generator import LEGACY_KEY, Manifest
+from tests.legacy.generator import EMOJI_TITLE, LEGACY_KEY, Manifest
 from tests.legacy.s3server import MotoS3Server
 
 NEW_TABLES = (
@@ -48,6 +50,9 @@ NEW_TABLES = (
     "automation_conditions",
     "automation_actions",
     "workflows",
+    "scheduled_comments",
+    "schedule",
+    "activities",
 )
 
 
@@ -119,13 +124,17 @@ async def test_every_new_table_is_verified(migrated: Report, legacy: Manifest) -
         "notification_settings",
         "automations",
         "workflows",
+        "scheduled_comments",
+        "activities",
     ):
         assert checks[table]["found"] == checks[table]["targetRowsExpected"] > 0, table
     # nothing left out silently: every row is migrated, folded into another, or reported
     for table in NEW_TABLES:
         stats = migrated.tables[table]
         assert stats.migrated + stats.skipped == legacy.counts[table], table
-    assert migrated.count("no_equivalent") >= legacy.counts["notification_templates"]
+    assert migrated.count("no_equivalent") >= (
+        legacy.counts["notification_templates"] + legacy.counts["schedule"]
+    )
     assert migrated.count("agent_token_dropped") == 2  # an agent's, and the all-NULL row
     assert migrated.count("extra_team") == 1
     assert migrated.count("mailbox_needs_reconnect") == 1  # the all-NULL row has no token
@@ -271,6 +280,64 @@ async def test_canned_replies_signatures_and_notification_settings(
     assert all(s["enabled"] and s["in_app"] and s["email"] for s in created)  # email + enque
     assert all(s["in_app"] and not s["email"] for s in assigned)  # enque (+ slack: dropped)
     assert migrated.count("duplicate_setting") == 1
+
+
+async def test_scheduled_replies(engine: AsyncEngine, legacy: Manifest, migrated: Report) -> None:
+    """Public scheduled comments keep their ticket, agent, recipients, files and state; a
+    private one (a note) is never turned into a reply; one the old system never sent is kept
+    as failed with the reason, not sent months late."""
+    ids = await new_ids(engine, "scheduled_comments")
+    replies = {r["id"]: r for r in await rows(engine, ScheduledReply)}
+    edge = legacy.edge
+    future = replies[ids[str(edge["scheduled_future"])]]
+    tickets = await new_ids(engine, "tickets")
+    assert future["ticket_id"] == tickets[str(edge["ticket_emoji_rtl"])]
+    assert future["status"] == "pending" and future["send_at"] == future["next_attempt_at"]
+    assert "<script" not in future["content"] and "🚀" in future["content"]
+    assert future["to"] == []
+    assert future["cc"] == ["boss@customer.example", "cfo@customer.example"]
+    assert future["bcc"] == ["audit@legacy1.test"]
+    files = await new_ids(engine, "ticket_attachments")
+    assert future["attachment_ids"] == [files[str(edge["attachment_blob"])]]
+    overdue = replies[ids[str(edge["scheduled_overdue"])]]
+    assert overdue["status"] == "failed" and "never sent" in overdue["last_error"]
+    assert replies[ids[str(edge["scheduled_unknown_status"])]]["status"] == "cancelled"
+    zero = replies[ids[str(edge["scheduled_zero_date"])]]
+    assert zero["status"] == "sent" and zero["send_at"] == zero["created_at"]
+    for left_out in ("scheduled_private", "scheduled_orphan_ticket", "scheduled_missing_agent"):
+        assert str(edge[left_out]) not in ids, left_out
+    assert migrated.count("overdue_scheduled_reply") == 1
+    statuses = {r["status"] for r in replies.values()}
+    assert statuses == {"pending", "sent", "cancelled", "failed"}
+    stats = migrated.tables["scheduled_comments"]
+    assert stats.migrated == len(replies) and stats.skipped >= 3
+
+
+async def test_activities_become_the_audit_log(
+    engine: AsyncEngine, legacy: Manifest, migrated: Report
+) -> None:
+    ids = await new_ids(engine, "activities")
+    log = {a["id"]: a for a in await rows(engine, Activity)}
+    tickets = await new_ids(engine, "tickets")
+    edge = legacy.edge
+    emoji = log[ids[str(edge["activity_emoji"])]]
+    assert (emoji["subject_type"], emoji["subject_id"]) == (
+        "ticket",
+        tickets[str(edge["ticket_emoji_rtl"])],
+    )
+    assert emoji["actor_type"] == "agent" and emoji["actor_id"] is not None
+    assert emoji["after"] == {"legacyAction": f"renamed ticket to {EMOJI_TITLE}"}
+    assert emoji["verb"] == "ticket.updated"
+    unknown_agent = log[ids[str(edge["activity_missing_agent"])]]
+    assert unknown_agent["verb"] == "ticket.status_changed"
+    assert (unknown_agent["actor_type"], unknown_agent["actor_id"]) == ("system", None)
+    for left_out in ("activity_unknown_type", "activity_orphan"):
+        assert str(edge[left_out]) not in ids, left_out
+    verbs = {a["verb"] for a in log.values()}
+    assert {"ticket.created", "ticket.assigned", "comment.created"} <= verbs
+    assert {a["subject_type"] for a in log.values()} == {"ticket", "comment"}
+    dangling = migrated.facts["dangling_references"]
+    assert dangling["activities.subject_id→tickets"] == dangling["activities.actor_id→agents"] == 0
 
 
 async def test_the_app_serves_what_was_migrated(

@@ -101,6 +101,9 @@ async def test_plan_of_the_generated_database_is_clean(legacy: Manifest) -> None
         ("orphan_reference", "tickets", "sent_from_id"),
         ("orphan_reference", "ticket_attachments", "comment_id"),
         ("orphan_reference", "canned_replies", "created_by_agent_id"),
+        ("orphan_reference", "scheduled_comments", "ticket_id"),
+        ("orphan_reference", "scheduled_comments", "agent_id"),
+        ("orphan_reference", "activities", "agent_id"),
     }
     assert {t: s.source_rows for t, s in report.tables.items()} == legacy.counts
     assert report.facts["secrets"]["encrypted"] == report.facts["secrets"]["decrypted"] > 0

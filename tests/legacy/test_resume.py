@@ -14,6 +14,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import func, select, text
 
+from enque.activity.models import Activity
 from enque.automations.models import Automation
 from enque.canned.models import CannedReply
 from enque.comments.models import Comment
@@ -23,6 +24,7 @@ from enque.mailboxes.models import Mailbox
 from enque.migrate.command import target_engine
 from enque.migrate.models import LegacyCheckpoint, LegacyFile
 from enque.notifications.models import NotificationSetting
+from enque.scheduled_replies.models import ScheduledReply
 from enque.tickets.models import Ticket
 from tests.conftest import BACKEND, make_database_url
 from tests.legacy.generator import LEGACY_KEY, Manifest, Server
@@ -115,7 +117,8 @@ async def test_killed_in_each_new_table_resumes_to_a_verified_copy(
     worker_id_suffix: str,
 ) -> None:
     """One row per batch; each run is killed right after its first committed batch of the
-    next table (mailboxes and what folds into them, settings, rules), then a run completes."""
+    next table (mailboxes and what folds into them, scheduled replies, settings, rules, the
+    audit log), then a run completes."""
     target, cleanup = make_database_url(BACKEND, tmp_path, f"enque_resume_new_{worker_id_suffix}")
     files = tmp_path / "files"
     cmd = command(legacy, s3_server, target, files, "--batch-size", "1")
@@ -124,11 +127,13 @@ async def test_killed_in_each_new_table_resumes_to_a_verified_copy(
         for table in (
             "mailbox_connections",
             "microsoft_tokens",
+            "scheduled_comments",
             "canned_replies",
             "notification_settings",
             "automations",
             "automation_actions",
             "workflows",
+            "activities",
         ):
             proc = await asyncio.create_subprocess_exec(
                 *cmd,
@@ -145,7 +150,7 @@ async def test_killed_in_each_new_table_resumes_to_a_verified_copy(
                 await asyncio.sleep(0.01)
             code = await asyncio.wait_for(proc.wait(), timeout=60)
             assert code in (0, -signal.SIGKILL), code
-        assert kills >= 5, "the runs finished before they could be killed"
+        assert kills >= 7, "the runs finished before they could be killed"
         code, output = await run(cmd)
         assert code == 0, output
         again, output = await run([*cmd, "--verify-only"])
@@ -155,6 +160,8 @@ async def test_killed_in_each_new_table_resumes_to_a_verified_copy(
         assert await count(target, CannedReply) == legacy.counts["canned_replies"]
         rules = await count(target, Automation)
         settings = await count(target, NotificationSetting)
+        later = await count(target, ScheduledReply)
+        log = await count(target, Activity)
     finally:
         cleanup()
     clean, clean_cleanup = make_database_url(
@@ -163,10 +170,12 @@ async def test_killed_in_each_new_table_resumes_to_a_verified_copy(
     try:
         code, output = await run(command(legacy, s3_server, clean, tmp_path / "clean"))
         assert code == 0, output
-        assert (await count(clean, Automation), await count(clean, NotificationSetting)) == (
-            rules,
-            settings,
-        )
+        assert (
+            await count(clean, Automation),
+            await count(clean, NotificationSetting),
+            await count(clean, ScheduledReply),
+            await count(clean, Activity),
+        ) == (rules, settings, later, log)
     finally:
         clean_cleanup()
 

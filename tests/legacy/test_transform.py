@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import base64
+import uuid
 from datetime import UTC, date, datetime, timedelta, timezone
+from typing import Any, cast
 
 import pytest
 from cryptography.fernet import Fernet
 
+from enque.migrate import spec
 from enque.migrate import transform as t
+from enque.migrate.idmap import IdSpace
 from enque.migrate.report import Report, RowContext
 from enque.migrate.source import LegacySource, SourceUrl
 from tests.legacy.generator import LEGACY_KEY, PNG_1PX, Manifest, legacy_fernet
@@ -244,8 +248,8 @@ def test_customer_email_and_checksum() -> None:
     assert t.customer_email(" Bob@Example.COM ", c) == "Bob@example.com"
     assert t.customer_email("nope", c) is None
     assert codes(c) == ["bad_email"]
-    assert t.checksum({"b": 1, "a": "é"}) == t.checksum({"a": "é", "b": 1})
-    assert t.checksum({"a": 1}) != t.checksum({"a": 2})
+    assert t.row_checksum([{"b": 1, "a": "é"}]) == t.row_checksum([{"a": "é", "b": 1}])
+    assert t.row_checksum([1, "a"]) != t.row_checksum(["a", 1])
 
 
 # ---------------------------------------------------------------- on the edge data
@@ -340,3 +344,16 @@ def test_html_text(content: str, text: str) -> None:
     """Runs of spaces, tabs and other blanks become one space on each line (the plain-space
     shortcut and the general path agree); block elements become line breaks."""
     assert t.html_text(content) == text
+
+
+def test_lookup_caches_stay_bounded(monkeypatch: pytest.MonkeyPatch) -> None:
+    """What a table's batches remember is emptied past `CACHE_ROWS` entries: memory does not
+    grow with the size of the database."""
+    monkeypatch.setattr(spec, "CACHE_ROWS", 3)
+    env = spec.Env(
+        IdSpace(uuid.uuid4(), 0), cast(Any, None), Report(source="t"), store_from=None, agents={}
+    )
+    env.memo("tickets").update({1: "a", 2: "b", 3: "c"})
+    assert env.memo("tickets") == {1: "a", 2: "b", 3: "c"}  # kept up to the bound
+    env.memo("tickets")[4] = "d"
+    assert env.memo("tickets") == {}  # past it: started afresh
