@@ -156,6 +156,12 @@ async def prepare(settings: Settings, count: int, search: bool) -> tuple[str, st
     return token, long_thread, True
 
 
+def drain(url: str, auth: dict[str, str]) -> None:
+    """Wait out the requests wrk left in flight (a slow search row leaves seconds of work):
+    a page read queues behind them for a database connection."""
+    httpx.get(f"{url}/v1/tickets?limit=1", headers=auth, timeout=300)
+
+
 async def deep_cursor(url: str, token: str, pages: int) -> str:
     """The cursor `pages` pages into the default inbox (followed page by page)."""
     headers = {"Authorization": f"Bearer {token}"}
@@ -264,6 +270,7 @@ def main() -> None:
                     rows[label] = wrk(
                         url, connections=concurrency, seconds=args.seconds, headers=auth
                     )
+                    drain(server.url, auth)
                 for label, load in rows.items():
                     print(f"{load.row(label)} {load.p99_ms / ceiling.p99_ms:.2f} |")
                 for label, request in write_scenarios(long_thread).items():

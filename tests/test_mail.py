@@ -203,7 +203,7 @@ async def test_wrong_login_is_permanent_and_not_retried(
         assert await mailer.send(Mail("ada@example.com", "Nope", "body")) is False
     assert len(calls) == 2  # PLAIN, then LOGIN: one connection, no retry
     assert handler.deliveries == []
-    [error] = [r for r in caplog.records if r.levelno == logging.ERROR]
+    [error] = [r for r in mail_records(caplog) if r.levelno == logging.ERROR]
     assert "SMTPAuthenticationError" in error.getMessage()
     assert "ada@example.com" in error.getMessage()
 
@@ -225,13 +225,18 @@ async def test_smtps_refuses_an_untrusted_certificate(certificate: Certificate) 
     assert handler.deliveries == []
 
 
+def mail_records(caplog: pytest.LogCaptureFixture) -> list[logging.LogRecord]:
+    """What Enque's mailer logged (the SMTP test server logs its own lines beside them)."""
+    return [r for r in caplog.records if r.name == "enque.core.mail"]
+
+
 async def test_transient_failure_is_logged_and_retried(caplog: pytest.LogCaptureFixture) -> None:
     handler = Recorder(answers=["421 4.3.2 try again later", "451 4.3.0 still busy"])
     with smtp(handler) as port, caplog.at_level(logging.WARNING, "enque.core.mail"):
         sent = await quick(f"smtp://127.0.0.1:{port}").send(Mail("c@example.com", "S", "b"))
     assert sent is True
     assert handler.attempts == 3 and len(handler.deliveries) == 1
-    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    warnings = [r.getMessage() for r in mail_records(caplog) if r.levelno == logging.WARNING]
     assert len(warnings) == 2
     assert "attempt 1 of 4" in warnings[0] and "try again later" in warnings[0]
     assert "attempt 2 of 4" in warnings[1] and "still busy" in warnings[1]
@@ -243,7 +248,7 @@ async def test_permanent_refusal_is_not_retried(caplog: pytest.LogCaptureFixture
         sent = await quick(f"smtp://127.0.0.1:{port}").send(Mail("d@example.com", "S", "b"))
     assert sent is False
     assert handler.attempts == 1
-    [record] = caplog.records
+    [record] = mail_records(caplog)
     assert record.levelno == logging.ERROR and "rejected as spam" in record.getMessage()
 
 
@@ -253,9 +258,9 @@ async def test_unreachable_server_gives_up_after_the_attempts(
     mailer = quick(f"smtp://127.0.0.1:{free_port()}", attempts=3)
     with caplog.at_level(logging.WARNING, "enque.core.mail"):
         assert await mailer.send(Mail("e@example.com", "S", "b")) is False
-    levels = [r.levelno for r in caplog.records]
+    levels = [r.levelno for r in mail_records(caplog)]
     assert levels == [logging.WARNING, logging.WARNING, logging.ERROR]
-    assert "not sent" in caplog.records[-1].getMessage()
+    assert "not sent" in mail_records(caplog)[-1].getMessage()
 
 
 async def test_without_smtp_url_nothing_is_sent_and_it_says_so(
@@ -263,7 +268,7 @@ async def test_without_smtp_url_nothing_is_sent_and_it_says_so(
 ) -> None:
     with caplog.at_level(logging.WARNING, "enque.core.mail"):
         assert await quick(None).send(Mail("f@example.com", "Subject", "b")) is False
-    assert "SMTP_URL is not set" in caplog.records[0].getMessage()
+    assert "SMTP_URL is not set" in mail_records(caplog)[0].getMessage()
 
 
 async def test_mail_leaves_only_after_commit(app_runtime: Any, smtp_server: Any) -> None:
@@ -310,4 +315,4 @@ async def test_unbuildable_message_is_logged_not_raised(
     with caplog.at_level(logging.WARNING, "enque.core.mail"):
         bad = Mail("a@example.com\nBcc: b@example.com", "S", "b")
         assert await quick(smtp_server.url).send(bad) is False
-    assert "not sent" in caplog.records[-1].getMessage()
+    assert "not sent" in mail_records(caplog)[-1].getMessage()
