@@ -155,12 +155,19 @@ export async function renderTicket(main, ticketId, hashParams) {
   const sendViewing = () => live.presence(ticketId, "viewing");
   sendViewing();
   disposers.push(live.on("open", () => { live.subscribe(`ticket:${ticketId}`); sendViewing(); }));
-  if (paths.has("/v1/tickets/{ticket_id}/viewers")) {
+  const loadViewers = () => {
+    if (!paths.has("/v1/tickets/{ticket_id}/viewers")) return;
     api.get(`/tickets/${ticketId}/viewers`).then((list) => {
       (list || []).forEach((v) => viewers.set(v.agentId || v.id, v.state || "viewing"));
       paintPresence();
     }).catch(() => {});
-  }
+  };
+  loadViewers();
+  // read again once the server has the subscription: presence sent between the first read
+  // and the subscription would otherwise be missed
+  disposers.push(live.on("subscribed", (p) => {
+    if (p.channel === `ticket:${ticketId}`) loadViewers();
+  }));
   disposers.push(live.on("presence", (p) => {
     if (p.ticketId !== ticketId) return;
     if (p.state === "left") viewers.delete(p.agentId);
