@@ -27,6 +27,9 @@ from tests.support.services import (
     require,
 )
 
+# fixtures shared by modules in several folders
+pytest_plugins = ["tests.support.workers"]
+
 BACKEND = os.environ.get("ENQUE_TEST_DB", "sqlite")
 
 

@@ -4,49 +4,17 @@ lives in the shared cache); a rolled-back change keeps them."""
 
 from __future__ import annotations
 
-import secrets
-from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import pytest
-from sqlalchemy import event
 
 from enque.activity.service import Actor
-from enque.config import Settings
 from enque.core.runtime import Runtime
 from enque.csat.hooks import ENABLED
 from enque.csat.service import set_settings
 from enque.sla.hooks import IN_USE
 from enque.sla.models import SlaPolicy
 from tests.support.api import Tenant
-from tests.support.services import REDIS_TEST_URL, redis_available, require
-
-
-@pytest.fixture
-async def workers(migrated: Settings) -> AsyncIterator[tuple[Runtime, Runtime]]:
-    """Two processes' runtimes on the test database, sharing one Redis."""
-    require(redis_available(), "Redis on 127.0.0.1:6379")
-    shared = migrated.model_copy(
-        update={"redis_url": REDIS_TEST_URL, "redis_prefix": f"enque-test-{secrets.token_hex(4)}:"}
-    )
-    first, second = Runtime.build(shared), Runtime.build(shared)
-    yield first, second
-    await first.close()
-    await second.close()
-
-
-@pytest.fixture
-def queries(workers: tuple[Runtime, Runtime]) -> Iterator[list[str]]:
-    """The SQL the first worker runs."""
-    seen: list[str] = []
-
-    def record(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:
-        seen.append(statement)
-
-    engine = workers[0].db.engine.sync_engine
-    event.listen(engine, "before_cursor_execute", record)
-    yield seen
-    event.remove(engine, "before_cursor_execute", record)
 
 
 async def surveys(runtime: Runtime, tenant: Tenant, enabled: bool) -> None:
