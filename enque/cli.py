@@ -6,12 +6,18 @@ import asyncio
 import gc
 import os
 import sys
+from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
 
 from enque.config import Settings, get_settings
+
+if TYPE_CHECKING:
+    from enque.core.runtime import Runtime
+
+T = TypeVar("T")
 
 
 def _settings() -> Settings:
@@ -548,33 +554,41 @@ def sync_emails(workspace_id: str | None) -> None:
 
       enque sync-emails --workspace-id 01a2...
     """
+    from enque.mailboxes.sync import sync_all
+
+    reports = _on_runtime(lambda runtime: sync_all(runtime, workspace_id=workspace_id))
+    for report in reports:
+        out = report.as_dict()
+        line = ", ".join(f"{k} {out[k]}" for k in ("fetched", "created", "commented", "ignored"))
+        click.echo(
+            f"{report.mailbox_id}: {line}" + (f"; error: {report.error}" if report.error else "")
+        )
+
+
+def _on_runtime(work: Callable[[Runtime], Awaitable[T]]) -> T:
+    """Run `work` on a started runtime with every domain's hooks, as the server has them;
+    mail it queued is sent before the runtime closes."""
     from enque import domains
     from enque.core.runtime import Runtime
-    from enque.mailboxes.sync import SyncReport, sync_all
 
     settings = _settings()
     domains.load_models()
 
-    async def run() -> list[SyncReport]:
+    async def run() -> T:
         runtime = Runtime.build(settings)
         try:
             for module in domains.hook_modules():
                 if hasattr(module, "setup"):
                     module.setup(runtime)
             await runtime.start()
-            return await sync_all(runtime, workspace_id=workspace_id)
+            return await work(runtime)
         finally:
             outbox = runtime.services.get("email_outbox")
             if outbox is not None:
                 await outbox.drain()
             await runtime.close()
 
-    for report in asyncio.run(run()):
-        out = report.as_dict()
-        line = ", ".join(f"{k} {out[k]}" for k in ("fetched", "created", "commented", "ignored"))
-        click.echo(
-            f"{report.mailbox_id}: {line}" + (f"; error: {report.error}" if report.error else "")
-        )
+    return asyncio.run(run())
 
 
 @main.group("email")
@@ -597,28 +611,11 @@ def email_retry(workspace_id: str | None, mailbox_id: str | None) -> None:
 
       enque email retry --mailbox-id 01a2...
     """
-    from enque import domains
-    from enque.core.runtime import Runtime
-    from enque.mailboxes.retry import Retried, retry_failed
+    from enque.mailboxes.retry import retry_failed
 
-    settings = _settings()
-    domains.load_models()
-
-    async def run() -> list[Retried]:
-        runtime = Runtime.build(settings)
-        try:
-            for module in domains.hook_modules():
-                if hasattr(module, "setup"):
-                    module.setup(runtime)
-            await runtime.start()
-            return await retry_failed(runtime, workspace_id=workspace_id, mailbox_id=mailbox_id)
-        finally:
-            outbox = runtime.services.get("email_outbox")
-            if outbox is not None:
-                await outbox.drain()
-            await runtime.close()
-
-    done = asyncio.run(run())
+    done = _on_runtime(
+        lambda runtime: retry_failed(runtime, workspace_id=workspace_id, mailbox_id=mailbox_id)
+    )
     for item in done:
         reason = f" ({item.reason})" if item.reason else ""
         click.echo(f"{item.ledger_id}: {item.outcome}{reason}")
