@@ -141,6 +141,7 @@ async def resolve(request: Request, session: AsyncSession, secret: str) -> Princ
         agent_id=token.created_by_id,
         workspace_id=token.workspace_id,
         jti=f"api-token:{token.id}",
+        session=session,
     )
     granted = frozenset(token.scopes)
     if not scope_rules.allows(granted, request.method, request.url.path):

@@ -17,6 +17,7 @@ from typing import Any
 
 import orjson
 from sqlalchemy import event, select
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import Session
 
 from enque.agents.models import Agent, AgentWorkspace
@@ -78,11 +79,17 @@ def validity_keys(agent_id: str, workspace_id: str, jti: str) -> tuple[str, str,
 
 
 async def load_context(
-    runtime: Runtime, *, agent_id: str, workspace_id: str, jti: str
+    runtime: Runtime,
+    *,
+    agent_id: str,
+    workspace_id: str,
+    jti: str,
+    session: AsyncSession | None = None,
 ) -> AuthContext:
     """The live context of a token's agent and workspace, or UNAUTHORIZED.
 
-    A cache hit needs no database connection at all; a miss reads one row.
+    A cache hit needs no database connection at all; a miss reads one row, on `session` when
+    the caller holds one (a task never asks the pool for a second connection).
     """
     cache = runtime.cache
     revoked, blob, agent_epoch, workspace_epoch = await cache.get_many(
@@ -98,10 +105,12 @@ async def load_context(
         cached = AuthContext(**orjson.loads(blob))
         if (cached.agent_epoch, cached.workspace_epoch) == epochs:
             return cached
-    async with runtime.db.session(write=False) as session:
-        row = (
-            await session.execute(_QUERY.where(Agent.id == agent_id, Workspace.id == workspace_id))
-        ).first()
+    query = _QUERY.where(Agent.id == agent_id, Workspace.id == workspace_id)
+    if session is not None:
+        row = (await session.execute(query)).first()
+    else:
+        async with runtime.db.session(write=False) as own:
+            row = (await own.execute(query)).first()
     if row is None:
         raise unauthorized("Invalid token")
     agent, role, member_active, workspace = row

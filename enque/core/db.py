@@ -2,13 +2,16 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
+import sys
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
+import greenlet
 import orjson
 import uuid_utils
 from sqlalchemy import JSON, BigInteger, ForeignKey, MetaData, String, event
@@ -140,6 +143,63 @@ def unavailable_errors(settings: Settings) -> tuple[type[Exception], ...]:
     )
 
 
+class NestedConnectionError(RuntimeError):
+    """A task asked the pool for a second connection while holding one."""
+
+
+def _own_frames() -> str:
+    """Where in this package the caller is. The pool runs in SQLAlchemy's greenlet, whose
+    parent is suspended in the caller's code."""
+    current = greenlet.getcurrent()
+    frame = current.parent.gr_frame if current.parent is not None else sys._getframe()
+    package = str(Path(__file__).resolve().parents[1])
+    lines = []
+    while frame is not None:
+        if frame.f_code.co_filename.startswith(package):
+            code = frame.f_code
+            lines.append(f"  {code.co_filename}:{frame.f_lineno} in {code.co_name}\n")
+        frame = frame.f_back
+    return "".join(reversed(lines))
+
+
+class ConnectionHolders:
+    """Which task holds which pooled connection.
+
+    A task that holds a connection and asks for another waits forever once every connection
+    is held by such tasks (a burst of requests is enough), so it is a bug: the work must go on
+    the session it already has. Outside production it raises; in production it is logged.
+    """
+
+    def __init__(self, *, strict: bool) -> None:
+        self.strict = strict
+        self._held: dict[int, asyncio.Task[Any]] = {}  # connection record → task
+
+    def watch(self, engine: AsyncEngine) -> None:
+        event.listen(engine.sync_engine, "checkout", self._checkout)
+        event.listen(engine.sync_engine, "checkin", self._checkin)
+
+    def _checkout(self, _dbapi: Any, record: Any, _proxy: Any) -> None:
+        try:
+            task = asyncio.current_task()
+        except RuntimeError:  # no running loop: a synchronous caller
+            return
+        if task is None:
+            return
+        if task in self._held.values():
+            message = (
+                "a task took a second database connection while holding one; under load every "
+                "connection can end up held by tasks waiting for another. Use the session the "
+                "task already has.\n" + _own_frames()
+            )
+            if self.strict:
+                raise NestedConnectionError(message)
+            log.error(message)
+        self._held[id(record)] = task
+
+    def _checkin(self, _dbapi: Any, record: Any) -> None:
+        self._held.pop(id(record), None)
+
+
 class Database:
     """The engines of one process. On SQLite writes go through one connection."""
 
@@ -164,6 +224,10 @@ class Database:
                 connect_args={"timeout": CONNECT_TIMEOUT},
             )
             self.write_engine = self.engine
+        self.holders = ConnectionHolders(strict=not settings.is_production)
+        self.holders.watch(self.engine)
+        if self.write_engine is not self.engine:
+            self.holders.watch(self.write_engine)
         self._read = async_sessionmaker(self.engine, expire_on_commit=False, autoflush=False)
         self._write = async_sessionmaker(self.write_engine, expire_on_commit=False, autoflush=False)
 

@@ -63,15 +63,22 @@ class TenantFacts(Generic[T]):
         kept: dict[str, OrderedDict[str, Any]] = runtime.services.setdefault(SERVICE, {})
         return kept.setdefault(self.name, OrderedDict())
 
-    async def get(self, runtime: Runtime, workspace_id: str) -> T:
+    async def get(
+        self, runtime: Runtime, workspace_id: str, session: AsyncSession | None = None
+    ) -> T:
+        """The kept value, or a fresh one read on `session` (a task that holds a session must
+        not ask the pool for a second connection) or on a session of its own."""
         token = await runtime.cache.get(token_key(self.name, workspace_id))
         entries = self._entries(runtime)
         entry = entries.get(workspace_id)
         if entry is not None and entry[0] == token and time.monotonic() - entry[1] < ENTRY_TTL:
             entries.move_to_end(workspace_id)
             return entry[2]
-        async with runtime.db.session(write=False) as session:
+        if session is not None:
             value = await self.load(session, workspace_id)
+        else:
+            async with runtime.db.session(write=False) as own:
+                value = await self.load(own, workspace_id)
         entries[workspace_id] = (token, time.monotonic(), value)
         entries.move_to_end(workspace_id)
         while len(entries) > MAX_ENTRIES:
@@ -85,7 +92,7 @@ class TenantFacts(Generic[T]):
         changed: dict[str, set[str]] = session.info.get(PENDING, {})
         if runtime is None or workspace_id in changed.get(self.name, ()):
             return await self.load(session, workspace_id)
-        return await self.get(runtime, workspace_id)
+        return await self.get(runtime, workspace_id, session)
 
 
 async def facts_changed(cache: Cache, changed: Mapping[str, Collection[str]]) -> None:
