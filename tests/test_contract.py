@@ -214,3 +214,33 @@ def test_no_route_answers_another_domains_paths():
             scope = {"type": "http", "method": method, "path": path, "root_path": ""}
             answering = {domain(r) for r in routes if r.matches(scope)[0] == Match.FULL}
             assert answering == {domain(route)}, f"{method} {path} is answered by {answering}"
+
+
+def test_every_api_route_is_turned_away_on_its_literal_start_only():
+    """Domain routes refuse a path early when it lacks their text before the first parameter;
+    that check never refuses a path the route's pattern matches, with or without a root path."""
+    from fastapi.routing import APIRoute
+    from starlette.routing import Match
+
+    from enque.core.api import PrefixCheckedRoute
+
+    routes = [r for r in create_app().router.routes if isinstance(r, APIRoute)]
+    assert len(routes) > 100
+    assert all(isinstance(r, PrefixCheckedRoute) for r in routes if r.path.startswith("/v1/"))
+    for route in routes:
+        if not isinstance(route, PrefixCheckedRoute):
+            continue
+        path = re.sub(r"\{[^}]+\}", "0191a3c4-0000-7000-8000-000000000001", route.path_format)
+        method = sorted(route.methods)[0]
+        for root in ("", "/helpdesk"):
+            scope = {"type": "http", "method": method, "path": root + path, "root_path": root}
+            assert route.matches(scope)[0] == Match.FULL, (root, path)
+        other = {"type": "http", "method": method, "path": "/v1/elsewhere", "root_path": ""}
+        assert route.matches(other)[0] == Match.NONE
+
+
+async def test_routes_answer_behind_a_root_path(app: Any):
+    transport = httpx.ASGITransport(app=app, root_path="/helpdesk")
+    async with httpx.AsyncClient(transport=transport, base_url="http://enque.test") as client:
+        response = await client.get("/helpdesk/v1/auth/me")
+    error(response, 401, "UNAUTHORIZED")

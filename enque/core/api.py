@@ -5,13 +5,14 @@ from __future__ import annotations
 import base64
 import re
 import warnings
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Annotated, Any, Generic, Literal, TypeVar
 
 import orjson
 from fastapi import APIRouter, Query
 from fastapi.responses import Response
+from fastapi.routing import APIRoute
 from pydantic import (
     AfterValidator,
     BaseModel,
@@ -23,6 +24,8 @@ from pydantic import (
 from pydantic.alias_generators import to_camel
 from pydantic.warnings import UnsupportedFieldAttributeWarning
 from starlette.responses import JSONResponse as StarletteJSONResponse
+from starlette.routing import Match
+from starlette.types import Scope
 
 from enque.core.errors import ApiError
 
@@ -138,10 +141,29 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 
+class PrefixCheckedRoute(APIRoute):
+    """A route that turns a request away on its path's literal start before the full match.
+
+    The app tries a request against its routes in turn, and FastAPI's match of one route costs
+    a few microseconds; most routes share nothing with the path beyond `/v1/`. A path that does
+    not hold the route's text before its first parameter cannot match its pattern (the path
+    may carry a `root_path` in front, so it is looked for anywhere: never a wrong refusal).
+    """
+
+    def __init__(self, path: str, endpoint: Callable[..., Any], **kwargs: Any) -> None:
+        super().__init__(path, endpoint, **kwargs)
+        self.literal_start = self.path_format.split("{", 1)[0]
+
+    def matches(self, scope: Scope) -> tuple[Match, Scope]:
+        if scope["type"] == "http" and self.literal_start not in scope["path"]:
+            return Match.NONE, {}
+        return super().matches(scope)
+
+
 def api_router(**kwargs: Any) -> APIRouter:
     """A domain's router; its routes document the error envelope themselves, because the app
     serves every domain's routes from its own table rather than including the routers."""
-    return APIRouter(responses=ERROR_RESPONSES, **kwargs)
+    return APIRouter(responses=ERROR_RESPONSES, route_class=PrefixCheckedRoute, **kwargs)
 
 
 def _default(value: Any) -> Any:
