@@ -17,6 +17,7 @@ from pydantic import (
     AfterValidator,
     BaseModel,
     ConfigDict,
+    Field,
     StringConstraints,
     field_validator,
     model_validator,
@@ -28,6 +29,7 @@ from starlette.routing import Match
 from starlette.types import Scope
 
 from enque.core.errors import ApiError
+from enque.core.query import QueryModel
 
 T = TypeVar("T")
 
@@ -249,6 +251,18 @@ class PageParams:
     limit: int = 50
     cursor: str | None = None
     include_total: bool = False
+
+
+class PageQuery(QueryModel):
+    """The paging parameters of a route whose whole query string is one model."""
+
+    limit: int = Field(50, ge=1, le=200)
+    cursor: str | None = Field(None, max_length=512)
+    include_total: bool = Field(False, alias="includeTotal")
+
+    @property
+    def page(self) -> PageParams:
+        return PageParams(self.limit, self.cursor, self.include_total)
 
 
 async def page_params(

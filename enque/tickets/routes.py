@@ -2,14 +2,13 @@ from __future__ import annotations
 
 from typing import Literal
 
-from fastapi import Depends, Header, Query, Response
+from fastapi import Depends, Header, Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from enque.activity.service import Actor
 from enque.auth.deps import CurrentAgent, Manager, Principal
 from enque.comments import service as comments
 from enque.core.api import (
-    MAX_UNIX,
     Envelope,
     JSONResponse,
     PageParams,
@@ -21,6 +20,7 @@ from enque.core.api import (
 )
 from enque.core.deps import get_session
 from enque.core.errors import ApiError
+from enque.core.query import query_of, query_parameters
 from enque.customers import service as customers
 from enque.tickets import merge, queries, service
 from enque.tickets.schemas import (
@@ -28,11 +28,9 @@ from enque.tickets.schemas import (
     BulkIn,
     BulkResult,
     MergeIn,
-    Priority,
-    Sort,
-    Status,
     TicketDetail,
     TicketIn,
+    TicketListQuery,
     TicketPatch,
     TicketSummary,
 )
@@ -40,54 +38,26 @@ from enque.tickets.schemas import (
 router = api_router(prefix="/v1", tags=["tickets"])
 
 
-async def ticket_filters(
-    status: list[Status] = Query([]),
-    priority: list[Priority] = Query([]),
-    assignee_id: str | None = Query(
-        None, alias="assigneeId", max_length=64, description="an agent id, `me` or `none`"
-    ),
-    team_id: str | None = Query(None, alias="teamId", max_length=64),
-    category_id: str | None = Query(None, alias="categoryId", max_length=64),
-    user_id: str | None = Query(None, alias="userId", max_length=64),
-    company_id: str | None = Query(None, alias="companyId", max_length=64),
-    mailbox_id: str | None = Query(None, alias="mailboxId", max_length=64),
-    tag: str | None = Query(None, max_length=50),
-    q: str | None = Query(None, max_length=500),
-    created_after: int | None = Query(None, alias="createdAfter", ge=0, le=MAX_UNIX),
-    created_before: int | None = Query(None, alias="createdBefore", ge=0, le=MAX_UNIX),
-    updated_after: int | None = Query(None, alias="updatedAfter", ge=0, le=MAX_UNIX),
-    updated_before: int | None = Query(None, alias="updatedBefore", ge=0, le=MAX_UNIX),
-    include_merged: bool = Query(False, alias="includeMerged"),
-    breached: bool | None = Query(
-        None, description="`true`: an SLA target was missed; `false`: none was (or no SLA)"
-    ),
-    sort: Sort = Query(
-        "-updatedAt",
-        description="`slaDue`: SLA target due soonest first, tickets with none due after them",
-    ),
-    custom_field: list[str] = Query(
-        [], alias="cf", max_length=20, description="`key:value`, a custom field equal to value"
-    ),
-) -> queries.TicketFilters:
+def filters_of(query: TicketListQuery) -> queries.TicketFilters:
     return queries.TicketFilters(
-        status=list(status),
-        priority=list(priority),
-        assignee_id=assignee_id,
-        team_id=team_id,
-        category_id=category_id,
-        user_id=user_id,
-        company_id=company_id,
-        mailbox_id=mailbox_id,
-        tag=" ".join(tag.split()).lower() if tag else None,
-        q=q,
-        created_after=created_after,
-        created_before=created_before,
-        updated_after=updated_after,
-        updated_before=updated_before,
-        include_merged=include_merged,
-        breached=breached,
-        sort=sort,
-        custom_fields=queries.custom_field_filters(custom_field),
+        status=list(query.status),
+        priority=list(query.priority),
+        assignee_id=query.assignee_id,
+        team_id=query.team_id,
+        category_id=query.category_id,
+        user_id=query.user_id,
+        company_id=query.company_id,
+        mailbox_id=query.mailbox_id,
+        tag=" ".join(query.tag.split()).lower() if query.tag else None,
+        q=query.q,
+        created_after=query.created_after,
+        created_before=query.created_before,
+        updated_after=query.updated_after,
+        updated_before=query.updated_before,
+        include_merged=query.include_merged,
+        breached=query.breached,
+        sort=query.sort,
+        custom_fields=queries.custom_field_filters(list(query.custom_field)),
     )
 
 
@@ -114,10 +84,13 @@ async def _detail(
     return response
 
 
-@router.get("/tickets", response_model=Envelope[list[TicketSummary]])
+@router.get(
+    "/tickets",
+    response_model=Envelope[list[TicketSummary]],
+    openapi_extra={"parameters": query_parameters(TicketListQuery)},
+)
 async def list_tickets(
-    filters: queries.TicketFilters = Depends(ticket_filters),
-    page: PageParams = Depends(page_params),
+    query: TicketListQuery = Depends(query_of(TicketListQuery)),
     principal: Principal = CurrentAgent,
     session: AsyncSession = Depends(get_session),
 ) -> JSONResponse:
@@ -125,10 +98,10 @@ async def list_tickets(
         session,
         workspace_id=principal.workspace_id,
         agent_id=principal.agent_id,
-        filters=filters,
-        page=page,
+        filters=filters_of(query),
+        page=query.page,
     )
-    return ok(result.items, result.meta(page.limit))
+    return ok(result.items, result.meta(query.limit))
 
 
 @router.post("/tickets", response_model=Envelope[TicketDetail], status_code=201)
@@ -251,43 +224,51 @@ async def list_activities(
     return ok(result.items, result.meta(page.limit))
 
 
-@router.get("/users/{customer_id}/tickets", response_model=Envelope[list[TicketSummary]])
+@router.get(
+    "/users/{customer_id}/tickets",
+    response_model=Envelope[list[TicketSummary]],
+    openapi_extra={"parameters": query_parameters(TicketListQuery)},
+)
 async def customer_tickets(
     customer_id: str,
-    filters: queries.TicketFilters = Depends(ticket_filters),
-    page: PageParams = Depends(page_params),
+    query: TicketListQuery = Depends(query_of(TicketListQuery)),
     principal: Principal = CurrentAgent,
     session: AsyncSession = Depends(get_session),
 ) -> JSONResponse:
     await customers.get_customer(session, workspace_id=principal.workspace_id, user_id=customer_id)
+    filters = filters_of(query)
     filters.user_id = customer_id
     result = await queries.list_tickets(
         session,
         workspace_id=principal.workspace_id,
         agent_id=principal.agent_id,
         filters=filters,
-        page=page,
+        page=query.page,
     )
-    return ok(result.items, result.meta(page.limit))
+    return ok(result.items, result.meta(query.limit))
 
 
-@router.get("/companies/{organisation_id}/tickets", response_model=Envelope[list[TicketSummary]])
+@router.get(
+    "/companies/{organisation_id}/tickets",
+    response_model=Envelope[list[TicketSummary]],
+    openapi_extra={"parameters": query_parameters(TicketListQuery)},
+)
 async def company_tickets(
     organisation_id: str,
-    filters: queries.TicketFilters = Depends(ticket_filters),
-    page: PageParams = Depends(page_params),
+    query: TicketListQuery = Depends(query_of(TicketListQuery)),
     principal: Principal = CurrentAgent,
     session: AsyncSession = Depends(get_session),
 ) -> JSONResponse:
     await customers.get_company(
         session, workspace_id=principal.workspace_id, company_id=organisation_id
     )
+    filters = filters_of(query)
     filters.company_id = organisation_id
     result = await queries.list_tickets(
         session,
         workspace_id=principal.workspace_id,
         agent_id=principal.agent_id,
         filters=filters,
-        page=page,
+        page=query.page,
     )
-    return ok(result.items, result.meta(page.limit))
+    return ok(result.items, result.meta(query.limit))

@@ -4,7 +4,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, Field
 
-from enque.core.api import MAX_UNIX, ApiInput, ApiModel, Email
+from enque.core.api import MAX_UNIX, ApiInput, ApiModel, Email, PageQuery
 from enque.customers.schemas import CustomFieldsIn
 
 Status = Literal["Unread", "Open", "In Progress", "With User", "Closed"]
@@ -172,3 +172,37 @@ class BulkResult(ApiModel):
 
 class MergeIn(ApiInput):
     source_ticket_ids: Annotated[list[Id], Field(min_length=1, max_length=50)]
+
+
+AnId = Annotated[str | None, Field(max_length=64)]
+UnixBound = Annotated[int | None, Field(ge=0, le=MAX_UNIX)]
+
+
+class TicketListQuery(PageQuery):
+    """The query string of `GET /v1/tickets`: filters, sort and page."""
+
+    status: tuple[Status, ...] = ()
+    priority: tuple[Priority, ...] = ()
+    assignee_id: AnId = Field(None, alias="assigneeId", description="an agent id, `me` or `none`")
+    team_id: AnId = Field(None, alias="teamId")
+    category_id: AnId = Field(None, alias="categoryId")
+    user_id: AnId = Field(None, alias="userId")
+    company_id: AnId = Field(None, alias="companyId")
+    mailbox_id: AnId = Field(None, alias="mailboxId")
+    tag: str | None = Field(None, max_length=50)
+    q: str | None = Field(None, max_length=500)
+    created_after: UnixBound = Field(None, alias="createdAfter")
+    created_before: UnixBound = Field(None, alias="createdBefore")
+    updated_after: UnixBound = Field(None, alias="updatedAfter")
+    updated_before: UnixBound = Field(None, alias="updatedBefore")
+    include_merged: bool = Field(False, alias="includeMerged")
+    breached: bool | None = Field(
+        None, description="`true`: an SLA target was missed; `false`: none was (or no SLA)"
+    )
+    sort: Sort = Field(
+        "-updatedAt",
+        description="`slaDue`: SLA target due soonest first, tickets with none due after them",
+    )
+    custom_field: tuple[str, ...] = Field(
+        (), alias="cf", max_length=20, description="`key:value`, a custom field equal to value"
+    )
