@@ -224,6 +224,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
         # nested walk, twice per request (the domain routers document the errors themselves)
         app.router.routes.extend(module.router.routes)
 
+    _document_security(app)
     app.add_middleware(
         CORSMiddleware,
         allow_origins=[o for o in settings.allowed_origins if "*" not in o],
@@ -255,6 +256,20 @@ MATCHED_FIRST = ("tickets", "comments", "auth", "notifications")
 def _matched_early(module: ModuleType) -> int:
     domain = module.__name__.split(".")[1]
     return MATCHED_FIRST.index(domain) if domain in MATCHED_FIRST else len(MATCHED_FIRST)
+
+
+def _document_security(app: FastAPI) -> None:
+    """The OpenAPI document names the bearer token on every route that needs one."""
+    from enque.auth.deps import document_security
+
+    generate = app.openapi
+
+    def openapi() -> dict[str, Any]:
+        if app.openapi_schema is None:
+            document_security(generate(), app.routes)
+        return app.openapi_schema  # type: ignore[return-value]  # set by `generate`
+
+    app.openapi = openapi  # type: ignore[method-assign]
 
 
 def _telemetry() -> TelemetryConfig:

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from fastapi import Depends, Request
-from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+from fastapi.dependencies.models import Dependant
+from fastapi.routing import APIRoute
 from sqlalchemy.ext.asyncio import AsyncSession
+from starlette.routing import BaseRoute
 
 from enque.auth.context import AuthContext, load_context
 from enque.core.deps import READ_METHODS
@@ -15,7 +18,12 @@ from enque.core.errors import ApiError, forbidden, unauthorized
 from enque.core.runtime import Runtime
 from enque.core.security import InvalidToken, decode_token
 
-bearer = HTTPBearer(auto_error=False, description="JWT from /v1/auth/login")
+# The bearer token is read by `current_principal` itself: a security dependency of its own
+# would cost every request one more dependency to solve. `document_security` writes the
+# scheme into the OpenAPI document as that dependency would have.
+SECURITY_SCHEMES = {
+    "HTTPBearer": {"type": "http", "description": "JWT from /v1/auth/login", "scheme": "bearer"}
+}
 
 # Extra token kinds (API tokens) plug in here: prefix → resolver.
 TokenResolver = Callable[[Request, AsyncSession, str], Awaitable["Principal"]]
@@ -69,15 +77,12 @@ async def principal_from_jwt(runtime: Runtime, token: str) -> Principal:
     )
 
 
-async def current_principal(
-    request: Request,
-    credentials: HTTPAuthorizationCredentials | None = Depends(bearer),
-) -> Principal:
+async def current_principal(request: Request) -> Principal:
     """The authenticated caller, rate-limited per agent (reads and writes apart)."""
-    if credentials is None or credentials.scheme.lower() != "bearer" or not credentials.credentials:
+    scheme, _, token = request.headers.get("authorization", "").partition(" ")
+    if scheme.lower() != "bearer" or not token:
         raise unauthorized("Missing bearer token")
     runtime: Runtime = request.app.state.runtime
-    token = credentials.credentials
     resolver = next((r for p, r in TOKEN_RESOLVERS.items() if token.startswith(p)), None)
     if resolver is not None:
         async with runtime.db.session(write=False) as session:
@@ -108,6 +113,30 @@ def require_role(*roles: str) -> Callable[..., Awaitable[Principal]]:
 
 
 CurrentAgent = Depends(current_principal)
+
+
+def _needs_token(dependant: Dependant) -> bool:
+    return any(
+        dependency.call is current_principal or _needs_token(dependency)
+        for dependency in dependant.dependencies
+    )
+
+
+def document_security(openapi: dict[str, Any], routes: Iterable[BaseRoute]) -> None:
+    """Mark every operation whose route depends on `current_principal` as needing the token."""
+    for route in routes:
+        if (
+            isinstance(route, APIRoute)
+            and route.include_in_schema
+            and _needs_token(route.dependant)
+        ):
+            for method in route.methods or ():
+                operation = openapi["paths"][route.path_format].get(method.lower())
+                if operation is not None:
+                    operation["security"] = [{name: []} for name in SECURITY_SCHEMES]
+    openapi.setdefault("components", {})["securitySchemes"] = SECURITY_SCHEMES
+
+
 Manager = Depends(require_role("admin", "manager"))
 Admin = Depends(require_role("admin"))
 
