@@ -244,3 +244,14 @@ async def test_routes_answer_behind_a_root_path(app: Any):
     async with httpx.AsyncClient(transport=transport, base_url="http://enque.test") as client:
         response = await client.get("/helpdesk/v1/auth/me")
     error(response, 401, "UNAUTHORIZED")
+
+
+def test_openapi_names_the_bearer_token_where_it_is_needed():
+    spec = create_app().openapi()
+    assert spec["components"]["securitySchemes"]["HTTPBearer"]["scheme"] == "bearer"
+    paths = spec["paths"]
+    assert paths["/v1/auth/me"]["get"]["security"] == [{"HTTPBearer": []}]
+    assert paths["/v1/tickets"]["get"]["security"] == [{"HTTPBearer": []}]
+    assert paths["/v1/agents/{agent_id}"]["delete"]["security"] == [{"HTTPBearer": []}]
+    assert "security" not in paths["/v1/auth/login"]["post"]
+    assert "security" not in paths["/v1/auth/register"]["post"]
