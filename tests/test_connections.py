@@ -11,10 +11,13 @@ from typing import Any
 import httpx
 import pytest
 from sqlalchemy import text
+from sqlalchemy.exc import TimeoutError as PoolTimeout
+from sqlalchemy.ext.asyncio import create_async_engine
 
 from enque.app import create_app
 from enque.config import Settings
 from enque.core.db import Database, NestedConnectionError
+from enque.core.pool import FairAsyncQueuePool
 from tests.conftest import settings_from
 from tests.support.api import register
 
@@ -77,3 +80,59 @@ async def test_a_burst_on_a_new_workspace_with_a_tiny_pool(small_pool_app: Any):
         assert [r.status_code for r in created] == [201] * 40
         customers = {r.json()["data"]["customer"]["id"] for r in created}
         assert len(customers) == 1
+
+
+@pytest.fixture
+async def one_connection(tmp_path: Any) -> AsyncIterator[Any]:
+    """An engine on the app's pool with a single connection."""
+    engine = create_async_engine(
+        f"sqlite+aiosqlite:///{tmp_path / 'one.db'}",
+        poolclass=FairAsyncQueuePool,
+        pool_size=1,
+        max_overflow=0,
+        pool_timeout=0.2,
+    )
+    yield engine
+    await engine.dispose()
+
+
+async def test_a_freed_connection_goes_to_the_longest_waiting_task(one_connection: Any):
+    order: list[str] = []
+
+    async def use(name: str) -> None:
+        async with one_connection.connect() as connection:
+            order.append(name)
+            await connection.execute(text("SELECT 1"))
+
+    held = await one_connection.connect()
+    await held.execute(text("SELECT 1"))
+    waiting = [asyncio.create_task(use(name)) for name in ("first", "second", "third")]
+    await asyncio.sleep(0.05)
+    await held.close()
+    await use("releaser, asking again at once")  # queues behind the three, does not barge
+    await asyncio.gather(*waiting)
+    assert order == ["first", "second", "third", "releaser, asking again at once"]
+
+
+async def test_a_waiter_that_gives_up_loses_no_connection(one_connection: Any):
+    held = await one_connection.connect()
+    await held.execute(text("SELECT 1"))
+
+    async def take() -> Any:
+        return await one_connection.connect()
+
+    cancelled = asyncio.create_task(take())
+    timed_out = asyncio.create_task(asyncio.wait_for(take(), 0.05))
+    await asyncio.sleep(0.01)
+    cancelled.cancel()
+    with pytest.raises(asyncio.CancelledError):
+        await cancelled
+    with pytest.raises(TimeoutError):
+        await timed_out
+    with pytest.raises(PoolTimeout):  # the pool's own limit
+        await take()
+    await held.close()
+    for _ in range(3):
+        async with one_connection.connect() as connection:
+            await connection.execute(text("SELECT 1"))
+    assert one_connection.pool.checkedout() == 0

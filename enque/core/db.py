@@ -25,6 +25,7 @@ from sqlalchemy.ext.asyncio import (
 from sqlalchemy.orm import DeclarativeBase, Mapped, declared_attr, mapped_column
 
 from enque.config import Settings
+from enque.core.pool import FairAsyncQueuePool
 from enque.core.sqlite import dbapi as sqlite_dbapi
 
 log = logging.getLogger(__name__)
@@ -90,6 +91,7 @@ def _sqlite_engine(url: str, *, immediate: bool, pool_size: int) -> AsyncEngine:
     engine = create_async_engine(
         url,
         module=sqlite_dbapi(),
+        poolclass=FairAsyncQueuePool,
         json_deserializer=json_loads,
         pool_size=pool_size,
         max_overflow=0,
@@ -214,6 +216,7 @@ class Database:
         else:
             self.engine = create_async_engine(
                 url,
+                poolclass=FairAsyncQueuePool,
                 pool_size=settings.db_pool_size,
                 max_overflow=settings.db_pool_size,
                 pool_pre_ping=True,
