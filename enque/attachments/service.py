@@ -18,6 +18,7 @@ from typing import Any
 
 from sqlalchemy import and_, delete, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm.attributes import set_committed_value
 
 from enque.activity.service import Actor, record
 from enque.attachments import files
@@ -412,15 +413,17 @@ class AttachmentLinks:
         await session.execute(
             update(Attachment)
             .where(Attachment.workspace_id == workspace_id, Attachment.id.in_(attachment_ids))
-            .values(ticket_id=ticket_id, comment_id=comment_id, linked_at=stamp)
+            .values(ticket_id=ticket_id, comment_id=comment_id, linked_at=stamp, updated_at=stamp)
             .execution_options(synchronize_session=False)
         )
-        for attachment in rows:
-            attachment.ticket_id, attachment.comment_id, attachment.linked_at = (
-                ticket_id,
-                comment_id,
-                stamp,
-            )
+        for attachment in rows:  # the loaded rows as written, without a second UPDATE each
+            for key, value in (
+                ("ticket_id", ticket_id),
+                ("comment_id", comment_id),
+                ("linked_at", stamp),
+                ("updated_at", stamp),
+            ):
+                set_committed_value(attachment, key, value)
 
     async def for_comments(
         self, session: AsyncSession, *, workspace_id: str, comment_ids: list[str]
