@@ -232,8 +232,12 @@ async def _by_conversation(
 
 @dataclass
 class Thread:
-    ticket: Ticket | None
+    """The ticket a message belongs to, by id; the ticket itself is read only where a rule
+    looks at it (a subject token), the rest is read, locked, by whoever writes to it."""
+
+    ticket_id: str | None
     how: str | None  # references, conversation, token
+    ticket: Ticket | None = None
 
 
 async def find_thread(
@@ -250,19 +254,15 @@ async def find_thread(
     ids = list(dict.fromkeys(i.strip().strip("<>") for i in ids))
     ticket_id = await _by_message_ids(session, ws, ids)
     if ticket_id:
-        return Thread(
-            await tickets.get_ticket(session, workspace_id=ws, ticket_id=ticket_id), "references"
-        )
+        return Thread(ticket_id, "references")
     ticket_id = await _by_conversation(session, mailbox, conversation_id)
     if ticket_id:
-        return Thread(
-            await tickets.get_ticket(session, workspace_id=ws, ticket_id=ticket_id), "conversation"
-        )
+        return Thread(ticket_id, "conversation")
     number = ticket_number(parsed.subject, token_template)
     if number is not None:
         ticket = await tickets.ticket_by_number(session, workspace_id=ws, number=number)
         if ticket is not None:
-            return Thread(ticket, "token")
+            return Thread(ticket.id, "token", ticket)
     return Thread(None, None)
 
 
@@ -433,7 +433,7 @@ async def _process(
     thread = await find_thread(
         session, mailbox, parsed, inbound.conversation_id, context.token_template
     )
-    if kind.kind == "auto_reply" and thread.ticket is None:
+    if kind.kind == "auto_reply" and thread.ticket_id is None:
         row.state = "ignored"
         row.error = "; ".join(kind.reasons)[:2000]
         return IngestResult("ignored", reason="auto_reply")
@@ -443,22 +443,18 @@ async def _process(
     cc = _cc_of(parsed, context.own, sender.email)
     subject = (parsed.subject or "").strip()[:MAX_SUBJECT] or "(no subject)"
     urls = files.urls()
-    ticket = thread.ticket
-    if ticket is not None and thread.how == "token":
-        if not await _is_participant(session, ticket, sender.email):
-            linked, ticket = ticket.id, None  # someone else's thread: a new ticket, linked
-        else:
-            linked = None
-    else:
-        linked = None
+    ticket_id, linked = thread.ticket_id, None
+    token = thread.ticket  # only a subject token is checked against who writes
+    if token is not None and not await _is_participant(session, token, sender.email):
+        ticket_id, linked = None, token.id  # someone else's thread: a new ticket, linked
 
     comment_id: str | None = None
-    if ticket is not None:
+    if ticket_id is not None:
         content = rewrite_cids(folded_html(parsed), urls) + _placeholders(files)
         result = await add_customer_message(
             session,
             workspace_id=ws,
-            ticket_id=ticket.id,
+            ticket_id=ticket_id,
             user_id=user.id,
             content=content,
             subject=subject,
@@ -636,14 +632,16 @@ async def ingest(
         try:
             async with unit(session):
                 if replacing is not None and not await _take_over(session, replacing):
-                    result = IngestResult("duplicate")  # retried meanwhile by someone else
+                    done = IngestResult("duplicate")  # retried meanwhile by someone else
                 else:
                     row = _ledger_row(mailbox, inbound, identity, kind)
-                    session.add(row)
-                    await session.flush()  # the unique constraints decide here, before work
-                    result = await _process(
+                    done = await _process(
                         session, runtime, mailbox, inbound, row, kind, files, context
                     )
+                    # Written with its outcome, in one statement; the unique constraints
+                    # decide at the commit (the sync's ledger read spared known messages).
+                    session.add(row)
+            result = done  # committed
         except IntegrityError:
             pass  # was it this message, committed meanwhile by another sync?
         except Exception as exc:
