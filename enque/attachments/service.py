@@ -140,12 +140,17 @@ class ReceivedFile:
     data: bytes
     content_id: str | None = None
     inline: bool = False
+    content_type: str | None = None  # `sniff_type` of the data, when the caller has it
 
 
-def refused_type(data: bytes) -> str | None:
-    """The sniffed type when files like this are refused (executables), else None."""
-    mime = files.sniff(data[: files.SNIFF_BYTES])
-    return mime if mime in files.REFUSED_TYPES else None
+def sniff_type(data: bytes) -> str:
+    """A file's content type from its first bytes (what the sender claims is never trusted)."""
+    return files.sniff(data[: files.SNIFF_BYTES])
+
+
+def is_refused(content_type: str) -> bool:
+    """Files of this sniffed type are not accepted (executables)."""
+    return content_type in files.REFUSED_TYPES
 
 
 def content_url(attachment_id: str) -> str:
@@ -174,7 +179,7 @@ async def store_received(
                 id=attachment_id,
                 workspace_id=workspace_id,
                 file_name=files.display_name(item.file_name),
-                content_type=files.sniff(item.data[: files.SNIFF_BYTES]),
+                content_type=item.content_type or sniff_type(item.data),
                 size=len(item.data),
                 sha256=hashlib.sha256(item.data).hexdigest(),
                 storage_key=storage_key(workspace_id, attachment_id, moment),

@@ -33,7 +33,8 @@ from enque.attachments.service import (
     ReceivedFile,
     content_url,
     discard_unlinked,
-    refused_type,
+    is_refused,
+    sniff_type,
     store_received,
 )
 from enque.comments.service import add_customer_message
@@ -315,26 +316,29 @@ def _file_meta(att: Attachment, omitted: str | None = None) -> dict[str, Any]:
     return meta
 
 
-def _file_parts(runtime: Runtime, parsed: ParsedMessage) -> tuple[list[Attachment], _Files]:
-    """The parts to store, and the metadata of every part (over-limit ones as placeholders)."""
+def _file_parts(
+    runtime: Runtime, parsed: ParsedMessage
+) -> tuple[list[tuple[Attachment, str]], _Files]:
+    """The parts to store with their sniffed types, and the metadata of every part (refused
+    ones as placeholders)."""
     per_file = runtime.settings.max_upload_bytes
     files = _Files()
-    kept: list[Attachment] = []
+    kept: list[tuple[Attachment, str]] = []
     total = 0
     for att in parsed.attachments:
-        refused = None
+        refused, kind = None, ""
         if att.size > per_file:
             refused = f"larger than {runtime.settings.max_upload_mb} MB"
         elif len(kept) >= MAX_MESSAGE_FILES:
             refused = f"more than {MAX_MESSAGE_FILES} files in the message"
         elif total + att.size > MAX_MESSAGE_FILES_BYTES:
             refused = "the message's files are over the limit"
-        elif kind := refused_type(att.data):
+        elif is_refused(kind := sniff_type(att.data)):
             refused = f"files of type {kind} are not accepted"
         files.meta.append(_file_meta(att, refused))
         if refused is None:
             total += att.size
-            kept.append(att)
+            kept.append((att, kind))
     return kept, files
 
 
@@ -347,8 +351,10 @@ async def _store_files(runtime: Runtime, workspace_id: str, parsed: ParsedMessag
         return files
     cited = cid_references(parsed.html or "")
     received = [
-        ReceivedFile(a.filename, a.data, a.content_id, bool(a.content_id) and a.content_id in cited)
-        for a in kept
+        ReceivedFile(
+            a.filename, a.data, a.content_id, bool(a.content_id) and a.content_id in cited, kind
+        )
+        for a, kind in kept
     ]
     try:
         rows = await store_received(runtime, workspace_id=workspace_id, received=received)
