@@ -5,7 +5,8 @@ machine; the IMAP and SMTP servers' own CPU is not in it).
 
 Starts a private Dovecot on 127.0.0.1, delivers N mixed messages (new conversations, replies
 threaded by In-Reply-To, some with attachments), then: (1) fetches them all over IMAP without
-storing anything, (2) parses them, (3) syncs the mailbox into tickets with one worker.
+storing anything, (2) parses them, (3) syncs the mailbox into tickets with one worker, counting
+the SQL statements it sends.
 
     .venv/bin/python bench/email_ingest.py                  # SQLite, 500 messages
     .venv/bin/python bench/email_ingest.py --db postgres --messages 1000
@@ -50,6 +51,7 @@ from enque.tickets.models import Ticket  # noqa: E402
 from tests.email.dovecot import Dovecot  # noqa: E402
 from tests.email.smtpd import AuthSmtpServer  # noqa: E402
 from tests.support.services import create_pg_database, drop_pg_database  # noqa: E402
+from tests.support.statements import statements  # noqa: E402
 
 
 def messages(count: int, address: str) -> list[bytes]:
@@ -150,9 +152,10 @@ async def run(db: str, count: int, replies: int) -> None:
             parse_message(raw)
         parse_s, parse_cpu = time.perf_counter() - started, time.process_time() - cpu
 
-        started, cpu = time.perf_counter(), time.process_time()
-        report = await sync.sync_mailbox(runtime, mailbox.id)
-        ingest_s, ingest_cpu = time.perf_counter() - started, time.process_time() - cpu
+        with statements(runtime) as sent_sql:
+            started, cpu = time.perf_counter(), time.process_time()
+            report = await sync.sync_mailbox(runtime, mailbox.id)
+            ingest_s, ingest_cpu = time.perf_counter() - started, time.process_time() - cpu
         assert report.fetched == count and report.error is None, report.as_dict()
 
         async with runtime.db.session(write=False) as session:
@@ -186,6 +189,7 @@ async def run(db: str, count: int, replies: int) -> None:
             f"{cpu_ms(ingest_cpu)} ({(count / ingest_s) / (count / fetch_s):.2f} of the fetch "
             f"rate); {report.as_dict()}"
         )
+        print(f"  SQL statements per ingested message: {len(sent_sql) / count:.2f}")
         print(f"  replies through SMTP:     {sent / reply_s:8.1f} replies/s ({sent} sent)")
         await runtime.close()
     finally:

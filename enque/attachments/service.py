@@ -18,6 +18,7 @@ from typing import Any
 
 from sqlalchemy import and_, delete, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.orm.attributes import set_committed_value
 
 from enque.activity.service import Actor, record
 from enque.attachments import files
@@ -139,12 +140,17 @@ class ReceivedFile:
     data: bytes
     content_id: str | None = None
     inline: bool = False
+    content_type: str | None = None  # `sniff_type` of the data, when the caller has it
 
 
-def refused_type(data: bytes) -> str | None:
-    """The sniffed type when files like this are refused (executables), else None."""
-    mime = files.sniff(data[: files.SNIFF_BYTES])
-    return mime if mime in files.REFUSED_TYPES else None
+def sniff_type(data: bytes) -> str:
+    """A file's content type from its first bytes (what the sender claims is never trusted)."""
+    return files.sniff(data[: files.SNIFF_BYTES])
+
+
+def is_refused(content_type: str) -> bool:
+    """Files of this sniffed type are not accepted (executables)."""
+    return content_type in files.REFUSED_TYPES
 
 
 def content_url(attachment_id: str) -> str:
@@ -173,7 +179,7 @@ async def store_received(
                 id=attachment_id,
                 workspace_id=workspace_id,
                 file_name=files.display_name(item.file_name),
-                content_type=files.sniff(item.data[: files.SNIFF_BYTES]),
+                content_type=item.content_type or sniff_type(item.data),
                 size=len(item.data),
                 sha256=hashlib.sha256(item.data).hexdigest(),
                 storage_key=storage_key(workspace_id, attachment_id, moment),
@@ -412,15 +418,17 @@ class AttachmentLinks:
         await session.execute(
             update(Attachment)
             .where(Attachment.workspace_id == workspace_id, Attachment.id.in_(attachment_ids))
-            .values(ticket_id=ticket_id, comment_id=comment_id, linked_at=stamp)
+            .values(ticket_id=ticket_id, comment_id=comment_id, linked_at=stamp, updated_at=stamp)
             .execution_options(synchronize_session=False)
         )
-        for attachment in rows:
-            attachment.ticket_id, attachment.comment_id, attachment.linked_at = (
-                ticket_id,
-                comment_id,
-                stamp,
-            )
+        for attachment in rows:  # the loaded rows as written, without a second UPDATE each
+            for key, value in (
+                ("ticket_id", ticket_id),
+                ("comment_id", comment_id),
+                ("linked_at", stamp),
+                ("updated_at", stamp),
+            ):
+                set_committed_value(attachment, key, value)
 
     async def for_comments(
         self, session: AsyncSession, *, workspace_id: str, comment_ids: list[str]

@@ -206,9 +206,10 @@ async def definitions(session: AsyncSession, workspace_id: str) -> list[FieldDef
 async def search_text(
     session: AsyncSession, *, workspace_id: str, entity: str, entity_ids: Sequence[str]
 ) -> dict[str, list[str]]:
-    """`{entity_id: [words]}`: the text, dropdown and multi-select values, in one query."""
+    """`{entity_id: [words]}`: the text, dropdown and multi-select values, in one query (none
+    at all while the workspace has no field for the entity)."""
     found: dict[str, list[str]] = {}
-    if not entity_ids:
+    if not entity_ids or entity not in await DEFINED.within(session, workspace_id):
         return found
     rows = await session.execute(
         select(CustomFieldValue.entity_id, CustomFieldValue.value)

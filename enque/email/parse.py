@@ -11,6 +11,7 @@ import binascii
 import email
 import email.policy
 import email.utils
+import functools
 import io
 import mimetypes
 import re
@@ -25,6 +26,8 @@ from enque.email.sanitize import html_to_text, text_to_html
 
 MAX_DEPTH = 40
 MAX_HEADER_VALUE = 2000
+HEADER_CACHE = 4096  # parsed header values kept (each at most MAX_CACHED_HEADER long)
+MAX_CACHED_HEADER = 1000
 # Headers the classifier (loops, bounces, auto-replies, lists) looks at.
 CLASSIFY_HEADERS = (
     "auto-submitted",
@@ -514,11 +517,30 @@ def _parse_message(msg: Message, raw_size: int, depth: int = 0) -> ParsedMessage
     )
 
 
+@functools.lru_cache(maxsize=HEADER_CACHE)
+def _parsed_header(name: str, value: str) -> Any:
+    return email.policy.default.header_fetch_parse(name, value)
+
+
+class _Policy(email.policy.EmailPolicy):
+    """`policy.default`, each header parsed once: the parser and the walk read a part's
+    Content-Type several times, and messages repeat one another's values. Header objects
+    are immutable, so one parse serves every read."""
+
+    def header_fetch_parse(self, name: str, value: str) -> Any:
+        if hasattr(value, "name") or len(value) > MAX_CACHED_HEADER:
+            return super().header_fetch_parse(name, value)
+        return _parsed_header(name, value)
+
+
+POLICY = _Policy()
+
+
 def parse_message(raw: bytes) -> ParsedMessage:
     """Parse one message; malformed input gives a best-effort result, never an exception."""
     try:
         # Parsing from a stream decodes 8 KB at a time instead of copying the whole input.
-        msg: Any = BytesParser(policy=email.policy.default).parse(io.BytesIO(raw))
+        msg: Any = BytesParser(policy=POLICY).parse(io.BytesIO(raw))
         return _parse_message(msg, len(raw))
     except Exception as exc:  # the parser itself gave up: keep the whole message
         return ParsedMessage(

@@ -33,7 +33,8 @@ from enque.attachments.service import (
     ReceivedFile,
     content_url,
     discard_unlinked,
-    refused_type,
+    is_refused,
+    sniff_type,
     store_received,
 )
 from enque.comments.service import add_customer_message
@@ -232,8 +233,12 @@ async def _by_conversation(
 
 @dataclass
 class Thread:
-    ticket: Ticket | None
+    """The ticket a message belongs to, by id; the ticket itself is read only where a rule
+    looks at it (a subject token), the rest is read, locked, by whoever writes to it."""
+
+    ticket_id: str | None
     how: str | None  # references, conversation, token
+    ticket: Ticket | None = None
 
 
 async def find_thread(
@@ -250,19 +255,15 @@ async def find_thread(
     ids = list(dict.fromkeys(i.strip().strip("<>") for i in ids))
     ticket_id = await _by_message_ids(session, ws, ids)
     if ticket_id:
-        return Thread(
-            await tickets.get_ticket(session, workspace_id=ws, ticket_id=ticket_id), "references"
-        )
+        return Thread(ticket_id, "references")
     ticket_id = await _by_conversation(session, mailbox, conversation_id)
     if ticket_id:
-        return Thread(
-            await tickets.get_ticket(session, workspace_id=ws, ticket_id=ticket_id), "conversation"
-        )
+        return Thread(ticket_id, "conversation")
     number = ticket_number(parsed.subject, token_template)
     if number is not None:
         ticket = await tickets.ticket_by_number(session, workspace_id=ws, number=number)
         if ticket is not None:
-            return Thread(ticket, "token")
+            return Thread(ticket.id, "token", ticket)
     return Thread(None, None)
 
 
@@ -315,26 +316,29 @@ def _file_meta(att: Attachment, omitted: str | None = None) -> dict[str, Any]:
     return meta
 
 
-def _file_parts(runtime: Runtime, parsed: ParsedMessage) -> tuple[list[Attachment], _Files]:
-    """The parts to store, and the metadata of every part (over-limit ones as placeholders)."""
+def _file_parts(
+    runtime: Runtime, parsed: ParsedMessage
+) -> tuple[list[tuple[Attachment, str]], _Files]:
+    """The parts to store with their sniffed types, and the metadata of every part (refused
+    ones as placeholders)."""
     per_file = runtime.settings.max_upload_bytes
     files = _Files()
-    kept: list[Attachment] = []
+    kept: list[tuple[Attachment, str]] = []
     total = 0
     for att in parsed.attachments:
-        refused = None
+        refused, kind = None, ""
         if att.size > per_file:
             refused = f"larger than {runtime.settings.max_upload_mb} MB"
         elif len(kept) >= MAX_MESSAGE_FILES:
             refused = f"more than {MAX_MESSAGE_FILES} files in the message"
         elif total + att.size > MAX_MESSAGE_FILES_BYTES:
             refused = "the message's files are over the limit"
-        elif kind := refused_type(att.data):
+        elif is_refused(kind := sniff_type(att.data)):
             refused = f"files of type {kind} are not accepted"
         files.meta.append(_file_meta(att, refused))
         if refused is None:
             total += att.size
-            kept.append(att)
+            kept.append((att, kind))
     return kept, files
 
 
@@ -347,8 +351,10 @@ async def _store_files(runtime: Runtime, workspace_id: str, parsed: ParsedMessag
         return files
     cited = cid_references(parsed.html or "")
     received = [
-        ReceivedFile(a.filename, a.data, a.content_id, bool(a.content_id) and a.content_id in cited)
-        for a in kept
+        ReceivedFile(
+            a.filename, a.data, a.content_id, bool(a.content_id) and a.content_id in cited, kind
+        )
+        for a, kind in kept
     ]
     try:
         rows = await store_received(runtime, workspace_id=workspace_id, received=received)
@@ -433,7 +439,7 @@ async def _process(
     thread = await find_thread(
         session, mailbox, parsed, inbound.conversation_id, context.token_template
     )
-    if kind.kind == "auto_reply" and thread.ticket is None:
+    if kind.kind == "auto_reply" and thread.ticket_id is None:
         row.state = "ignored"
         row.error = "; ".join(kind.reasons)[:2000]
         return IngestResult("ignored", reason="auto_reply")
@@ -443,22 +449,18 @@ async def _process(
     cc = _cc_of(parsed, context.own, sender.email)
     subject = (parsed.subject or "").strip()[:MAX_SUBJECT] or "(no subject)"
     urls = files.urls()
-    ticket = thread.ticket
-    if ticket is not None and thread.how == "token":
-        if not await _is_participant(session, ticket, sender.email):
-            linked, ticket = ticket.id, None  # someone else's thread: a new ticket, linked
-        else:
-            linked = None
-    else:
-        linked = None
+    ticket_id, linked = thread.ticket_id, None
+    token = thread.ticket  # only a subject token is checked against who writes
+    if token is not None and not await _is_participant(session, token, sender.email):
+        ticket_id, linked = None, token.id  # someone else's thread: a new ticket, linked
 
     comment_id: str | None = None
-    if ticket is not None:
+    if ticket_id is not None:
         content = rewrite_cids(folded_html(parsed), urls) + _placeholders(files)
         result = await add_customer_message(
             session,
             workspace_id=ws,
-            ticket_id=ticket.id,
+            ticket_id=ticket_id,
             user_id=user.id,
             content=content,
             subject=subject,
@@ -636,14 +638,16 @@ async def ingest(
         try:
             async with unit(session):
                 if replacing is not None and not await _take_over(session, replacing):
-                    result = IngestResult("duplicate")  # retried meanwhile by someone else
+                    done = IngestResult("duplicate")  # retried meanwhile by someone else
                 else:
                     row = _ledger_row(mailbox, inbound, identity, kind)
-                    session.add(row)
-                    await session.flush()  # the unique constraints decide here, before work
-                    result = await _process(
+                    done = await _process(
                         session, runtime, mailbox, inbound, row, kind, files, context
                     )
+                    # Written with its outcome, in one statement; the unique constraints
+                    # decide at the commit (the sync's ledger read spared known messages).
+                    session.add(row)
+            result = done  # committed
         except IntegrityError:
             pass  # was it this message, committed meanwhile by another sync?
         except Exception as exc:

@@ -106,6 +106,11 @@ def _names(stmt: Select[Any]) -> Select[Any]:
 Summary = dict[str, Any]  # a TicketSummary in its wire shape (camelCase keys)
 # the summary columns and their joins, built once (every inbox page starts from it)
 SUMMARIES = _joined(select(*SUMMARY_COLUMNS))
+# built once: every event about a ticket carries its summary
+_SUMMARIES_BY_ID = SUMMARIES.where(
+    Ticket.workspace_id == bindparam("workspace_id"),
+    Ticket.id.in_(bindparam("ids", expanding=True)),
+)
 
 
 def summary_of(row: Row[Any]) -> Summary:
@@ -202,8 +207,9 @@ async def summaries(
     """List-shaped tickets by id, in one query (for events and bulk results)."""
     if not ticket_ids:
         return {}
-    rows = await session.execute(
-        SUMMARIES.where(Ticket.workspace_id == workspace_id, Ticket.id.in_(list(ticket_ids)))
+    connection = await session.connection()  # plain rows: no ORM compiling or loading
+    rows = await connection.execute(
+        _SUMMARIES_BY_ID, {"workspace_id": workspace_id, "ids": list(ticket_ids)}
     )
     found = {row.id: summary_of(row) for row in rows}
     await with_custom_fields(session, workspace_id, list(found.values()))

@@ -132,22 +132,40 @@ async def reindex_tickets(
         await _reindex_chunk(session, workspace_id, chunk)
 
 
+# Built once: a rebuild runs in every change of a ticket (each received email, each reply);
+# plain rows read on the session's connection, with no ORM loading.
+_HEADS = (
+    select(
+        Ticket.id,
+        Ticket.number,
+        Ticket.subject,
+        Ticket.user_id,
+        TicketBody.plain_text,
+        User.name,
+        User.email,
+    )
+    .outerjoin(TicketBody, TicketBody.ticket_id == Ticket.id)
+    .outerjoin(User, User.id == Ticket.user_id)
+    .where(
+        Ticket.workspace_id == bindparam("workspace_id"),
+        Ticket.id.in_(bindparam("ids", expanding=True)),
+    )
+)
+_COMMENTS = (
+    select(Comment.ticket_id, Comment.text)
+    .where(
+        Comment.workspace_id == bindparam("workspace_id"),
+        Comment.ticket_id.in_(bindparam("ids", expanding=True)),
+        Comment.deleted_at.is_(None),
+    )
+    .order_by(Comment.ticket_id, Comment.created_at, Comment.id)
+)
+
+
 async def _reindex_chunk(session: AsyncSession, workspace_id: str, ids: Sequence[str]) -> None:
+    connection = await session.connection()
     heads = (
-        await session.execute(
-            select(
-                Ticket.id,
-                Ticket.number,
-                Ticket.subject,
-                Ticket.user_id,
-                TicketBody.plain_text,
-                User.name,
-                User.email,
-            )
-            .outerjoin(TicketBody, TicketBody.ticket_id == Ticket.id)
-            .outerjoin(User, User.id == Ticket.user_id)
-            .where(Ticket.workspace_id == workspace_id, Ticket.id.in_(ids))
-        )
+        await connection.execute(_HEADS, {"workspace_id": workspace_id, "ids": list(ids)})
     ).all()
     parts: dict[str, list[str]] = {
         row.id: [
@@ -172,14 +190,8 @@ async def _reindex_chunk(session: AsyncSession, workspace_id: str, ids: Sequence
     for ticket_id, words in parts.items():
         words += ticket_words.get(ticket_id, [])
         words += customer_words.get(customers[ticket_id], [])
-    comments = await session.execute(
-        select(Comment.ticket_id, Comment.text)
-        .where(
-            Comment.workspace_id == workspace_id,
-            Comment.ticket_id.in_(list(parts)),
-            Comment.deleted_at.is_(None),
-        )
-        .order_by(Comment.ticket_id, Comment.created_at, Comment.id)
+    comments = await connection.execute(
+        _COMMENTS, {"workspace_id": workspace_id, "ids": list(parts)}
     )
     for ticket_id, body in comments:
         parts[ticket_id].append(body)

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from pydantic.alias_generators import to_camel
-from sqlalchemy import delete, select, update
+from sqlalchemy import bindparam, delete, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -220,17 +220,21 @@ async def check_references(
 # ---------------------------------------------------------------- writing
 
 
+# built once, run on the session's connection as a plain statement: every new ticket bumps it
+_BUMP = (
+    update(TicketCounter)
+    .where(TicketCounter.workspace_id == bindparam("counter_workspace"))
+    .values(last_number=TicketCounter.last_number + 1)
+    .returning(TicketCounter.last_number)
+)
+
+
 async def allocate_number(session: AsyncSession, workspace_id: str) -> int:
     """The next ticket number of the workspace. The counter row stays locked until commit, so
     concurrent creators queue on it and no number is ever given twice."""
-    bump = (
-        update(TicketCounter)
-        .where(TicketCounter.workspace_id == workspace_id)
-        .values(last_number=TicketCounter.last_number + 1)
-        .returning(TicketCounter.last_number)
-        .execution_options(synchronize_session=False)
-    )
-    number = (await session.execute(bump)).scalar_one_or_none()
+    connection = await session.connection()
+    key = {"counter_workspace": workspace_id}
+    number = (await connection.execute(_BUMP, key)).scalar_one_or_none()
     if number is None:
         insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
         await session.execute(
@@ -238,7 +242,7 @@ async def allocate_number(session: AsyncSession, workspace_id: str) -> int:
             .values(workspace_id=workspace_id, last_number=0)
             .on_conflict_do_nothing(index_elements=["workspace_id"])
         )
-        number = (await session.execute(bump)).scalar_one()
+        number = (await connection.execute(_BUMP, key)).scalar_one()
     return int(number)
 
 

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import email.policy
 import gc
 import tracemalloc
 
 import pytest
 
+from enque.email import parse
 from enque.email.parse import parse_message
 from tests.email import corpus
 
@@ -196,6 +198,30 @@ def test_bounce_headers_for_the_classifier() -> None:
     assert msg.return_path == ""
     assert "could not be delivered" in msg.text
     assert any(a.content_type == "message/delivery-status" for a in msg.attachments)
+
+
+CORPUS = [
+    corpus.shift_jis, corpus.gb2312_with_gbk_chars, corpus.iso_2022_jp, corpus.koi8r,
+    corpus.latin1_labelled_windows1252, corpus.windows1251_qp, corpus.unknown_charset,
+    corpus.utf8_labelled_latin1, corpus.raw_utf8_headers, corpus.rfc2047_subject,
+    corpus.rfc2231_filename, corpus.attachment_only, corpus.html_only, corpus.missing_boundary,
+    corpus.bad_base64, corpus.truncated, corpus.forwarded, corpus.smime_signed,
+    corpus.smime_encrypted, corpus.calendar_invitation, corpus.inline_image,
+    corpus.apple_mixed, corpus.deep_nesting, corpus.no_ids_bad_date, corpus.thread_reply,
+    corpus.bounce,
+]  # fmt: skip
+
+
+def test_headers_parsed_once_read_as_policy_default_reads_them(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The kept parses of header values change nothing: every message of the corpus, parsed
+    twice (the second time from kept headers), reads as under plain `policy.default`."""
+    kept = [(parse_message(make()), parse_message(make())) for make in CORPUS]
+    monkeypatch.setattr(parse, "POLICY", email.policy.default)
+    for make, (first, again) in zip(CORPUS, kept, strict=True):
+        plain = parse_message(make())
+        assert first == plain and again == plain, make.__name__
 
 
 @pytest.mark.parametrize(

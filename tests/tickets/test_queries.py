@@ -1,14 +1,9 @@
 """The inbox, a ticket and its thread cost a constant number of queries, whatever they hold."""
 
-from collections.abc import Iterator
-from contextlib import contextmanager
-from typing import Any
-
-from sqlalchemy import event
-
 from enque.core.runtime import Runtime
 from tests.support.api import Tenant, data, unique
 from tests.support.helpdesk import add_agent, add_team, new_ticket
+from tests.support.statements import statements
 
 POLICY = {"name": "High", "match": {"priority": "High"}, "targets": {"firstResponseMinutes": 60}}
 VALUES = {"plan": "gold", "seats": 5, "addons": ["sso"]}
@@ -22,32 +17,6 @@ async def define_fields(tenant: Tenant) -> None:
     ):
         field = {"entity": "ticket", "label": body["key"].title(), **body}
         data(await tenant.post("/v1/custom-fields", json=field), 201)
-
-
-@contextmanager
-def statements(runtime: Runtime) -> Iterator[list[str]]:
-    """The queries sent while the block runs (on every engine of the runtime), without
-    transaction control statements and the scheduler's own bookkeeping (a background job
-    of the same process may renew its lease meanwhile)."""
-    seen: list[str] = []
-
-    def listener(_conn: Any, _cursor: Any, statement: str, *_args: Any) -> None:
-        if statement.split(None, 1)[0].upper() in ("BEGIN", "COMMIT", "ROLLBACK"):
-            return
-        if "job_leases" in statement or "job_runs" in statement:
-            return
-        seen.append(statement)
-
-    engines = {
-        id(e.sync_engine): e.sync_engine for e in (runtime.db.engine, runtime.db.write_engine)
-    }
-    for engine in engines.values():
-        event.listen(engine, "before_cursor_execute", listener)
-    try:
-        yield seen
-    finally:
-        for engine in engines.values():
-            event.remove(engine, "before_cursor_execute", listener)
 
 
 async def test_list_is_constant_and_never_loads_bodies(tenant: Tenant, app_runtime: Runtime):

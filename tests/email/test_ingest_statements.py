@@ -1,0 +1,50 @@
+"""What one ingested message costs in SQL statements, so the count cannot silently grow back."""
+
+from __future__ import annotations
+
+from enque.core.runtime import Runtime
+from enque.mailboxes import sync
+from tests.email.mailflow import ImapBox, connect_imap, count_threads, mail
+from tests.support.api import Tenant
+from tests.support.statements import statements
+
+# A new conversation and a reply (the bench's mix is two of one to one of the other), each
+# with its after-commit reactions: the ledger row, the ticket or comment, the customer, the
+# audit, the search document and the event payloads, on SQLite and PostgreSQL alike.
+PER_MESSAGE = 12
+
+
+def conversations(box: ImapBox, count: int) -> list[str]:
+    """`count` new conversations from known customers, delivered; their Message-IDs."""
+    ids = []
+    for n in range(count):
+        raw, mid = mail(to=box.email, frm=f"c{n}@customer.test", subject=f"Order {n}")
+        box.deliver(raw)
+        ids.append(mid)
+    return ids
+
+
+def replies(box: ImapBox, ids: list[str]) -> None:
+    for n, mid in enumerate(ids):
+        headers = {"In-Reply-To": f"<{mid}>", "References": f"<{mid}>"}
+        box.deliver(mail(to=box.email, frm=f"c{n}@customer.test", headers=headers)[0])
+
+
+async def test_ingest_statements_per_message(tenant: Tenant, app_runtime: Runtime) -> None:
+    box = await connect_imap(tenant)
+    first = conversations(box, 6)  # the customers exist from here on
+    await sync.sync_mailbox(app_runtime, box.id)
+
+    async def batch(size: int) -> int:
+        """Statements of one sync of `size` new conversations and `size` replies."""
+        replies(box, first[:size])
+        conversations(box, size)
+        with statements(app_runtime) as seen:
+            report = await sync.sync_mailbox(app_runtime, box.id)
+        assert report.as_dict()["created"] == size and report.as_dict()["commented"] == size
+        return len(seen)
+
+    small, large = await batch(1), await batch(3)
+    per_message = (large - small) / 4  # what the sync itself costs drops out
+    assert per_message <= PER_MESSAGE, per_message
+    assert await count_threads(app_runtime, tenant.workspace_id) == {"tickets": 10, "comments": 4}
