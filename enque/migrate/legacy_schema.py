@@ -482,10 +482,13 @@ def enum_values(column_type: str) -> tuple[str, ...]:
     return tuple(re.findall(r"'((?:[^']|'')*)'", column_type))
 
 
-def change_column(table: str) -> str | None:
-    """The column that tells when a row last changed (for `--since`), if the table has one."""
+def change_columns(table: str) -> tuple[str, ...]:
+    """The columns that tell when a row last changed (for `--since`), first one first: a
+    nullable `updated_at` is followed by `created_at` (the old code left it empty on some
+    inserts, the activity feed's among them). Empty when the table has neither."""
     columns = TABLES[table]
-    for name in ("updated_at", "created_at"):
-        if name in columns:
-            return name
-    return None
+    if "updated_at" in columns:
+        if columns["updated_at"].nullable and "created_at" in columns:
+            return ("updated_at", "created_at")
+        return ("updated_at",)
+    return ("created_at",) if "created_at" in columns else ()

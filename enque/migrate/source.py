@@ -17,7 +17,7 @@ import asyncmy
 from asyncmy.cursors import Cursor, DictCursor, SSDictCursor
 from asyncmy.errors import OperationalError, ProgrammingError
 
-from enque.migrate.legacy_schema import change_column, normalize_type
+from enque.migrate.legacy_schema import change_columns, normalize_type
 
 SCHEMES = ("mysql", "mariadb", "mysql+asyncmy")
 
@@ -232,11 +232,12 @@ class LegacySource:
     @staticmethod
     def since_filter(table: str, since: int | None) -> tuple[str, tuple[Any, ...]]:
         """The WHERE clause selecting rows changed since `since` (empty without a change column)."""
-        column = change_column(table) if since is not None else None
-        if since is None or column is None:
+        columns = change_columns(table) if since is not None else ()
+        if since is None or not columns:
             return "", ()
         moment = datetime.fromtimestamp(since, UTC).strftime("%Y-%m-%d %H:%M:%S")
-        return f"{quote(column)} >= %s", (moment,)
+        changed = ", ".join(quote(c) for c in columns)
+        return (f"COALESCE({changed}) >= %s" if len(columns) > 1 else f"{changed} >= %s"), (moment,)
 
     def stream(
         self,

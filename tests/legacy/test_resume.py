@@ -9,6 +9,7 @@ import random
 import signal
 import sys
 import time
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -330,6 +331,114 @@ async def test_since_copies_changed_rows(
                 await cur.execute(
                     "UPDATE automation_actions SET action_value = %s WHERE id = 1", saved["action"]
                 )
+        conn.close()
+        cleanup()
+
+
+async def test_since_copies_changed_scheduled_replies_and_audit_entries(
+    legacy: Manifest,
+    s3_server: MotoS3Server,
+    tmp_path: Path,
+    worker_id_suffix: str,
+    mariadb: Server,
+) -> None:
+    """During the cut-over an agent cancels a scheduled reply and schedules another, and the
+    feed records two actions (the old code left `updated_at` empty on some). The `--since`
+    run brings those four rows over, reads no other row of the two tables, and verifies."""
+    target, cleanup = make_database_url(BACKEND, tmp_path, f"enque_since_log_{worker_id_suffix}")
+    cmd = command(legacy, s3_server, target, tmp_path / "files")
+    later = "2031-01-01 00:00:00"
+    cancelled = legacy.edge["scheduled_future"]
+    conn = await mariadb.connect(legacy.database)
+    saved: tuple[object, ...] | None = None
+    added: dict[str, list[int]] = {"scheduled_comments": [], "activities": []}
+    try:
+        code, output = await run(cmd)
+        assert code == 0, output
+        before = await count(target, ScheduledReply), await count(target, Activity)
+        async with conn.cursor() as cur:
+            await cur.execute(
+                "SELECT content, status, updated_at FROM scheduled_comments WHERE id = %s",
+                (cancelled,),
+            )
+            saved = tuple(await cur.fetchone())
+            await cur.execute(
+                "UPDATE scheduled_comments SET content = '<p>Not needed</p>', "
+                "status = 'cancelled', updated_at = %s WHERE id = %s",
+                (later, cancelled),
+            )
+            await cur.execute(
+                "SELECT ticket_id, agent_id, workspace_id FROM scheduled_comments WHERE id = %s",
+                (cancelled,),
+            )
+            ticket, agent, workspace = await cur.fetchone()
+            await cur.execute(
+                "INSERT INTO scheduled_comments (ticket_id, agent_id, workspace_id, content, "
+                "is_private, scheduled_send_at, status, created_at, updated_at, retry_count) "
+                "VALUES (%s, %s, %s, '<p>Scheduled during cut-over</p>', 0, "
+                "'2042-01-01 09:00:00', 'pending', %s, %s, 0)",
+                (ticket, agent, workspace, later, later),
+            )
+            added["scheduled_comments"].append(cur.lastrowid)
+            for action, updated in (
+                ("closed ticket during cut-over", later),
+                ("assigned ticket during cut-over", None),
+            ):
+                await cur.execute(
+                    "INSERT INTO activities (agent_id, action, source_type, source_id, "
+                    "workspace_id, created_at, updated_at) "
+                    "VALUES (%s, %s, 'Ticket', %s, %s, %s, %s)",
+                    (agent, action, ticket, workspace, later, updated),
+                )
+                added["activities"].append(cur.lastrowid)
+        code, output = await run([*cmd, "--since", "2030-12-31T00:00:00Z"])
+        assert code == 0, output
+        assert "result: ok" in output
+        engine = target_engine(target)
+        try:
+            async with engine.connect() as c:
+                read = dict(
+                    (
+                        await c.execute(
+                            select(LegacyCheckpoint.source_table, LegacyCheckpoint.rows).where(
+                                LegacyCheckpoint.source_table.in_(added)
+                            )
+                        )
+                    ).all()
+                )
+                replies = {
+                    r.content: r for r in (await c.execute(select(ScheduledReply.__table__))).all()
+                }
+                verbs = {
+                    a["legacyAction"]: verb
+                    for verb, a in (await c.execute(select(Activity.verb, Activity.after))).all()
+                }
+        finally:
+            await engine.dispose()
+        # only the changed rows were read again
+        assert read == {"scheduled_comments": 2, "activities": 2}
+        assert (await count(target, ScheduledReply), await count(target, Activity)) == (
+            before[0] + 1,
+            before[1] + 2,
+        )
+        assert replies["<p>Not needed</p>"].status == "cancelled"
+        assert replies["<p>Not needed</p>"].cancelled_at == int(
+            datetime(2031, 1, 1, tzinfo=UTC).timestamp()
+        )
+        assert replies["<p>Scheduled during cut-over</p>"].status == "pending"
+        assert verbs["closed ticket during cut-over"] == "ticket.status_changed"
+        assert verbs["assigned ticket during cut-over"] == "ticket.assigned"
+    finally:
+        async with conn.cursor() as cur:
+            if saved is not None:
+                await cur.execute(
+                    "UPDATE scheduled_comments SET content = %s, status = %s, updated_at = %s "
+                    "WHERE id = %s",
+                    (*saved, cancelled),
+                )
+            for table, ids in added.items():
+                for new in ids:
+                    await cur.execute(f"DELETE FROM {table} WHERE id = %s", (new,))
         conn.close()
         cleanup()
 
