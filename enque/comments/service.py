@@ -85,17 +85,23 @@ def _out(
     )
 
 
-async def _views(session: AsyncSession, workspace_id: str, rows: Sequence[Any]) -> list[CommentOut]:
+async def _views(
+    session: AsyncSession, workspace_id: str, rows: Sequence[Any], *, with_files: bool = True
+) -> list[CommentOut]:
     store = attachments(session)
     files: dict[str, list[dict[str, Any]]] = {}
-    if store is not None and rows:
+    if with_files and store is not None and rows:
         files = await store.for_comments(
             session, workspace_id=workspace_id, comment_ids=[r[0].id for r in rows]
         )
     return [_out(c, agent, user, files.get(c.id, [])) for c, agent, user in rows]
 
 
-async def comment_view(session: AsyncSession, workspace_id: str, comment_id: str) -> CommentOut:
+async def comment_view(
+    session: AsyncSession, workspace_id: str, comment_id: str, *, with_files: bool = True
+) -> CommentOut:
+    """One comment as the API shows it; `with_files=False` for one known to have no files (a
+    new comment written without), whose files are not read."""
     rows = (
         await session.execute(
             _thread_query().where(Comment.workspace_id == workspace_id, Comment.id == comment_id)
@@ -103,7 +109,7 @@ async def comment_view(session: AsyncSession, workspace_id: str, comment_id: str
     ).all()
     if not rows:
         raise not_found("Comment")
-    return (await _views(session, workspace_id, rows))[0]
+    return (await _views(session, workspace_id, rows, with_files=with_files))[0]
 
 
 async def list_comments(
@@ -162,8 +168,11 @@ async def _publish_comment(
     comment: Comment,
     diff: dict[str, list[Any]],
     actor: Actor,
+    *,
+    with_files: bool,
 ) -> None:
-    """Flush, audit, search document, `ticket.updated` and `comment.created`."""
+    """Flush, audit, search document, `ticket.updated` and `comment.created` (`with_files`:
+    whether files were linked to the new comment)."""
     await publish_changes(session, ticket, diff, actor)
     record(
         session,
@@ -175,7 +184,7 @@ async def _publish_comment(
         after={"commentId": comment.id, "kind": comment.kind},
     )
     await tickets.search.reindex_tickets(session, ticket.workspace_id, [ticket.id])
-    view = await comment_view(session, ticket.workspace_id, comment.id)
+    view = await comment_view(session, ticket.workspace_id, comment.id, with_files=with_files)
     emit(
         session,
         Event(
@@ -262,7 +271,14 @@ async def add_reply(
         for key, value in stamps.items():
             diff[to_camel(key)] = [getattr(ticket, key), value]
             setattr(ticket, key, value)
-        await _publish_comment(session, ticket, comment, _touched(ticket, diff, before), actor)
+        await _publish_comment(
+            session,
+            ticket,
+            comment,
+            _touched(ticket, diff, before),
+            actor,
+            with_files=bool(attachment_ids),
+        )
     return comment
 
 
@@ -303,7 +319,14 @@ async def add_note(
         await session.flush()
         await _link_files(session, workspace_id, comment.ticket_id, comment.id, attachment_ids)
         before = ticket.updated_at
-        await _publish_comment(session, ticket, comment, _touched(ticket, {}, before), actor)
+        await _publish_comment(
+            session,
+            ticket,
+            comment,
+            _touched(ticket, {}, before),
+            actor,
+            with_files=bool(attachment_ids),
+        )
     return comment
 
 
@@ -407,7 +430,14 @@ async def add_customer_message(
                 ticket.cc = carried
             diff["lastCustomerReplyAt"] = [ticket.last_customer_reply_at, moment]
             ticket.last_customer_reply_at = moment
-        await _publish_comment(session, ticket, comment, _touched(ticket, diff, before), actor)
+        await _publish_comment(
+            session,
+            ticket,
+            comment,
+            _touched(ticket, diff, before),
+            actor,
+            with_files=bool(attachment_ids),
+        )
     return CustomerMessage(ticket, comment, False)
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from pydantic.alias_generators import to_camel
-from sqlalchemy import Select, delete, func, or_, select, update
+from sqlalchemy import Select, bindparam, delete, func, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -250,6 +250,14 @@ async def create_customer(
     return user
 
 
+# built once: every received email looks its sender up
+_LIVE_BY_EMAIL = select(User).where(
+    User.workspace_id == bindparam("workspace_id"),
+    func.lower(User.email) == bindparam("email"),
+    User.deleted_at.is_(None),
+)
+
+
 async def find_or_create_customer(
     session: AsyncSession,
     workspace_id: str,
@@ -262,13 +270,9 @@ async def find_or_create_customer(
 
     Safe against a concurrent creation of the same address (the unique index decides).
     """
-    stmt = select(User).where(
-        User.workspace_id == workspace_id,
-        func.lower(User.email) == email.strip().lower(),
-        User.deleted_at.is_(None),
-    )
+    key = {"workspace_id": workspace_id, "email": email.strip().lower()}
     async with unit(session):
-        user = (await session.execute(stmt)).scalar_one_or_none()
+        user = (await session.execute(_LIVE_BY_EMAIL, key)).scalar_one_or_none()
         if user is not None:
             return user
         try:
@@ -283,7 +287,7 @@ async def find_or_create_customer(
         except ApiError as exc:
             if exc.code != "CONFLICT":
                 raise
-            user = (await session.execute(stmt)).scalar_one_or_none()
+            user = (await session.execute(_LIVE_BY_EMAIL, key)).scalar_one_or_none()
             if user is None:
                 raise
             return user

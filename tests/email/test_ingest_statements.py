@@ -11,7 +11,7 @@ from tests.support.statements import statements
 # A new conversation and a reply (the bench's mix is two of one to one of the other), each
 # with its after-commit reactions: the ledger row, the ticket or comment, the customer, the
 # audit, the search document and the event payloads, on SQLite and PostgreSQL alike.
-PER_MESSAGE = 12
+PER_MESSAGE = 11.5
 
 
 def conversations(box: ImapBox, count: int) -> list[str]:
