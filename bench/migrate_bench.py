@@ -48,8 +48,9 @@ async def select_ceiling(url: str) -> tuple[int, float]:
         return rows, rows / (time.perf_counter() - started)
 
 
-async def bare_copy(url: str, target: str) -> float:
-    """Rows/s of comments read and inserted as they are (no transform, no id mapping)."""
+async def bare_copy(url: str, target: str) -> tuple[float, float]:
+    """Rows/s of comments read and inserted as they are (no transform, no id mapping), and
+    the CPU seconds of this process per row."""
     meta = MetaData()
     table = Table(
         "bare_comments",
@@ -75,7 +76,7 @@ async def bare_copy(url: str, target: str) -> float:
             await conn.run_sync(meta.create_all)
         rows = 0
         async with LegacySource(SourceUrl.parse(url)) as source:
-            started = time.perf_counter()
+            started, cpu_started = time.perf_counter(), time.process_time()
             async for batch in source.stream("comments"):
                 values = [
                     {**r, "created_at": str(r["created_at"]), "updated_at": str(r["updated_at"])}
@@ -85,9 +86,10 @@ async def bare_copy(url: str, target: str) -> float:
                     await conn.execute(table.insert(), values)
                 rows += len(batch)
             rate = rows / (time.perf_counter() - started)
+            cpu = (time.process_time() - cpu_started) / rows
         async with engine.begin() as conn:
             await conn.run_sync(meta.drop_all)
-        return rate
+        return rate, cpu
     finally:
         await engine.dispose()
 
@@ -165,7 +167,7 @@ async def main() -> None:
                 else:
                     target = f"sqlite:///{Path(tmp) / (db + '.db')}"
                 try:
-                    bare = await bare_copy(manifest.url, target)
+                    bare, bare_cpu = await bare_copy(manifest.url, target)
                     report_path = Path(tmp) / f"report-{kind}.json"
                     elapsed, rss = migrate(
                         manifest.url,
@@ -184,6 +186,9 @@ async def main() -> None:
                     load_s = facts["load_seconds"]
                     comments_s = facts["load_seconds_by_table"]["comments"]
                     comments_rate = manifest.counts["comments"] / comments_s
+                    comments_cpu = (
+                        facts["load_cpu_seconds_by_table"]["comments"] / manifest.counts["comments"]
+                    )
                     load = ", ".join(f"{v:.1f}" for v in os.getloadavg())
                     print(f"\n[{kind}] exit {report['exitCode']}, wall {elapsed:.1f} s")
                     print(f"  load average after (1, 5, 15 min): {load}")
@@ -194,6 +199,10 @@ async def main() -> None:
                     print(f"  load, comments:            {comments_rate:>10,.0f} rows/s")
                     print(f"  bare copy of comments:     {bare:>10,.0f} rows/s  (ceiling)")
                     print(f"  comments vs bare copy:     {comments_rate / bare:>10.2f}")
+                    print(
+                        f"  CPU per comment:           {comments_cpu * 1e6:>10.1f} µs "
+                        f"(bare copy {bare_cpu * 1e6:.1f} µs; the process, all its threads)"
+                    )
                     overall = migrated / load_s
                     print(f"  all tables vs bare copy:   {overall / bare:>10.2f}")
                     print(f"  verify:                    {facts['verify_seconds']:>10.1f} s")

@@ -278,6 +278,7 @@ def ticket_body_row(item: Item) -> Folded | None:
 
 @dataclass
 class CommentLookups:
+    tickets: dict[Any, str]  # legacy ticket id → ticket id
     ticket_user: dict[str, Any]  # ticket id → its customer
     users: set[str]
     known: dict[tuple[str, str], str]  # (workspace, lowercased email) → customer
@@ -296,16 +297,17 @@ async def _comments(rows: list[Row], env: Env) -> CommentLookups:
     for row in rows:
         if tickets[row["ticket_id"]] in ticket_user:  # orphans are not read
             ctx = env.ctx("comments", row["id"])
-            sources[row["id"]] = comment_source(row.get("content"), row.get("s3_html_url"), ctx)
-    wanted = {s.s3_key for s in sources.values() if s.s3_key}
+            source = comment_source(row.get("content"), row.get("s3_html_url"), ctx)
+            sources[row["id"]] = source, ctx
+    wanted = {s.s3_key for s, _ in sources.values() if s.s3_key}
     bodies = await env.fetch_all(wanted) if wanted else {}
     messages: dict[Any, Message] = {}
     pairs: set[tuple[str, str]] = set()
     for row in rows:
-        source = sources.get(row["id"])
-        if source is None or source.kind == "placeholder":
+        found = sources.get(row["id"])
+        if found is None or found[0].kind == "placeholder":
             continue
-        ctx = env.ctx("comments", row["id"])
+        source, ctx = found
         html = source.html or ""
         if source.kind == "s3":
             data = bodies.get(source.s3_key or "")
@@ -324,12 +326,12 @@ async def _comments(rows: list[Row], env: Env) -> CommentLookups:
     missing = pairs - known.keys()
     if missing:
         known.update(await env.users_by_email(missing))
-    return CommentLookups(ticket_user, users, known, messages)
+    return CommentLookups(tickets, ticket_user, users, known, messages)
 
 
 def comment_row(item: Item) -> Row | None:
     row, ctx, env, ahead = item.row, item.ctx, item.env, item.ahead
-    ticket = env.id("tickets", row["ticket_id"])
+    ticket = ahead.tickets[row["ticket_id"]]
     if ticket not in ahead.ticket_user:
         ctx.issue(
             "ticket_id",

@@ -360,6 +360,8 @@ async def load(
     report.steps.append("load")
     load_started = time.perf_counter()
     seconds: dict[str, float] = report.facts.setdefault("load_seconds_by_table", {})
+    # CPU of the whole process (reading, transforming, the SQLite writer thread)
+    cpu_seconds: dict[str, float] = report.facts.setdefault("load_cpu_seconds_by_table", {})
     present = await source.columns()
     agents = await legacy_agents(source, space) if "agents" in present else {}
     for table in tables:
@@ -372,7 +374,7 @@ async def load(
         if checkpoint["done_at"] is not None and since is None:
             stats.migrated, stats.skipped = checkpoint["loaded"], checkpoint["skipped"]
             continue
-        table_started = time.perf_counter()
+        table_started, cpu_started = time.perf_counter(), time.process_time()
         cache: dict[str, Any] = {}
         changed = None if spec.whole_on_since else since
         total = await source.count(table, since=changed)
@@ -447,6 +449,7 @@ async def load(
         progress.advance(0, final=True)
         stats.migrated, stats.skipped = counts["loaded"], counts["skipped"]
         seconds[table] = round(time.perf_counter() - table_started, 2)
+        cpu_seconds[table] = round(time.process_time() - cpu_started, 3)
     report.facts["load_seconds"] = round(time.perf_counter() - load_started, 2)
 
 

@@ -144,13 +144,18 @@ class Report:
         return "\n".join(lines)
 
 
-@dataclass(frozen=True)
 class RowContext:
-    """Where a transform runs (table and row), so it can report what it had to change."""
+    """Where a transform runs (table and row), so it can report what it had to change.
 
-    report: Report
-    table: str
-    row_id: int | str | None = None
+    (A plain class: one or more is made for every legacy row, and a frozen dataclass costs
+    several times as much to create.)"""
+
+    __slots__ = ("report", "row_id", "table")
+
+    def __init__(self, report: Report, table: str, row_id: int | str | None = None) -> None:
+        self.report = report
+        self.table = table
+        self.row_id = row_id
 
     def issue(self, column: str | None, code: str, message: str, level: Level = "warning") -> None:
         self.report.add(

@@ -287,13 +287,20 @@ async def transform_batch(spec: TableSpec, rows: list[Row], env: Env, out: Batch
     workspaces = await env.small(table_of(Workspace)) if spec.tenant else set()
     target = table_of(spec.target) if spec.target is not None else None
     columns = set(target.c.keys()) if target is not None else set()
+    # the columns the driver fills (looked up once, not for every row)
+    fill_workspace, fill_created, fill_updated = (
+        name in columns for name in ("workspace_id", "created_at", "updated_at")
+    )
+    workspace_of: dict[Any, str] = {}  # legacy workspace id → new id ("" for NULL)
     for row in rows:
         old = row["id"]
-        ctx = env.ctx(spec.source, old)
+        ctx = RowContext(env.report, spec.source, old)
         workspace = ""
         if spec.tenant:
             legacy_ws = row.get("workspace_id")
-            workspace = env.maybe("workspaces", legacy_ws) or ""
+            workspace = workspace_of.get(legacy_ws, "")
+            if not workspace:
+                workspace = workspace_of[legacy_ws] = env.maybe("workspaces", legacy_ws) or ""
             if workspace not in workspaces:
                 ctx.issue(
                     "workspace_id",
@@ -311,12 +318,12 @@ async def transform_batch(spec: TableSpec, rows: list[Row], env: Env, out: Batch
             new = result.id
         else:
             assert target is not None, f"{spec.source}: a row without a target table"
-            new = result.setdefault("id", env.id(spec.source, old))
-            if "workspace_id" in columns:
+            new = result.get("id") or result.setdefault("id", env.id(spec.source, old))
+            if fill_workspace:
                 result.setdefault("workspace_id", workspace)
-            if "created_at" in columns:
+            if fill_created:
                 result.setdefault("created_at", created)
-            if "updated_at" in columns:
+            if fill_updated:
                 result.setdefault("updated_at", updated)
             out.add(target, result)
         out.idmap.append((spec.source, str(old), new))

@@ -15,7 +15,7 @@ import urllib.parse
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from email.utils import getaddresses
-from typing import Any
+from typing import Any, NamedTuple
 
 import orjson
 from cryptography.fernet import Fernet, InvalidToken
@@ -67,6 +67,8 @@ def to_unix(value: Any) -> int | None:
 
 def unix_time(value: Any, ctx: RowContext, column: str) -> int | None:
     """`to_unix`, with invalid and zero dates turned into NULL and reported."""
+    if value.__class__ is datetime and value.tzinfo is None:  # most values: no checks needed
+        return int((value - _EPOCH).total_seconds())
     try:
         return to_unix(value)
     except InvalidValue:
@@ -180,8 +182,7 @@ _MIGRATED_TO_S3 = re.compile(r"^\s*\[MIGRATED_TO_S3\]")
 _ORIGINAL_SENDER = re.compile(r"^\s*<original-sender>(.*?)</original-sender>", re.S | re.I)
 
 
-@dataclass(frozen=True)
-class CommentSource:
+class CommentSource(NamedTuple):
     """Where a legacy comment's HTML lives: `inline` (html), `s3` (key), `placeholder`, `empty`."""
 
     kind: str
@@ -526,6 +527,21 @@ _BLOCK_TAGS = re.compile(
 _ANY_TAG = re.compile(r"<[^>]*>")
 
 
+def _other_spaces(text: str) -> bool:
+    """Whether `text` holds ASCII white space other than " " and "\n" (which `str.split()`
+    splits on too)."""
+    return (
+        "\t" in text
+        or "\r" in text
+        or "\x0b" in text
+        or "\x0c" in text
+        or "\x1c" in text
+        or "\x1d" in text
+        or "\x1e" in text
+        or "\x1f" in text
+    )
+
+
 def html_text(content: str) -> str:
     """The readable text of sanitized HTML (block elements become line breaks).
 
@@ -534,11 +550,11 @@ def html_text(content: str) -> str:
     text = _SKIPPED_ELEMENTS.sub("", content)
     text = _BLOCK_TAGS.sub("\n", text)
     text = html.unescape(_ANY_TAG.sub("", text)).replace("\u200b", " ")
-    if "  " in text or not text.isascii() or not text.replace("\n", " ").isprintable():
+    if "  " in text or not text.isascii() or _other_spaces(text):
         # each line's runs of spaces, tabs, no-break spaces… become one space
         text = "\n".join(" ".join(line.split()) for line in text.split("\n"))
-    else:  # single spaces only (the common case, and much cheaper)
-        text = "\n".join(line.strip() for line in text.split("\n"))
+    else:  # single spaces only (the common case): at most one to strip on each side of a line
+        text = text.replace(" \n", "\n").replace("\n ", "\n")
     if "\n\n\n" in text:
         text = re.sub(r"\n{3,}", "\n\n", text)
     return text.strip()
