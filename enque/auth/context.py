@@ -105,12 +105,9 @@ async def load_context(
         cached = AuthContext(**orjson.loads(blob))
         if (cached.agent_epoch, cached.workspace_epoch) == epochs:
             return cached
-    query = _QUERY.where(Agent.id == agent_id, Workspace.id == workspace_id)
-    if session is not None:
-        row = (await session.execute(query)).first()
-    else:
-        async with runtime.db.session(write=False) as own:
-            row = (await own.execute(query)).first()
+    async with runtime.db.reading(session) as reader:
+        query = _QUERY.where(Agent.id == agent_id, Workspace.id == workspace_id)
+        row = (await reader.execute(query)).first()
     if row is None:
         raise unauthorized("Invalid token")
     agent, role, member_active, workspace = row

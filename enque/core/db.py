@@ -244,6 +244,16 @@ class Database:
         return (self._write if write else self._read)()
 
     @asynccontextmanager
+    async def reading(self, session: AsyncSession | None) -> AsyncIterator[AsyncSession]:
+        """`session` when the caller holds one (a task keeps to one pooled connection), else a
+        read session of its own."""
+        if session is not None:
+            yield session
+            return
+        async with self.session(write=False) as own:
+            yield own
+
+    @asynccontextmanager
     async def transaction(self) -> AsyncIterator[AsyncSession]:
         """A write session whose work commits (and runs after-commit hooks) on exit."""
         async with self.session(write=True) as session, unit(session):

@@ -74,11 +74,8 @@ class TenantFacts(Generic[T]):
         if entry is not None and entry[0] == token and time.monotonic() - entry[1] < ENTRY_TTL:
             entries.move_to_end(workspace_id)
             return entry[2]
-        if session is not None:
-            value = await self.load(session, workspace_id)
-        else:
-            async with runtime.db.session(write=False) as own:
-                value = await self.load(own, workspace_id)
+        async with runtime.db.reading(session) as reader:
+            value = await self.load(reader, workspace_id)
         entries[workspace_id] = (token, time.monotonic(), value)
         entries.move_to_end(workspace_id)
         while len(entries) > MAX_ENTRIES:
