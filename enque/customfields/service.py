@@ -452,45 +452,12 @@ async def _touch(session: AsyncSession, workspace_id: str, entity: str, entity_i
 
 
 class FieldValues:
-    """The values as other domains reach them (`customers.seams.CustomFieldValues`)."""
+    """The values as other domains reach them (`customers.seams.CustomFieldValues`): this
+    module's own functions."""
 
-    async def values_of(
-        self,
-        session: AsyncSession,
-        *,
-        workspace_id: str,
-        entity: str,
-        entity_ids: Sequence[str],
-    ) -> dict[str, dict[str, Any]]:
-        return await values_of(
-            session, workspace_id=workspace_id, entity=entity, entity_ids=entity_ids
-        )
-
-    async def write_values(
-        self,
-        session: AsyncSession,
-        *,
-        workspace_id: str,
-        actor: Actor,
-        entity: str,
-        entity_id: str,
-        changes: dict[str, Any],
-    ) -> dict[str, list[Any]]:
-        return await write_values(
-            session,
-            workspace_id=workspace_id,
-            actor=actor,
-            entity=entity,
-            entity_id=entity_id,
-            changes=changes,
-        )
-
-    async def search_text(
-        self, session: AsyncSession, *, workspace_id: str, entity: str, entity_ids: Sequence[str]
-    ) -> dict[str, list[str]]:
-        return await search_text(
-            session, workspace_id=workspace_id, entity=entity, entity_ids=entity_ids
-        )
+    values_of = staticmethod(values_of)
+    write_values = staticmethod(write_values)
+    search_text = staticmethod(search_text)
 
 
 async def check_close(session: AsyncSession, ticket: Ticket) -> None:
