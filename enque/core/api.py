@@ -244,11 +244,14 @@ def decode_cursor(cursor: str, arity: int) -> list[Any]:
     return values
 
 
+PAGE_LIMIT, MAX_PAGE_LIMIT, MAX_CURSOR = 50, 200, 512
+
+
 @dataclass(frozen=True)
 class PageParams:
     """`limit` (1–200, default 50), `cursor` and `includeTotal` query parameters."""
 
-    limit: int = 50
+    limit: int = PAGE_LIMIT
     cursor: str | None = None
     include_total: bool = False
 
@@ -256,8 +259,8 @@ class PageParams:
 class PageQuery(QueryModel):
     """The paging parameters of a route whose whole query string is one model."""
 
-    limit: int = Field(50, ge=1, le=200)
-    cursor: str | None = Field(None, max_length=512)
+    limit: int = Field(PAGE_LIMIT, ge=1, le=MAX_PAGE_LIMIT)
+    cursor: str | None = Field(None, max_length=MAX_CURSOR)
     include_total: bool = Field(False, alias="includeTotal")
 
     @property
@@ -266,8 +269,8 @@ class PageQuery(QueryModel):
 
 
 async def page_params(
-    limit: int = Query(50, ge=1, le=200),
-    cursor: str | None = Query(None, max_length=512),
+    limit: int = Query(PAGE_LIMIT, ge=1, le=MAX_PAGE_LIMIT),
+    cursor: str | None = Query(None, max_length=MAX_CURSOR),
     include_total: bool = Query(False, alias="includeTotal"),
 ) -> PageParams:
     """The paging query parameters (an `async` dependency: FastAPI runs plain functions and

@@ -36,6 +36,8 @@ from enque.tickets.schemas import (
 )
 
 router = api_router(prefix="/v1", tags=["tickets"])
+# the inbox's query string, documented once for the three lists that take it
+LIST_QUERY_DOCS = {"parameters": query_parameters(TicketListQuery)}
 
 
 def filters_of(query: TicketListQuery) -> queries.TicketFilters:
@@ -87,7 +89,7 @@ async def _detail(
 @router.get(
     "/tickets",
     response_model=Envelope[list[TicketSummary]],
-    openapi_extra={"parameters": query_parameters(TicketListQuery)},
+    openapi_extra=LIST_QUERY_DOCS,
 )
 async def list_tickets(
     query: TicketListQuery = Depends(query_of(TicketListQuery)),
@@ -227,7 +229,7 @@ async def list_activities(
 @router.get(
     "/users/{customer_id}/tickets",
     response_model=Envelope[list[TicketSummary]],
-    openapi_extra={"parameters": query_parameters(TicketListQuery)},
+    openapi_extra=LIST_QUERY_DOCS,
 )
 async def customer_tickets(
     customer_id: str,
@@ -251,7 +253,7 @@ async def customer_tickets(
 @router.get(
     "/companies/{organisation_id}/tickets",
     response_model=Envelope[list[TicketSummary]],
-    openapi_extra={"parameters": query_parameters(TicketListQuery)},
+    openapi_extra=LIST_QUERY_DOCS,
 )
 async def company_tickets(
     organisation_id: str,
