@@ -527,19 +527,8 @@ _BLOCK_TAGS = re.compile(
 _ANY_TAG = re.compile(r"<[^>]*>")
 
 
-def _other_spaces(text: str) -> bool:
-    """Whether `text` holds ASCII white space other than " " and "\n" (which `str.split()`
-    splits on too)."""
-    return (
-        "\t" in text
-        or "\r" in text
-        or "\x0b" in text
-        or "\x0c" in text
-        or "\x1c" in text
-        or "\x1d" in text
-        or "\x1e" in text
-        or "\x1f" in text
-    )
+# ASCII white space other than " " and "\n" that `str.split()` splits on too
+_OTHER_SPACES = re.compile(r"[\t\r\x0b\x0c\x1c-\x1f]")
 
 
 def html_text(content: str) -> str:
@@ -550,7 +539,7 @@ def html_text(content: str) -> str:
     text = _SKIPPED_ELEMENTS.sub("", content)
     text = _BLOCK_TAGS.sub("\n", text)
     text = html.unescape(_ANY_TAG.sub("", text)).replace("\u200b", " ")
-    if "  " in text or not text.isascii() or _other_spaces(text):
+    if "  " in text or not text.isascii() or _OTHER_SPACES.search(text):
         # each line's runs of spaces, tabs, no-break spaces… become one space
         text = "\n".join(" ".join(line.split()) for line in text.split("\n"))
     else:  # single spaces only (the common case): at most one to strip on each side of a line
