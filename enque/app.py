@@ -12,7 +12,6 @@ from typing import Any
 
 from fastapi import FastAPI, Request
 from fastapi.exceptions import RequestValidationError
-from fastapi.middleware.cors import CORSMiddleware
 from fastapi.responses import PlainTextResponse
 from fastapi.telemetry import TelemetryConfig
 from sqlalchemy import text
@@ -23,12 +22,12 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from enque import domains
 from enque.config import Settings, get_settings
 from enque.core import metrics
-from enque.core.api import ERROR_RESPONSES, JSONResponse, error_response, ok
+from enque.core.api import JSONResponse, error_response, ok
 from enque.core.cache import redis_unavailable_errors
 from enque.core.db import unavailable_errors as database_unavailable_errors
 from enque.core.errors import ApiError
 from enque.core.logging import configure_logging
-from enque.core.middleware import RequestContextMiddleware
+from enque.core.middleware import CrossOriginMiddleware, RequestContextMiddleware
 from enque.core.ratelimit import RateLimiter
 from enque.core.runtime import Runtime
 
@@ -202,7 +201,6 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
         lifespan=lifespan,
         telemetry=_telemetry(),
         default_response_class=JSONResponse,
-        responses=ERROR_RESPONSES,
     )
     app.state.runtime_owned = runtime is None
     rt = runtime or Runtime.build(settings)
@@ -226,7 +224,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
 
     _document_security(app)
     app.add_middleware(
-        CORSMiddleware,
+        CrossOriginMiddleware,
         allow_origins=[o for o in settings.allowed_origins if "*" not in o],
         allow_origin_regex=_wildcard_origins(settings.allowed_origins),
         allow_credentials=True,

@@ -9,6 +9,7 @@ from typing import Any
 import httpx
 import pytest
 from fastapi import APIRouter
+from fastapi.exceptions import FastAPIError
 
 from enque.app import create_app
 from enque.config import Settings
@@ -216,27 +217,108 @@ def test_no_route_answers_another_domains_paths():
             assert answering == {domain(route)}, f"{method} {path} is answered by {answering}"
 
 
-def test_every_api_route_is_turned_away_on_its_literal_start_only():
-    """Domain routes refuse a path early when it lacks their text before the first parameter;
-    that check never refuses a path the route's pattern matches, with or without a root path."""
+def test_every_api_route_is_turned_away_on_its_literal_text_only():
+    """Domain routes refuse a path early when it lacks their text before the first parameter
+    or after the last one; that check never refuses a path the route's pattern matches, with
+    or without a root path."""
     from fastapi.routing import APIRoute
     from starlette.routing import Match
 
-    from enque.core.api import PrefixCheckedRoute
+    from enque.core.api import DomainRoute
 
     routes = [r for r in create_app().router.routes if isinstance(r, APIRoute)]
     assert len(routes) > 100
-    assert all(isinstance(r, PrefixCheckedRoute) for r in routes if r.path.startswith("/v1/"))
+    assert all(isinstance(r, DomainRoute) for r in routes if r.path.startswith("/v1/"))
     for route in routes:
-        if not isinstance(route, PrefixCheckedRoute):
+        if not isinstance(route, DomainRoute):
             continue
         path = re.sub(r"\{[^}]+\}", "0191a3c4-0000-7000-8000-000000000001", route.path_format)
         method = sorted(route.methods)[0]
         for root in ("", "/helpdesk"):
             scope = {"type": "http", "method": method, "path": root + path, "root_path": root}
             assert route.matches(scope)[0] == Match.FULL, (root, path)
-        other = {"type": "http", "method": method, "path": "/v1/elsewhere", "root_path": ""}
-        assert route.matches(other)[0] == Match.NONE
+        ends_with_text = not route.path_format.endswith("}")
+        for elsewhere in ("/v1/elsewhere", path + "/elsewhere")[: 1 + ends_with_text]:
+            other = {"type": "http", "method": method, "path": elsewhere, "root_path": ""}
+            assert route.matches(other)[0] == Match.NONE, elsewhere
+
+
+class Opaque:
+    """A type FastAPI cannot read from a request."""
+
+
+def test_domain_routes_match_as_fastapi_routes_before_their_analysis():
+    """A domain route defers FastAPI's analysis to its first use; what it sets up front is
+    what FastAPI would set, and any other attribute builds the whole route."""
+    from enque.core.api import DomainRoute, api_router
+
+    domain, plain = api_router(prefix="/v1/things"), APIRouter(prefix="/v1/things")
+    for router in (domain, plain):
+
+        @router.get("")
+        @router.post("", status_code=201, name="make_thing")
+        @router.delete("/{thing_id}/parts/{part_id}", status_code=204)
+        @router.put("/{thing_id}/files/{name:path}", include_in_schema=False)
+        async def endpoint(thing_id: str = "", part_id: int = 0, name: str = "") -> None:
+            return None
+
+    assert len(domain.routes) == len(plain.routes) == 4
+    for route, fastapi_route in zip(domain.routes, plain.routes, strict=True):
+        assert isinstance(route, DomainRoute)
+        assert "dependant" not in route.__dict__ and "app" not in route.__dict__
+        for attribute in ("path", "path_format", "methods", "name", "include_in_schema"):
+            assert getattr(route, attribute) == getattr(fastapi_route, attribute), attribute
+        assert route.path_regex.pattern == fastapi_route.path_regex.pattern
+        assert route.param_convertors.keys() == fastapi_route.param_convertors.keys()
+        assert route.unique_id == fastapi_route.unique_id  # built on this first use
+        assert route.status_code == fastapi_route.status_code and route.app is not None
+        assert route.methods == fastapi_route.methods
+
+
+def test_a_route_declared_wrong_fails_on_every_use():
+    from enque.core.api import DomainRoute
+
+    async def endpoint(value: Opaque) -> None:
+        return None
+
+    route = DomainRoute("/v1/broken", endpoint)
+    for _ in range(2):
+        with pytest.raises(FastAPIError, match="valid Pydantic field type"):
+            route.dependant  # noqa: B018
+
+
+async def test_cross_origin_requests_from_allowed_origins_only(http: httpx.AsyncClient):
+    allowed = "http://enque.test"  # PUBLIC_URL of the tests
+    response = await http.get("/health", headers={"origin": allowed})
+    assert response.headers["access-control-allow-origin"] == allowed
+    assert response.headers["access-control-allow-credentials"] == "true"
+    assert "X-Request-ID" in response.headers["access-control-expose-headers"]
+    assert response.headers["vary"] == "Origin" and response.headers["x-request-id"]
+
+    response = await http.get("/health", headers={"origin": "http://elsewhere.test"})
+    assert "access-control-allow-origin" not in response.headers
+    assert response.headers["vary"] == "Origin"
+
+    response = await http.get("/health")  # no Origin: no CORS answer, but caches told
+    assert "access-control-allow-origin" not in response.headers
+    assert response.headers["vary"] == "Origin" and response.headers["x-request-id"]
+
+
+async def test_preflight_admits_allowed_origins_methods_and_headers(http: httpx.AsyncClient):
+    asked = {
+        "origin": "http://enque.test",
+        "access-control-request-method": "POST",
+        "access-control-request-headers": "authorization, content-type",
+    }
+    response = await http.options("/v1/tickets", headers=asked)
+    assert response.status_code == 200
+    assert response.headers["access-control-allow-origin"] == "http://enque.test"
+    assert "POST" in response.headers["access-control-allow-methods"]
+
+    response = await http.options("/v1/tickets", headers={**asked, "origin": "http://x.test"})
+    assert response.status_code == 400 and "access-control-allow-origin" not in response.headers
+    refused = {**asked, "access-control-request-headers": "x-unknown"}
+    assert (await http.options("/v1/tickets", headers=refused)).status_code == 400
 
 
 async def test_routes_answer_behind_a_root_path(app: Any):

@@ -25,7 +25,7 @@ from pydantic import (
 from pydantic.alias_generators import to_camel
 from pydantic.warnings import UnsupportedFieldAttributeWarning
 from starlette.responses import JSONResponse as StarletteJSONResponse
-from starlette.routing import Match
+from starlette.routing import Match, compile_path, get_name
 from starlette.types import Scope
 
 from enque.core.errors import ApiError
@@ -143,29 +143,60 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 
-class PrefixCheckedRoute(APIRoute):
-    """A route that turns a request away on its path's literal start before the full match.
+class DomainRoute(APIRoute):
+    """A domain's route: analysed on first use, and quick to turn a request away.
+
+    FastAPI analyses a route when it is made: its parameters, dependencies, body and response
+    models, each made a Pydantic field. For Enque's ~150 routes that is a fifth of a start, so
+    a start only compiles each route's path (what matching needs) and the analysis runs when
+    the route first answers a request or the OpenAPI document is built, about 2 ms once per
+    route (the same trade as the schemas' `defer_build`). `tests/test_contract.py` builds every
+    route, so a route declared wrong still fails the tests, not a user's first request.
 
     The app tries a request against its routes in turn, and FastAPI's match of one route costs
     a few microseconds; most routes share nothing with the path beyond `/v1/`. A path that does
-    not hold the route's text before its first parameter cannot match its pattern (the path
-    may carry a `root_path` in front, so it is looked for anywhere: never a wrong refusal).
+    not hold the route's text before its first parameter, or does not end with its text after
+    the last one, cannot match its pattern (the path may carry a `root_path` in front, so the
+    start is looked for anywhere: never a wrong refusal).
     """
 
     def __init__(self, path: str, endpoint: Callable[..., Any], **kwargs: Any) -> None:
-        super().__init__(path, endpoint, **kwargs)
+        # what matching, `url_path_for` and the route table need, set as FastAPI sets it
+        self.path = path
+        self.endpoint = endpoint
+        self.name = kwargs.get("name") or get_name(endpoint)
+        self.include_in_schema = kwargs.get("include_in_schema", True)
+        self.methods = {method.upper() for method in kwargs.get("methods") or ["GET"]}
+        self.path_regex, self.path_format, self.param_convertors = compile_path(path)
         self.literal_start = self.path_format.split("{", 1)[0]
+        self.literal_end = self.path_format.rsplit("}", 1)[-1]
+        self._deferred: dict[str, Any] | None = kwargs
+
+    def __getattr__(self, name: str) -> Any:
+        """Any other attribute (the handler, the analysis) builds the route first."""
+        deferred = self.__dict__.get("_deferred")
+        if deferred is None:
+            raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
+        self._deferred = None
+        try:
+            super().__init__(self.path, self.endpoint, **deferred)
+        except BaseException:
+            self._deferred = deferred  # the next use fails the same way
+            raise
+        return getattr(self, name)
 
     def matches(self, scope: Scope) -> tuple[Match, Scope]:
-        if scope["type"] == "http" and self.literal_start not in scope["path"]:
-            return Match.NONE, {}
+        if scope["type"] == "http":
+            path = scope["path"]
+            if not path.endswith(self.literal_end) or self.literal_start not in path:
+                return Match.NONE, {}
         return super().matches(scope)
 
 
 def api_router(**kwargs: Any) -> APIRouter:
     """A domain's router; its routes document the error envelope themselves, because the app
     serves every domain's routes from its own table rather than including the routers."""
-    return APIRouter(responses=ERROR_RESPONSES, route_class=PrefixCheckedRoute, **kwargs)
+    return APIRouter(responses=ERROR_RESPONSES, route_class=DomainRoute, **kwargs)
 
 
 def _default(value: Any) -> Any:

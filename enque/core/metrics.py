@@ -72,10 +72,19 @@ QUEUE_DEPTH = Gauge(
 MetricProbe = Callable[["Runtime"], Awaitable[None]]
 
 
+# the labelled series of each (method, route, status): finding them is most of an observation
+_REQUEST_SERIES: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
+
+
 def observe_request(method: str, route: str | None, status: int, seconds: float) -> None:
     label = route or UNMATCHED
-    REQUESTS.labels(method, label, str(status)).inc()
-    REQUEST_SECONDS.labels(method, label).observe(seconds)
+    series = _REQUEST_SERIES.get((method, label, status))
+    if series is None:
+        counter = REQUESTS.labels(method, label, str(status))
+        series = (counter, REQUEST_SECONDS.labels(method, label))
+        _REQUEST_SERIES[method, label, status] = series
+    series[0].inc()
+    series[1].observe(seconds)
 
 
 def _pool_in_use(runtime: Runtime) -> None:

@@ -8,6 +8,7 @@ import time
 from typing import Any
 
 import orjson
+from starlette.middleware.cors import CORSMiddleware
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from enque.core.db import new_id
@@ -40,6 +41,31 @@ def _route_label(scope: Scope) -> str | None:
     return None
 
 
+class CrossOriginMiddleware(CORSMiddleware):
+    """Starlette's CORS, for the requests a browser sends with an `Origin`.
+
+    A request without one (servers, scripts, same-origin pages) has nothing to check or
+    answer: it skips this layer, and `RequestContextMiddleware` adds the `Vary: Origin` that
+    the CORS layer would have added, so a shared cache keeps the answers apart.
+    """
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "http" and not any(name == b"origin" for name, _ in scope["headers"]):
+            await self.app(scope, receive, send)
+            return
+        await super().__call__(scope, receive, send)
+
+
+def _vary_on_origin(headers: list[tuple[bytes, bytes]]) -> list[tuple[bytes, bytes]]:
+    """The response's headers with `Origin` added to its `Vary` (or a new `Vary: Origin`)."""
+    for index, (name, value) in enumerate(headers):
+        if name.lower() == b"vary":
+            headers = list(headers)
+            headers[index] = (name, value + b", Origin")
+            return headers
+    return [*headers, (b"vary", b"Origin")]
+
+
 class BodyTooLarge(ApiError):
     def __init__(self, limit: int) -> None:
         super().__init__("PAYLOAD_TOO_LARGE", f"Request body exceeds {limit} bytes")
@@ -63,6 +89,7 @@ class RequestContextMiddleware:
         request_id = incoming if _REQUEST_ID.match(incoming) else new_id()
         state = scope.setdefault("state", {})
         state["request_id"] = request_id
+        cross_origin = b"origin" in headers  # CrossOriginMiddleware answers for those
         started = time.perf_counter()
         response_started = False
         status_code = 500
@@ -120,10 +147,11 @@ class RequestContextMiddleware:
                 extra.extend(SECURITY_HEADERS)
                 for name, value in (state.get("rate_limit_headers") or {}).items():
                     extra.append((name.lower().encode(), value.encode()))
-                existing = {k.lower() for k, _ in message.get("headers", [])}
-                message["headers"] = list(message.get("headers", [])) + [
-                    (k, v) for k, v in extra if k not in existing
-                ]
+                headers = message.get("headers", [])
+                if not cross_origin:
+                    headers = _vary_on_origin(headers)
+                existing = {k.lower() for k, _ in headers}
+                message["headers"] = [*headers, *(h for h in extra if h[0] not in existing)]
             await send(message)
 
         try:
