@@ -22,7 +22,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from enque import domains
 from enque.config import Settings, get_settings
 from enque.core import metrics
-from enque.core.api import JSONResponse, error_response, ok
+from enque.core.api import DomainRoute, JSONResponse, error_response, ok
 from enque.core.cache import redis_unavailable_errors
 from enque.core.db import unavailable_errors as database_unavailable_errors
 from enque.core.errors import ApiError
@@ -202,6 +202,9 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
         telemetry=_telemetry(),
         default_response_class=JSONResponse,
     )
+    # FastAPI's own routes (the OpenAPI document, the docs pages) are asked least: tried last
+    documents = list(app.router.routes)
+    app.router.route_class = DomainRoute  # the app's routes (health, metrics) as the domains'
     app.state.runtime_owned = runtime is None
     rt = runtime or Runtime.build(settings)
     if rt.limiter is None:
@@ -221,6 +224,7 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
         # one flat table: FastAPI matches the routes of an included router in a second,
         # nested walk, twice per request (the domain routers document the errors themselves)
         app.router.routes.extend(module.router.routes)
+    app.router.routes[:] = [r for r in app.router.routes if r not in documents] + documents
 
     _document_security(app)
     app.add_middleware(
