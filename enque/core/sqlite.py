@@ -9,8 +9,8 @@ A session's close costs no round trip either. The thread reports whether a trans
 after each statement, so the pool's second `ROLLBACK` on check-in (after the session ended its
 transaction) is skipped; and a reader's `ROLLBACK`, which only ends its snapshot, is queued on
 the connection's thread ahead of whatever the connection's next user runs, without waiting for
-it. Each round trip is a pass through a busy event loop and a wait for the GIL, and the pooled
-connection stays held until the close returns: under load the next request waited for it.
+it. Each round trip is two passes through a busy event loop, and the pooled connection stays
+held until the close returns: under load the next request waited for it.
 Everything else (errors, server-side cursors, the connection) is SQLAlchemy's.
 """
 
