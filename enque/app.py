@@ -283,6 +283,14 @@ def _telemetry() -> TelemetryConfig:
     return {"tracing": False, "metrics": False, "logs": False, "operation_spans": False}
 
 
+# What requests allocate is freed by reference counting: under load the collector finds no
+# garbage at all (bench/RESULTS-api.md). Python's default young generation (700 objects) is
+# outgrown by what ten requests in flight keep alive at once, so it ran some 80 times a second,
+# walking those live objects and, every tenth time, an older generation too, each time with
+# every request stopped. At 10,000 it runs about once in five seconds.
+YOUNG_GENERATION_THRESHOLD = 10_000
+
+
 def serving_app(settings: Settings | None = None) -> FastAPI:
     """The application `enque serve` and `enque worker` run, built with the cyclic garbage
     collector paused.
@@ -291,11 +299,13 @@ def serving_app(settings: Settings | None = None) -> FastAPI:
     as long as the process, and almost no garbage; a collector left on scans them again and
     again while they are made, a fifth of the start's CPU. `enque serve` pauses it before the
     app is imported, and it stays paused here while the app is built; it is resumed with those
-    objects frozen out of every later collection, so full collections do not walk them either.
+    objects frozen out of every later collection, so full collections do not walk them either,
+    and with a young generation sized for requests in flight.
     """
     gc.disable()
     app = create_app(settings)
     gc.freeze()
+    gc.set_threshold(YOUNG_GENERATION_THRESHOLD, *gc.get_threshold()[1:])
     gc.enable()
     return app
 

@@ -10,6 +10,8 @@ from pathlib import Path
 
 import pytest
 
+from enque.app import YOUNG_GENERATION_THRESHOLD
+
 # Libraries only some requests or jobs use: a start must not import them.
 FIRST_USE = ("alembic", "redis", "httpx", "httpcore", "jinja2", "aiosmtplib", "lxml", "html_text")
 
@@ -32,6 +34,7 @@ print(json.dumps({
     "imported": sorted(name for name in sys.modules if name.split(".")[0] in %r),
     "gc_enabled": gc.isenabled(),
     "frozen": gc.get_freeze_count(),
+    "young_threshold": gc.get_threshold()[0],
     "built": built,
     "models": len(models),
 }))
@@ -75,3 +78,4 @@ def test_a_start_builds_almost_no_api_schema(start: dict[str, object]):
 def test_the_collector_runs_again_once_the_app_is_built(start: dict[str, object]):
     assert start["gc_enabled"] is True
     assert isinstance(start["frozen"], int) and start["frozen"] > 100_000
+    assert start["young_threshold"] == YOUNG_GENERATION_THRESHOLD
