@@ -8,22 +8,13 @@ member in a stable order.
 
 from __future__ import annotations
 
-from typing import Any
-
 from sqlalchemy import select
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from enque.agents.models import Agent, AgentWorkspace
 from enque.automations.models import RoundRobinCursor
-from enque.core.db import now
+from enque.core.db import insert_on_conflict, now
 from enque.teams.models import Team, TeamMember
-
-
-def upsert(session: AsyncSession, model: Any) -> Any:
-    """`INSERT` with the dialect's `ON CONFLICT` support."""
-    dialect = session.get_bind().dialect.name
-    return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(model)
 
 
 async def active_members(session: AsyncSession, *, workspace_id: str, team_id: str) -> list[str]:
@@ -52,7 +43,7 @@ async def active_members(session: AsyncSession, *, workspace_id: str, team_id: s
 async def advance(session: AsyncSession, *, workspace_id: str, team_id: str, count: int = 1) -> int:
     """Take the team's next `count` ticket numbers (1, 2, …), distinct for every caller;
     returns the last of them."""
-    stmt = upsert(session, RoundRobinCursor).values(
+    stmt = insert_on_conflict(session, RoundRobinCursor).values(
         workspace_id=workspace_id, team_id=team_id, counter=count, updated_at=now()
     )
     stmt = stmt.on_conflict_do_update(

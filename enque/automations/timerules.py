@@ -42,9 +42,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from enque.automations import custom, engine
 from enque.automations.executor import FactsLoader
 from enque.automations.models import Automation, AutomationRun
-from enque.automations.roundrobin import upsert
 from enque.automations.runner import apply_plans, installed
-from enque.core.db import new_id, now
+from enque.core.db import insert_on_conflict, new_id, now
 from enque.core.runtime import Runtime
 from enque.workspaces.models import Workspace
 
@@ -265,7 +264,7 @@ WINDOW_KEY = ["automation_id", "ticket_id", "anchor_at"]
 def _upsert_windows(session: AsyncSession, matched: bool) -> Any:
     """An `INSERT` of ledger rows (executed with many rows: SQLAlchemy sends them in few
     statements) that takes a window only while no matched row holds it."""
-    stmt = upsert(session, AutomationRun)
+    stmt = insert_on_conflict(session, AutomationRun)
     changes: dict[str, Any] = {"ran_at": stmt.excluded.ran_at}
     if matched:
         changes["matched"] = True

@@ -15,7 +15,7 @@ import greenlet
 import orjson
 import uuid_utils
 from sqlalchemy import JSON, BigInteger, ForeignKey, MetaData, String, event
-from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import (
     AsyncEngine,
     AsyncSession,
@@ -30,7 +30,15 @@ from enque.core.sqlite import dbapi as sqlite_dbapi
 
 log = logging.getLogger(__name__)
 
-JSONType = JSON().with_variant(JSONB(), "postgresql")
+JSONType = JSON().with_variant(postgresql.JSONB(), "postgresql")
+
+
+def insert_on_conflict(session: AsyncSession, table: Any) -> Any:
+    """An `INSERT` of the session's dialect, which has `ON CONFLICT` clauses."""
+    if session.get_bind().dialect.name == "postgresql":
+        return postgresql.insert(table)
+    return sqlite.insert(table)
+
 
 NAMING_CONVENTION = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",

@@ -26,11 +26,9 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import BigInteger, Boolean, Index, Integer, String, Text, delete, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.orm import Mapped, mapped_column
 
-from enque.core.db import Base, IdMixin
+from enque.core.db import Base, IdMixin, insert_on_conflict
 from enque.core.metrics import JOB_RUNS, JOB_SECONDS
 
 if TYPE_CHECKING:
@@ -124,10 +122,9 @@ class Scheduler:
         if not specs:
             return
         async with self.runtime.db.transaction() as session:
-            insert = sqlite_insert if self.runtime.db.is_sqlite else pg_insert
             for spec in specs:
                 await session.execute(
-                    insert(JobLease)
+                    insert_on_conflict(session, JobLease)
                     .values(
                         name=spec.name,
                         interval_seconds=max(1, round(spec.interval_seconds)),

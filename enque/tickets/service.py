@@ -13,8 +13,6 @@ from typing import Any
 
 from pydantic.alias_generators import to_camel
 from sqlalchemy import bindparam, delete, select, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import flag_modified
 from sqlalchemy.orm.exc import StaleDataError
@@ -22,7 +20,7 @@ from sqlalchemy.orm.exc import StaleDataError
 from enque.activity.service import Actor, record
 from enque.agents.models import Agent, AgentWorkspace
 from enque.categories.models import Category
-from enque.core.db import now, unit
+from enque.core.db import insert_on_conflict, now, unit
 from enque.core.errors import ApiError, conflict, not_found, validation_error
 from enque.core.events import Event, emit
 from enque.core.html import html_to_text, sanitize_html
@@ -236,9 +234,8 @@ async def allocate_number(session: AsyncSession, workspace_id: str) -> int:
     key = {"counter_workspace": workspace_id}
     number = (await connection.execute(_BUMP, key)).scalar_one_or_none()
     if number is None:
-        insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
         await session.execute(
-            insert(TicketCounter)
+            insert_on_conflict(session, TicketCounter)
             .values(workspace_id=workspace_id, last_number=0)
             .on_conflict_do_nothing(index_elements=["workspace_id"])
         )
