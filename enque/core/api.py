@@ -143,14 +143,18 @@ ERROR_RESPONSES: dict[int | str, dict[str, Any]] = {
 }
 
 
+_COMPILED_PATH = frozenset(("path_regex", "path_format", "param_convertors"))
+
+
 class DomainRoute(APIRoute):
     """A domain's route: analysed on first use, and quick to turn a request away.
 
     FastAPI analyses a route when it is made: its parameters, dependencies, body and response
     models, each made a Pydantic field. For Enque's ~150 routes that is a fifth of a start, so
-    a start only compiles each route's path (what matching needs) and the analysis runs when
-    the route first answers a request or the OpenAPI document is built, about 2 ms once per
-    route (the same trade as the schemas' `defer_build`). `tests/test_contract.py` builds every
+    a start only records each route's path and the analysis runs when the route first answers
+    a request or the OpenAPI document is built, a few milliseconds once per route (the same
+    trade as the schemas' `defer_build`); the path's pattern is compiled the first time a path
+    passes the literal checks below. `tests/test_contract.py` builds every
     route, so a route declared wrong still fails the tests, not a user's first request.
 
     The app tries a request against its routes in turn, and FastAPI's match of one route costs
@@ -161,19 +165,22 @@ class DomainRoute(APIRoute):
     """
 
     def __init__(self, path: str, endpoint: Callable[..., Any], **kwargs: Any) -> None:
-        # what matching, `url_path_for` and the route table need, set as FastAPI sets it
+        # what the route table and the literal checks need, set as FastAPI sets it
         self.path = path
         self.endpoint = endpoint
         self.name = kwargs.get("name") or get_name(endpoint)
         self.include_in_schema = kwargs.get("include_in_schema", True)
         self.methods = {method.upper() for method in kwargs.get("methods") or ["GET"]}
-        self.path_regex, self.path_format, self.param_convertors = compile_path(path)
-        self.literal_start = self.path_format.split("{", 1)[0]
-        self.literal_end = self.path_format.rsplit("}", 1)[-1]
+        self.literal_start = path.split("{", 1)[0]
+        self.literal_end = path.rsplit("}", 1)[-1]
         self._deferred: dict[str, Any] | None = kwargs
 
     def __getattr__(self, name: str) -> Any:
-        """Any other attribute (the handler, the analysis) builds the route first."""
+        """The path's pattern is compiled when a path passes the literal checks; any other
+        attribute (the handler, the analysis) builds the whole route first."""
+        if name in _COMPILED_PATH:
+            self.path_regex, self.path_format, self.param_convertors = compile_path(self.path)
+            return getattr(self, name)
         deferred = self.__dict__.get("_deferred")
         if deferred is None:
             raise AttributeError(f"{type(self).__name__!r} object has no attribute {name!r}")
