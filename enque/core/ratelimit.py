@@ -7,9 +7,9 @@ from dataclasses import dataclass
 
 from limits import RateLimitItem, WindowStats, parse
 from limits.aio.storage import RedisStorage
-from limits.aio.strategies import FixedWindowRateLimiter as SharedFixedWindow
+from limits.aio.strategies import SlidingWindowCounterRateLimiter as SharedSlidingWindow
 from limits.storage import MemoryStorage
-from limits.strategies import FixedWindowRateLimiter as LocalFixedWindow
+from limits.strategies import SlidingWindowCounterRateLimiter as LocalSlidingWindow
 
 from enque.config import Settings
 from enque.core.cache import redis_retry
@@ -33,17 +33,14 @@ class LimitState:
 class RateLimiter:
     """Named limits (`auth`, `read`, `write`) checked against a client key.
 
-    Fixed windows: one counter per client and window, so a hit is O(1) whatever the limit
-    (a moving window keeps every timestamp) and `X-RateLimit-Reset` is exactly when the count
-    starts again. A client can spend a window's allowance at its end and the next one's at the
-    start of that; a sliding window counter would smooth that edge, at half as much CPU again
-    per request. In-process, the library's synchronous memory storage is called directly: it
+    A sliding window counter: O(1) per hit whatever the limit (a moving window keeps every
+    timestamp). In-process, the library's synchronous memory storage is called directly: it
     does no I/O, and its asynchronous twin costs twice the CPU of a hit in locks and awaits.
     """
 
     def __init__(self, settings: Settings, prefix: str = "enque") -> None:
-        self.local: LocalFixedWindow | None = None
-        self.shared: SharedFixedWindow | None = None
+        self.local: LocalSlidingWindow | None = None
+        self.shared: SharedSlidingWindow | None = None
         self.storage: MemoryStorage | RedisStorage
         if settings.redis_url:
             self.storage = RedisStorage(
@@ -55,10 +52,10 @@ class RateLimiter:
                 socket_connect_timeout=5,
                 retry=redis_retry(),
             )
-            self.shared = SharedFixedWindow(self.storage)
+            self.shared = SharedSlidingWindow(self.storage)
         else:
             self.storage = MemoryStorage()
-            self.local = LocalFixedWindow(self.storage)
+            self.local = LocalSlidingWindow(self.storage)
         self.enabled = settings.rate_limit_enabled
         self.limits: dict[str, RateLimitItem] = {
             "auth": parse(settings.rate_limit_auth),
