@@ -7,7 +7,8 @@ measured in the same run on the same data:
   shape in the target (batches of 1,000, one transaction each): read + write, no transform.
 
 The migration runs as its own process (`enque migrate legacy`, load then verify), so its
-peak memory (ru_maxrss) is its own. Needs MariaDB on 127.0.0.1:3306 (root) and, for the
+peak memory (ru_maxrss) is its own; the report records the peak after each table's load and
+verify, printed where it rose. Needs MariaDB on 127.0.0.1:3306 (root) and, for the
 PostgreSQL target, PostgreSQL on 127.0.0.1:5432; starts its own S3 server.
 
     .venv/bin/python bench/migrate_bench.py --tickets 10000            # 100,000 comments
@@ -92,6 +93,16 @@ async def bare_copy(url: str, target: str) -> tuple[float, float]:
         return rate, cpu
     finally:
         await engine.dispose()
+
+
+def rises(peaks: dict[str, int]) -> str:
+    """The phases (load or verify of a table) after which the peak RSS was higher, in MiB."""
+    shown, before = [], 0
+    for phase, peak in peaks.items():
+        if peak > before:
+            shown.append(f"{phase} {peak}")
+            before = peak
+    return ", ".join(shown)
 
 
 def migrate(url: str, storage: str, target: str, files: Path, report: Path) -> tuple[float, int]:
@@ -211,6 +222,7 @@ async def main() -> None:
                     )
                     print(f"  comments, phases:          {phases}")
                     print(f"  peak memory (RSS):         {rss / 1024:>10.0f} MiB")
+                    print(f"  peak memory rose at:       {rises(facts['peak_rss_mib'])}")
                 finally:
                     if kind == "postgres":
                         drop_pg_database(db)
