@@ -6,9 +6,13 @@ measured in the same run on the same data:
 - bare copy: the same comments read and inserted untransformed into a table of the same
   shape in the target (batches of 1,000, one transaction each): read + write, no transform.
 
-The migration runs as its own process (`enque migrate legacy`, load then verify), so its
-peak memory (ru_maxrss) is its own. Needs MariaDB on 127.0.0.1:3306 (root) and, for the
-PostgreSQL target, PostgreSQL on 127.0.0.1:5432; starts its own S3 server.
+The migration runs as its own process (`enque migrate legacy`, load then verify). Its peak
+memory is the one its report records after each table's load and verify (on Linux its own
+high-water mark, VmHWM), printed where it rose; the ru_maxrss of the child, printed beside it,
+also counts this process's memory at the spawn (the legacy database was built here).
+
+Needs MariaDB on 127.0.0.1:3306 (root) and, for the PostgreSQL target, PostgreSQL on
+127.0.0.1:5432; starts its own S3 server.
 
     .venv/bin/python bench/migrate_bench.py --tickets 10000            # 100,000 comments
     .venv/bin/python bench/migrate_bench.py --tickets 100000 --targets sqlite
@@ -92,6 +96,16 @@ async def bare_copy(url: str, target: str) -> tuple[float, float]:
         return rate, cpu
     finally:
         await engine.dispose()
+
+
+def rises(peaks: dict[str, int]) -> str:
+    """The phases (load or verify of a table) after which the peak RSS was higher, in MiB."""
+    shown, before = [], 0
+    for phase, peak in peaks.items():
+        if peak > before:
+            shown.append(f"{phase} {peak}")
+            before = peak
+    return ", ".join(shown)
 
 
 def migrate(url: str, storage: str, target: str, files: Path, report: Path) -> tuple[float, int]:
@@ -210,7 +224,12 @@ async def main() -> None:
                         f"{k} {v:.1f}s" for k, v in facts["load_phase_seconds"]["comments"].items()
                     )
                     print(f"  comments, phases:          {phases}")
-                    print(f"  peak memory (RSS):         {rss / 1024:>10.0f} MiB")
+                    peak = max(facts["peak_rss_mib"].values())
+                    print(
+                        f"  peak memory (RSS):         {peak:>10} MiB (its own; ru_maxrss "
+                        f"{rss / 1024:.0f} MiB also counts this process at the spawn)"
+                    )
+                    print(f"  peak memory rose at:       {rises(facts['peak_rss_mib'])}")
                 finally:
                     if kind == "postgres":
                         drop_pg_database(db)

@@ -105,12 +105,22 @@ def async_url(url: str) -> str:
     return url
 
 
+# Connections to the target at most (the pool's size and overflow), and SQLite's page cache
+# for all of them together: each connection keeps its own cache, filled as the target is
+# read, so the total is split between them and does not grow with the target's size.
+TARGET_CONNECTIONS = (2, 2)
+SQLITE_CACHE_KIB = 64 * 1024
+
+
 def target_engine(url: str) -> AsyncEngine:
-    """The target database; on SQLite with foreign keys on and the WAL journal."""
+    """The target database; on SQLite with foreign keys on, the WAL journal and a bounded
+    page cache (`SQLITE_CACHE_KIB` for all connections)."""
+    pool_size, max_overflow = TARGET_CONNECTIONS
+    cache_kib = SQLITE_CACHE_KIB // (pool_size + max_overflow)
     engine = create_async_engine(
         async_url(url),
-        pool_size=2,
-        max_overflow=2,
+        pool_size=pool_size,
+        max_overflow=max_overflow,
         json_serializer=lambda value: orjson.dumps(value).decode(),
         json_deserializer=orjson.loads,
     )
@@ -123,7 +133,7 @@ def target_engine(url: str) -> AsyncEngine:
             cursor.execute("PRAGMA foreign_keys=ON")
             cursor.execute("PRAGMA busy_timeout=30000")
             cursor.execute("PRAGMA synchronous=NORMAL")
-            cursor.execute("PRAGMA cache_size=-65536")
+            cursor.execute(f"PRAGMA cache_size=-{cache_kib}")
             cursor.close()
 
     return engine

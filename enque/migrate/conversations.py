@@ -108,7 +108,9 @@ async def _tickets(rows: list[Row], env: Env) -> TicketLookups:
     return TicketLookups(
         teams=await env.small(table_of(Team)),
         categories=await env.small(table_of(Category)),
-        companies=await env.small(table_of(Company)),
+        companies=await env.known(
+            table_of(Company), (env.maybe("companies", r.get("company_id")) for r in rows)
+        ),
         mailboxes=mailboxes,
         users=await env.existing(table_of(User), (env.id("users", r["user_id"]) for r in rows)),
         merged=await env.existing(

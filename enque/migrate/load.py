@@ -450,6 +450,7 @@ async def load(
         stats.migrated, stats.skipped = counts["loaded"], counts["skipped"]
         seconds[table] = round(time.perf_counter() - table_started, 2)
         cpu_seconds[table] = round(time.process_time() - cpu_started, 3)
+        report.note_peak_memory(f"load {table}")
     report.facts["load_seconds"] = round(time.perf_counter() - load_started, 2)
 
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sys
 import time
 from collections import Counter
 from dataclasses import asdict, dataclass, field
@@ -58,6 +59,11 @@ class Report:
 
     def issue(self, code: str, message: str, *, level: Level = "warning", **where: Any) -> None:
         self.add(Issue(code=code, message=message, level=level, **where))
+
+    def note_peak_memory(self, phase: str) -> None:
+        """The process's peak memory so far (MiB), once `phase` is done: the phase that
+        raised it is the first whose figure is higher than the one before."""
+        self.facts.setdefault("peak_rss_mib", {})[phase] = peak_rss_mib()
 
     def table(self, name: str) -> TableStats:
         return self.tables.setdefault(name, TableStats())
@@ -142,6 +148,26 @@ class Report:
         lines.append("")
         lines.append("result: " + ("FAILED (see errors)" if self.exit_code else "ok"))
         return "\n".join(lines)
+
+
+def peak_rss_mib() -> int | None:
+    """The peak resident memory of this process so far (None where it cannot be read).
+
+    On Linux the process's own high-water mark (`VmHWM`): `ru_maxrss` also counts what the
+    parent process held when it started this one."""
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) >> 10
+    except OSError:
+        pass
+    try:
+        import resource
+    except ImportError:  # Windows
+        return None
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak >> (20 if sys.platform == "darwin" else 10)  # bytes on macOS, KiB elsewhere
 
 
 class RowContext:

@@ -1,8 +1,11 @@
 """Reading a live legacy database (MySQL 8 / MariaDB 10.x) with asyncmy.
 
 Tables are streamed in primary-key order through unbuffered server-side cursors
-(`SSDictCursor`), in keyset chunks (`WHERE id > last ORDER BY id LIMIT n`), so the memory
-held is one batch whatever the table's size and no single query stays open for long.
+(`SSDictCursor`), in keyset chunks (`WHERE id > last ORDER BY id LIMIT n`), so no single
+query stays open for long. The driver reads a query's result as fast as the server sends it
+(it does not stop reading the socket while the consumer is busy), so a whole chunk is held
+in memory: a chunk is one batch by default, and the memory held is one batch (plus the
+read-ahead of the load) whatever the table's size.
 """
 
 from __future__ import annotations
@@ -99,7 +102,7 @@ class TableStream:
         after: Any = None,
         where: tuple[str, tuple[Any, ...]] | None = None,
         batch_size: int = 1000,
-        chunk_rows: int = 50_000,
+        chunk_rows: int | None = None,
     ) -> None:
         self.url = url
         self.table = table
@@ -107,7 +110,7 @@ class TableStream:
         self.last_id = after
         self.where = where
         self.batch_size = batch_size
-        self.chunk_rows = max(chunk_rows, batch_size)
+        self.chunk_rows = max(chunk_rows or batch_size, batch_size)
         self.cursor: Cursor | None = None
         self.rows_read = 0
 
@@ -153,7 +156,9 @@ class TableStream:
 class LegacySource:
     """One legacy database: its schema, its row counts, and streams of its tables."""
 
-    def __init__(self, url: SourceUrl, *, batch_size: int = 1000, chunk_rows: int = 50_000) -> None:
+    def __init__(
+        self, url: SourceUrl, *, batch_size: int = 1000, chunk_rows: int | None = None
+    ) -> None:
         self.url = url
         self.batch_size = batch_size
         self.chunk_rows = chunk_rows

@@ -135,8 +135,14 @@ class Env:
         """Those of `ids` that are rows of `table` in the target."""
         return set(await self.column(table, ids, "id"))
 
+    async def known(self, table: Table, ids: Iterable[str | None]) -> set[str]:
+        """Those of `ids` that are rows of `table`, remembered for the later batches (bounded,
+        see `CACHE_ROWS`): for a table the one being loaded does not write."""
+        return set(await self.column(table, ids, "id", keep=True))
+
     async def small(self, table: Table) -> set[str]:
-        """All ids of a small target table (workspaces, teams, categories, companies)."""
+        """All ids of a small target table (workspaces, teams, categories): one per team or
+        workspace of the help desk, never per customer or ticket."""
         key = f"ids:{table.name}"
         if key not in self.cache:
             rows = await self.conn.execute(select(table.c.id))

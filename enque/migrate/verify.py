@@ -265,6 +265,7 @@ async def verify(
                 break
         stats = report.table(table)
         stats.source_rows = stats.source_rows or check.source_rows
+        report.note_peak_memory(f"verify {table}")
     async with engine.connect() as conn:
         report.facts["dangling_references"] = await check_references(conn, report)
     report.facts["verify"] = {

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import tracemalloc
 from collections.abc import AsyncIterator
@@ -101,5 +102,23 @@ async def test_stream_memory_is_bounded_by_the_batch(big_table: str) -> None:
         finally:
             tracemalloc.stop()
     assert all(issubclass(kind, SSCursor) for kind in cursor_types) and cursor_types
+    assert read == 32_768 * 1200
+    assert peak < 8_000_000, f"peak {peak} bytes while streaming {read} bytes"
+
+
+async def test_a_slow_reader_holds_one_batch_of_the_source(big_table: str) -> None:
+    """The driver reads a query's whole result as fast as the server sends it (no flow
+    control), so a query asks for one batch: what a slow consumer holds stays one batch."""
+    async with LegacySource(SourceUrl.parse(big_table), batch_size=500) as source:
+        stream = source.stream("comments")
+        read = 0
+        tracemalloc.start()
+        try:
+            async for rows in stream:
+                read += sum(len(r["content"]) for r in rows)
+                await asyncio.sleep(0.005)  # the load transforms and writes meanwhile
+            _, peak = tracemalloc.get_traced_memory()
+        finally:
+            tracemalloc.stop()
     assert read == 32_768 * 1200
     assert peak < 8_000_000, f"peak {peak} bytes while streaming {read} bytes"
