@@ -154,8 +154,8 @@ class DomainRoute(APIRoute):
     a start only records each route's path and the analysis runs when the route first answers
     a request or the OpenAPI document is built, a few milliseconds once per route (the same
     trade as the schemas' `defer_build`); the path's pattern is compiled the first time a path
-    passes the literal checks below. `tests/test_contract.py` builds every
-    route, so a route declared wrong still fails the tests, not a user's first request.
+    passes the literal checks below. `tests/test_contract.py` builds every route, so a route
+    declared wrong still fails the tests, not a user's first request.
 
     The app tries a request against its routes in turn, and FastAPI's match of one route costs
     a few microseconds; most routes share nothing with the path beyond `/v1/`. A path that does
