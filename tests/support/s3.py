@@ -9,6 +9,7 @@ import sys
 import tempfile
 import time
 from pathlib import Path
+from typing import IO
 
 import httpx
 
@@ -20,11 +21,12 @@ REGION = "us-east-1"
 
 
 class S3Server:
-    """`moto_server` on a free loopback port; stopped by its own pid."""
+    """`moto_server` on a free loopback port; stopped by its own pid, its log removed then."""
 
     def __init__(self) -> None:
         self.port = free_port()
         self.proc: subprocess.Popen[bytes] | None = None
+        self.log: IO[bytes] | None = None
         self.log_path = Path(tempfile.gettempdir()) / f"enque-s3-{self.port}.log"
 
     @property
@@ -32,10 +34,10 @@ class S3Server:
         return f"http://127.0.0.1:{self.port}"
 
     def start(self, timeout: float = 30) -> S3Server:
-        log = self.log_path.open("wb")
+        self.log = self.log_path.open("wb")
         self.proc = subprocess.Popen(
             [sys.executable, "-m", "moto.server", "-H", "127.0.0.1", "-p", str(self.port)],
-            stdout=log,
+            stdout=self.log,
             stderr=subprocess.STDOUT,
             start_new_session=True,
             env={
@@ -73,3 +75,7 @@ class S3Server:
             except subprocess.TimeoutExpired:
                 os.killpg(self.proc.pid, signal.SIGKILL)
                 self.proc.wait()
+        if self.log is not None:
+            self.log.close()
+            self.log_path.unlink(missing_ok=True)
+            self.log = None
