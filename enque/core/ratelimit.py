@@ -41,9 +41,8 @@ class RateLimiter:
     def __init__(self, settings: Settings, prefix: str = "enque") -> None:
         self.local: LocalSlidingWindow | None = None
         self.shared: SharedSlidingWindow | None = None
-        self.storage: MemoryStorage | RedisStorage
         if settings.redis_url:
-            self.storage = RedisStorage(
+            storage = RedisStorage(
                 "async+" + settings.redis_url,
                 implementation="redispy",
                 key_prefix=f"{prefix}rl",
@@ -52,10 +51,9 @@ class RateLimiter:
                 socket_connect_timeout=5,
                 retry=redis_retry(),
             )
-            self.shared = SharedSlidingWindow(self.storage)
+            self.shared = SharedSlidingWindow(storage)
         else:
-            self.storage = MemoryStorage()
-            self.local = LocalSlidingWindow(self.storage)
+            self.local = LocalSlidingWindow(MemoryStorage())
         self.enabled = settings.rate_limit_enabled
         self.limits: dict[str, RateLimitItem] = {
             "auth": parse(settings.rate_limit_auth),
@@ -86,9 +84,3 @@ class RateLimiter:
         assert self.shared is not None
         allowed = await self.shared.hit(item, name, key)
         return allowed, await self.shared.get_window_stats(item, name, key)
-
-    async def reset(self) -> None:
-        if isinstance(self.storage, MemoryStorage):
-            self.storage.reset()
-        else:
-            await self.storage.reset()
