@@ -10,9 +10,10 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from enque.categories.models import Category
 from enque.comments.models import Comment
-from enque.customers.models import Company, User
+from enque.customers.models import User
 from enque.mailboxes.models import EmailMessage, Mailbox
 from enque.migrate.idmap import IdSpace
+from enque.migrate.people import companies_of
 from enque.migrate.render import Message, clean, render
 from enque.migrate.source import LegacySource
 from enque.migrate.spec import (
@@ -108,9 +109,7 @@ async def _tickets(rows: list[Row], env: Env) -> TicketLookups:
     return TicketLookups(
         teams=await env.small(table_of(Team)),
         categories=await env.small(table_of(Category)),
-        companies=await env.known(
-            table_of(Company), (env.maybe("companies", r.get("company_id")) for r in rows)
-        ),
+        companies=await companies_of(rows, env),
         mailboxes=mailboxes,
         users=await env.existing(table_of(User), (env.id("users", r["user_id"]) for r in rows)),
         merged=await env.existing(

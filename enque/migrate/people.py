@@ -173,15 +173,15 @@ def _customer(table: str) -> Any:
     return transform
 
 
-async def _companies(rows: list[Row], env: Env) -> set[str]:
-    """The companies of `rows` that were migrated."""
+async def companies_of(rows: list[Row], env: Env) -> set[str]:
+    """The companies `rows` name (legacy `company_id`) that were migrated."""
     return await env.known(
         table_of(Company), (env.maybe("companies", r.get("company_id")) for r in rows)
     )
 
 
 async def _users(rows: list[Row], env: Env) -> tuple[set[str], dict[tuple[str, str], str]]:
-    return await _companies(rows, env), {}
+    return await companies_of(rows, env), {}
 
 
 async def _unassigned(rows: list[Row], env: Env) -> tuple[set[str], dict[tuple[str, str], str]]:
@@ -190,7 +190,7 @@ async def _unassigned(rows: list[Row], env: Env) -> tuple[set[str], dict[tuple[s
         for r in rows
         if r.get("workspace_id") is not None and r.get("email")
     }
-    return await _companies(rows, env), await env.users_by_email(pairs)
+    return await companies_of(rows, env), await env.users_by_email(pairs)
 
 
 def category_row(item: Item) -> Row:
