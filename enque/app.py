@@ -7,7 +7,6 @@ import logging
 import os
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from types import ModuleType
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -29,6 +28,7 @@ from enque.core.errors import ApiError
 from enque.core.logging import configure_logging
 from enque.core.middleware import CrossOriginMiddleware, RequestContextMiddleware
 from enque.core.ratelimit import RateLimiter
+from enque.core.routeindex import RouteIndex
 from enque.core.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -220,11 +220,12 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
     _install_error_handlers(app, settings)
     _install_health(app)
     metrics.install(app)
-    for module in sorted(domains.route_modules(), key=_matched_early):
+    for module in domains.route_modules():
         # one flat table: FastAPI matches the routes of an included router in a second,
         # nested walk, twice per request (the domain routers document the errors themselves)
         app.router.routes.extend(module.router.routes)
     app.router.routes[:] = [r for r in app.router.routes if r not in documents] + documents
+    app.router.middleware_stack = RouteIndex(app.router)
 
     _document_security(app)
     app.add_middleware(
@@ -248,16 +249,6 @@ def create_app(settings: Settings | None = None, runtime: Runtime | None = None)
         upload_limit=settings.max_upload_bytes + 1024 * 1024,
     )
     return app
-
-
-# FastAPI tries the routes in order, a pattern each: the agents' inbox is asked most. No
-# route of one domain answers another's paths (tests/test_contract.py), so order is free.
-MATCHED_FIRST = ("tickets", "comments", "auth", "notifications")
-
-
-def _matched_early(module: ModuleType) -> int:
-    domain = module.__name__.split(".")[1]
-    return MATCHED_FIRST.index(domain) if domain in MATCHED_FIRST else len(MATCHED_FIRST)
 
 
 def _document_security(app: FastAPI) -> None:

@@ -199,8 +199,8 @@ async def test_unexpected_error_is_a_generic_500(broken_app: Any):
 
 
 def test_no_route_answers_another_domains_paths():
-    """The app tries its routes in order, the inbox's domains first: that is safe only while
-    the paths one domain declares are answered by no route of another domain."""
+    """The domains' routes share one table, in no chosen order: that is safe only while the
+    paths one domain declares are answered by no route of another domain."""
     from starlette.routing import Match, Route
 
     def domain(route: Route) -> str:

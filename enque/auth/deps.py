@@ -97,7 +97,7 @@ async def current_principal(request: Request) -> Principal:
         key = f"{principal.kind}:{who}"  # API tokens are limited each on its own
         state = await runtime.limiter.hit(kind, key)
         if state is not None:
-            request.state.rate_limit_headers = state.headers()
+            request.state.rate_limit_headers = state.raw_headers()
     return principal
 
 
@@ -149,7 +149,7 @@ async def limit_public(request: Request, key: str) -> None:
     ip = request.client.host if request.client else "unknown"
     state = await runtime.limiter.hit("auth", f"{ip}|{key.lower()}")
     if state is not None:
-        request.state.rate_limit_headers = state.headers()
+        request.state.rate_limit_headers = state.raw_headers()
 
 
 __all__ = ["Admin", "ApiError", "CurrentAgent", "Manager", "Principal", "require_role"]

@@ -145,8 +145,7 @@ class RequestContextMiddleware:
                 status_code = message["status"]
                 extra: list[tuple[bytes, bytes]] = [(b"x-request-id", request_id.encode())]
                 extra.extend(SECURITY_HEADERS)
-                for name, value in (state.get("rate_limit_headers") or {}).items():
-                    extra.append((name.lower().encode(), value.encode()))
+                extra.extend(state.get("rate_limit_headers") or ())
                 headers = message.get("headers", [])
                 if not cross_origin:
                     headers = _vary_on_origin(headers)

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
+from typing import NamedTuple
 
 from limits import RateLimitItem, WindowStats, parse
 from limits.aio.storage import RedisStorage
@@ -15,19 +15,25 @@ from enque.config import Settings
 from enque.core.cache import redis_retry
 from enque.core.errors import ApiError
 
+HEADER_NAMES = ("X-RateLimit-Limit", "X-RateLimit-Remaining", "X-RateLimit-Reset")
+_RAW_NAMES = tuple(name.lower().encode() for name in HEADER_NAMES)
 
-@dataclass(frozen=True)
-class LimitState:
+
+class LimitState(NamedTuple):
     limit: int
     remaining: int
     reset_at: int
 
+    def values(self) -> tuple[str, str, str]:
+        return str(self.limit), str(max(self.remaining, 0)), str(self.reset_at)
+
     def headers(self) -> dict[str, str]:
-        return {
-            "X-RateLimit-Limit": str(self.limit),
-            "X-RateLimit-Remaining": str(max(self.remaining, 0)),
-            "X-RateLimit-Reset": str(self.reset_at),
-        }
+        return dict(zip(HEADER_NAMES, self.values(), strict=True))
+
+    def raw_headers(self) -> list[tuple[bytes, bytes]]:
+        """The headers as an ASGI response carries them (added to every limited response)."""
+        values = self.values()
+        return [(name, value.encode()) for name, value in zip(_RAW_NAMES, values, strict=True)]
 
 
 class RateLimiter:
@@ -66,7 +72,11 @@ class RateLimiter:
         if not self.enabled:
             return None
         item = self.limits[name]
-        allowed, stats = await self._count(item, name, key)
+        if self.local is not None:
+            allowed = self.local.hit(item, name, key)
+            stats = self.local.get_window_stats(item, name, key)
+        else:
+            allowed, stats = await self._shared_count(item, name, key)
         state = LimitState(item.amount, stats.remaining, int(stats.reset_time))
         if not allowed:
             retry_after = max(1, int(stats.reset_time - time.time()) + 1)
@@ -77,10 +87,9 @@ class RateLimiter:
             )
         return state
 
-    async def _count(self, item: RateLimitItem, name: str, key: str) -> tuple[bool, WindowStats]:
-        if self.local is not None:
-            allowed = self.local.hit(item, name, key)
-            return allowed, self.local.get_window_stats(item, name, key)
+    async def _shared_count(
+        self, item: RateLimitItem, name: str, key: str
+    ) -> tuple[bool, WindowStats]:
         assert self.shared is not None
         allowed = await self.shared.hit(item, name, key)
         return allowed, await self.shared.get_window_stats(item, name, key)
