@@ -161,3 +161,37 @@ async def test_limits_and_revocation_hold_across_two_workers(two_workers):
         error(
             await b.post("/v1/teams", json={"name": "x"}, headers=_auth(token)), 401, "UNAUTHORIZED"
         )
+
+
+def test_in_process_counters_start_no_threads_and_expired_ones_are_swept(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """The in-process storage counts without starting a thread per expiry round, and
+    sweeps counters that expired, at most once a second."""
+    import threading
+
+    from limits import parse
+    from limits.strategies import SlidingWindowCounterRateLimiter
+
+    from enque.core import ratelimit
+
+    storage = ratelimit.InlineExpiryMemoryStorage()
+    limiter = SlidingWindowCounterRateLimiter(storage)
+    started: list[threading.Thread] = []
+    real_start = threading.Thread.start
+    monkeypatch.setattr(threading.Thread, "start", lambda t: (started.append(t), real_start(t)))
+    per_second = parse("2/second")
+    assert limiter.hit(per_second, "read", "a") and limiter.hit(per_second, "read", "a")
+    assert not limiter.hit(per_second, "read", "a")  # the limit holds
+    for n in range(200):
+        limiter.hit(per_second, "read", f"other-{n}")
+        time.sleep(0.0005)
+    assert started == []
+    assert any(key.startswith("LIMITER/read/other-") for key in storage.storage)
+
+    clock = time.monotonic() + 10
+    monkeypatch.setattr(ratelimit.time, "monotonic", lambda: clock)
+    monkeypatch.setattr("limits.storage.memory.time.time", lambda: 4_000_000_000.0)
+    limiter.hit(per_second, "read", "late")  # a sweep is due: the others have expired
+    assert not any(key.startswith("LIMITER/read/other-") for key in storage.storage)
+    assert started == []
