@@ -1,6 +1,8 @@
 """One received message → a ticket or a comment, exactly once.
 
-`ingest()` is what both channels (IMAP, Graph) call for every fetched message. In one
+`ingest()` is the path of one message: the syncs (IMAP, Graph) ingest a fetched batch
+together (`batch.ingest_batch`, the same steps set-based) and come here for each message of a
+batch that did not commit, and `enque email retry` for each dead letter. In one
 transaction it writes the ledger row (`email_messages`, unique on (workspace, Message-ID) and
 (mailbox, provider id)) and the ticket or comment, through the same service functions the API
 uses (audit, events and automations after commit). Two ingests of one message cannot both

@@ -2,10 +2,11 @@
 
 `sync_mailbox(runtime, mailbox_id)` runs one sync of one mailbox; `sync_all(runtime)` every
 active mailbox (the scheduler's job). One sync per mailbox at a time across workers: a lease in
-the cache (Redis when configured) that expires if its holder dies. Each message is committed
-(ledger + ticket/comment) before the cursor moves past it; the cursor moves only forward, so a
-crash at any point means the next sync fetches again what was not recorded, and the ledger's
-unique constraints turn what was recorded into duplicates that change nothing.
+the cache (Redis when configured) that expires if its holder dies. The new messages of each
+fetched batch (IMAP) or delta page (Graph) are committed together (`ingest_batch`: ledger +
+tickets/comments) before the cursor moves past them; the cursor moves only forward, so a crash
+at any point means the next sync fetches again what was not recorded, and the ledger's unique
+constraints turn what was recorded into duplicates that change nothing.
 """
 
 from __future__ import annotations
