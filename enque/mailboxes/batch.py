@@ -186,7 +186,7 @@ class _Batch:
         self.threads: dict[str, str] = {}  # Message-ID of the batch → its ticket (or PENDING)
         self.conversations: dict[str, str] = {}  # conversation id → newest ticket of the batch
         self.defaults: dict[str, Any] | None = None
-        self.rows: list[EmailMessage] = []
+        self.rows: list[tuple[int, EmailMessage]] = []  # ledger rows, by message
 
     def _thread(self, message: _Message) -> tuple[str | None, str | None] | None:
         """(ticket id, how) from references and conversation; None while it waits for a
@@ -245,7 +245,7 @@ class _Batch:
                 current.opened.append((message, new_id(), None))
             self._claim(message, current)
         await self._write(current)
-        self.session.add_all(self.rows)
+        self.session.add_all(row for _, row in sorted(self.rows, key=lambda r: r[0]))
 
     def _claim(self, message: _Message, current: _Round) -> None:
         """Where the batch's later messages find this one before it is written."""
@@ -261,7 +261,7 @@ class _Batch:
         row = _ledger_row(self.mailbox, message.inbound, message.identity, message.kind)
         row.state = "ignored"
         row.error = "; ".join(message.kind.reasons)[:2000]
-        self.rows.append(row)
+        self.rows.append((message.index, row))
         message.result = IngestResult("ignored", reason=reason)
 
     async def _write(self, current: _Round) -> None:
@@ -269,7 +269,7 @@ class _Batch:
             return
         session, ws = self.session, self.mailbox.workspace_id
         everyone = [m for m, _, _ in current.opened] + [m for m, _ in current.replies]
-        senders = [m.inbound.parsed.sender for m in everyone]
+        senders = [m.inbound.parsed.sender for m in sorted(everyone, key=lambda m: m.index)]
         users = await find_or_create_customers(
             session, ws, [(s.email, s.name or None) for s in senders if s is not None]
         )
@@ -345,7 +345,7 @@ class _Batch:
             self.conversations[message.inbound.conversation_id] = result.ticket_id
         row = _ledger_row(self.mailbox, message.inbound, message.identity, message.kind)
         row.state, row.ticket_id, row.comment_id = "processed", result.ticket_id, result.comment_id
-        self.rows.append(row)
+        self.rows.append((message.index, row))
         record(
             self.session,
             workspace_id=self.mailbox.workspace_id,

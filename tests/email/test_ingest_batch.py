@@ -258,3 +258,37 @@ async def test_an_empty_batch_and_one_message_twice(tenant: Tenant, app_runtime:
         app_runtime, mailbox, _inbound([mail(to=box.email)[0]]) * 2, context
     )
     assert [r.outcome for r in duplicate] == ["created", "duplicate"]
+
+
+async def test_conversations_thread_within_and_across_batches(
+    tenant: Tenant, app_runtime: Runtime
+) -> None:
+    box = await connect_imap(tenant)
+    mailbox = await mailbox_row(app_runtime, box.id)
+    context = await context_for(app_runtime, mailbox)
+    second, second_id = mail(to=box.email, subject="RE: Quote")
+    raws = [
+        (mail(to=box.email, subject="Quote")[0], "c1"),
+        (second, "c1"),  # no references: Graph's conversation
+        (mail(to=box.email, subject="Other")[0], "c2"),
+        (mail(to=box.email, subject="RE: RE: Quote", headers=_reply(second_id))[0], None),
+    ]
+    batch = [
+        (Inbound(parse_message(raw), f"g{n}", conversation), None)
+        for n, (raw, conversation) in enumerate(raws)
+    ]
+    results = await ingest_batch(app_runtime, mailbox, batch, context)
+    assert [r.outcome for r in results] == ["created", "commented", "created", "commented"]
+    assert results[1].ticket_id == results[0].ticket_id == results[3].ticket_id
+    later = Inbound(parse_message(mail(to=box.email, subject="RE: Other")[0]), "g9", "c2")
+    [result] = await ingest_batch(app_runtime, mailbox, [(later, None)], context)
+    assert (result.outcome, result.ticket_id) == ("commented", results[2].ticket_id)
+    async with app_runtime.db.session(write=False) as session:
+        how = await session.scalars(
+            select(Activity.after).where(
+                Activity.workspace_id == tenant.workspace_id, Activity.verb == "email.received"
+            )
+        )
+        assert sorted(str(a["threadedBy"]) for a in how) == [
+            "None", "None", "conversation", "conversation", "references"
+        ]  # fmt: skip
