@@ -31,7 +31,7 @@ from enque.customers.models import User
 from enque.tickets import service as tickets
 from enque.tickets.models import Ticket
 from enque.tickets.queries import summaries
-from enque.tickets.seams import attachments
+from enque.tickets.seams import FileLink, attachments
 from enque.tickets.service import (
     active_agent_ids,
     addresses,
@@ -173,6 +173,19 @@ async def _link_files(
         comment_id=comment_id,
         attachment_ids=list(dict.fromkeys(attachment_ids)),
     )
+
+
+async def _link_many(session: AsyncSession, workspace_id: str, links: Sequence[FileLink]) -> None:
+    """`_link_files` for several comments or first messages, in one update."""
+    links = [
+        link._replace(attachment_ids=list(dict.fromkeys(link.attachment_ids))) for link in links
+    ]
+    if not any(link.attachment_ids for link in links):
+        return
+    store = attachments(session)
+    if store is None:
+        raise validation_error("attachmentIds", "attachments are not available")
+    await store.link_many(session, workspace_id=workspace_id, links=links)
 
 
 async def _publish_comment(
@@ -467,16 +480,16 @@ async def add_customer_messages(
         made = await create_tickets(
             session, workspace_id=workspace_id, items=[new for _, new in opened]
         )
+        links = []
         for (index, _), ticket in zip(opened, made, strict=True):
-            await _link_files(session, workspace_id, ticket.id, None, items[index].attachment_ids)
+            links.append(FileLink(ticket.id, None, list(items[index].attachment_ids)))
             results[index] = CustomerMessage(ticket, None, True)
         session.add_all(w.comment for w in written.values())
         await tickets.flush(session)
         for index, w in written.items():
-            await _link_files(
-                session, workspace_id, w.ticket.id, w.comment.id, w.item.attachment_ids
-            )
+            links.append(FileLink(w.ticket.id, w.comment.id, list(w.item.attachment_ids)))
             results[index] = CustomerMessage(w.ticket, w.comment, False)
+        await _link_many(session, workspace_id, links)
         await _publish_comments(session, workspace_id, list(written.values()))
     return [results[index] for index in range(len(items))]
 

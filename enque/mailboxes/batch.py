@@ -63,6 +63,7 @@ from enque.mailboxes.ingest import (
 )
 from enque.tickets import service as tickets
 from enque.tickets.models import Ticket
+from enque.tickets.seams import FileLink
 
 log = logging.getLogger(__name__)
 
@@ -299,12 +300,9 @@ class _Batch:
             for m, ticket_id, token in current.opened
         ]
         await tickets.create_tickets(session, workspace_id=ws, items=opened)
+        links = [FileLink(ticket_id, None, m.files.ids) for m, ticket_id, _ in current.opened]
+        await AttachmentLinks().link_many(session, workspace_id=ws, links=links)
         for message, ticket_id, _ in current.opened:
-            if message.files.ids:
-                await AttachmentLinks().link(
-                    session, workspace_id=ws, ticket_id=ticket_id, comment_id=None,
-                    attachment_ids=message.files.ids,
-                )  # fmt: skip
             self._done(message, IngestResult("created", ticket_id))
         replies = [
             IncomingMessage(
