@@ -39,7 +39,6 @@ from enque.core.db import new_id, unit
 from enque.core.runtime import Runtime
 from enque.customers.service import find_or_create_customers
 from enque.email.classify import Classification, classify
-from enque.email.errors import TemporaryError
 from enque.email.sanitize import rewrite_cids
 from enque.email.threading import ticket_number
 from enque.mailboxes.ingest import (
@@ -56,10 +55,10 @@ from enque.mailboxes.ingest import (
     _is_participant,
     _ledger_row,
     _placeholders,
-    _store_files,
     folded_html,
     identity_of,
     ingest,
+    store_files_of,
 )
 from enque.tickets import service as tickets
 from enque.tickets.models import Ticket
@@ -399,15 +398,13 @@ async def ingest_batch(
             providers.add(provider)
         batch.append(_Message(index, inbound, raw, identity, classify(inbound.parsed, context.own)))
     together = [m for m in batch if not _alone(m)]
-    try:
-        for message in together:  # storage that is down raises: the cursor stays
-            if message.kind.kind not in ("loop", "bounce"):
-                message.files = await _store_files(
-                    runtime, mailbox.workspace_id, message.inbound.parsed
-                )
-    except TemporaryError:
-        await _discard(runtime, mailbox, together)
-        raise
+    keeping = [m for m in together if m.kind.kind not in ("loop", "bounce")]
+    # storage that is down raises (and removes what it wrote): the cursor stays
+    stored = await store_files_of(
+        runtime, mailbox.workspace_id, [m.inbound.parsed for m in keeping]
+    )
+    for message, files in zip(keeping, stored, strict=True):
+        message.files = files
     try:
         await _commit(runtime, mailbox, context, together)
     except Exception as exc:  # each message alone: its own claim, its own failure

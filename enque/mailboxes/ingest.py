@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import html as htmllib
+import itertools
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -348,27 +349,38 @@ async def _store_files(runtime: Runtime, workspace_id: str, parsed: ParsedMessag
     """Size limits (placeholders for what is over), then the kept parts to storage, unlinked.
 
     A storage failure raises `TemporaryError`: the sync stops there and fetches again later."""
-    kept, files = _file_parts(runtime, parsed)
-    if not kept:
-        return files
-    cited = cid_references(parsed.html or "")
-    received = [
-        ReceivedFile(
-            a.filename, a.data, a.content_id, bool(a.content_id) and a.content_id in cited, kind
-        )
-        for a, kind in kept
-    ]
+    return (await store_files_of(runtime, workspace_id, [parsed]))[0]
+
+
+async def store_files_of(
+    runtime: Runtime, workspace_id: str, messages: Sequence[ParsedMessage]
+) -> list[_Files]:
+    """`_store_files` for several messages: every kept part stored in one go (one transaction
+    for the rows), each message's files in order."""
+    found = [_file_parts(runtime, parsed) for parsed in messages]
+    received = []
+    for parsed, (kept, _) in zip(messages, found, strict=True):
+        cited = cid_references(parsed.html or "") if kept else set()
+        received += [
+            ReceivedFile(
+                a.filename, a.data, a.content_id, bool(a.content_id) and a.content_id in cited, kind
+            )
+            for a, kind in kept
+        ]
+    if not received:
+        return [files for _, files in found]
     try:
-        rows = await store_received(runtime, workspace_id=workspace_id, received=received)
+        rows = iter(await store_received(runtime, workspace_id=workspace_id, received=received))
     except Exception as exc:
         log.warning("storing the files of a message failed: %s", exc)
         raise TemporaryError(f"file storage failed: {exc.__class__.__name__}") from exc
-    files.stored = [StoredFile(r.id, r.content_id) for r in rows]
-    stored = iter(files.stored)
-    for meta in files.meta:
-        if "omitted" not in meta:
-            meta["attachmentId"] = next(stored).id
-    return files
+    for kept, files in found:
+        files.stored = [StoredFile(r.id, r.content_id) for r in itertools.islice(rows, len(kept))]
+        stored = iter(files.stored)
+        for meta in files.meta:
+            if "omitted" not in meta:
+                meta["attachmentId"] = next(stored).id
+    return [files for _, files in found]
 
 
 def _placeholders(files: _Files) -> str:
