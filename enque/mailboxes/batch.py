@@ -214,6 +214,14 @@ class _Batch:
         numbers = await _numbers(
             self.session, self.mailbox.workspace_id, batch, self.context.token_template
         )
+        # Every existing ticket the batch may write to, locked before the ticket counter (a
+        # new ticket takes it): the order of every other writer (a reply past the reopen
+        # window, a split), so no two transactions wait on each other.
+        known = self.known
+        reachable = {*known.ledger.values(), *known.roots.values(), *known.conversations.values()}
+        reachable |= {ticket.id for ticket in numbers.values()}
+        if reachable:
+            await tickets.lock_tickets(self.session, self.mailbox.workspace_id, reachable)
         current = _Round()
         for message in batch:
             if message.kind.kind in ("loop", "bounce"):
