@@ -1,12 +1,14 @@
 """The new messages of one fetch batch → tickets and comments, set-based, exactly once.
 
 `ingest_batch()` does for a batch what `ingest()` does for one message, with a constant
-number of statements for the batch where it can: classification, bodies and files before
-the transaction; then in one transaction the threading lookups of every message (two
-queries, plus one for Graph conversations and one for subject tokens when there are some),
-the customers (one read, one insert), the tickets (`tickets.create_tickets`: numbers as one
-range, one insert per table), the comments (`comments.add_customer_messages`), the ledger
-rows and the `email.received` audit rows (one insert each). The ticket and comment
+number of statements for the batch where it can: classification, bodies and the files of
+every message (stored together) before the transaction; then in one transaction the
+threading lookups of every message (two queries, plus two for Graph conversations and one
+for subject tokens when there are some), the lock of every existing ticket they reach (before
+the ticket counter, the order of every other writer), the customers (one read, one insert),
+the tickets (`tickets.create_tickets`: numbers as one range, one insert per table), the
+comments (`comments.add_customer_messages`), the files' links (one update), the ledger rows
+and the `email.received` audit rows (one insert each). The ticket and comment
 services publish the same audit rows and events, one per message, and run the same
 reactions after commit as for a message ingested alone.
 
