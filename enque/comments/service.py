@@ -428,12 +428,10 @@ async def _live_targets(
 
 
 async def add_customer_message(
-    session: AsyncSession, *, workspace_id: str, ticket_id: str, user_id: str, **fields: Any
+    session: AsyncSession, *, workspace_id: str, message: IncomingMessage
 ) -> CustomerMessage:
-    """A message from a customer threaded onto a ticket: `add_customer_messages` with one
-    (see `IncomingMessage` for the fields)."""
-    item = IncomingMessage(ticket_id=ticket_id, user_id=user_id, **fields)
-    return (await add_customer_messages(session, workspace_id=workspace_id, items=[item]))[0]
+    """A message from a customer threaded onto a ticket: `add_customer_messages` with one."""
+    return (await add_customer_messages(session, workspace_id=workspace_id, items=[message]))[0]
 
 
 async def add_customer_messages(
@@ -709,25 +707,24 @@ async def open_ticket(
     session: AsyncSession,
     *,
     workspace_id: str,
-    actor: Actor,
+    ticket: tickets.NewTicket,
     notify_customer: bool = False,
-    **fields: Any,
 ) -> Ticket:
     """`create_ticket`; with `notify_customer` the body also goes to the customer as the first
     public reply (pending delivery, like any reply)."""
     async with unit(session):
-        ticket = await create_ticket(session, workspace_id=workspace_id, actor=actor, **fields)
+        created = await create_ticket(session, workspace_id=workspace_id, ticket=ticket)
         if notify_customer:
             try:
                 await add_reply(
                     session,
                     workspace_id=workspace_id,
-                    actor=actor,
-                    ticket_id=ticket.id,
-                    content=fields.get("body", ""),
+                    actor=ticket.actor,
+                    ticket_id=created.id,
+                    content=ticket.body,
                 )
             except ApiError as err:
                 if err.code == "VALIDATION_ERROR":
                     raise validation_error("body", "an empty body cannot be sent") from err
                 raise
-    return ticket
+    return created

@@ -40,7 +40,7 @@ from enque.attachments.service import (
     sniff_type,
     store_received,
 )
-from enque.comments.service import add_customer_message
+from enque.comments.service import IncomingMessage, add_customer_message
 from enque.core.db import now, unit
 from enque.core.errors import ApiError
 from enque.core.runtime import Runtime
@@ -474,19 +474,21 @@ async def _process(
         result = await add_customer_message(
             session,
             workspace_id=ws,
-            ticket_id=ticket_id,
-            user_id=user.id,
-            content=content,
-            subject=subject,
-            to=[a.email for a in parsed.to],
-            cc=cc,
-            message_id=row.internet_message_id,
-            in_reply_to=parsed.in_reply_to,
-            mailbox_id=mailbox.id,
-            auto_reply=kind.kind == "auto_reply",
-            actor=actor,
-            attachment_ids=files.ids,
-            original_html=parsed.html,
+            message=IncomingMessage(
+                ticket_id=ticket_id,
+                user_id=user.id,
+                content=content,
+                subject=subject,
+                to=[a.email for a in parsed.to],
+                cc=cc,
+                message_id=row.internet_message_id,
+                in_reply_to=parsed.in_reply_to,
+                mailbox_id=mailbox.id,
+                auto_reply=kind.kind == "auto_reply",
+                actor=actor,
+                attachment_ids=files.ids,
+                original_html=parsed.html,
+            ),
         )
         target = result.ticket
         if result.comment is not None:
@@ -497,16 +499,18 @@ async def _process(
         target = await tickets.create_ticket(
             session,
             workspace_id=ws,
-            actor=actor,
-            subject=subject,
-            body=body,
-            user_id=user.id,
-            mailbox_id=mailbox.id,
-            cc=cc,
-            conversation_id=inbound.conversation_id,
-            root_message_id=row.internet_message_id,
-            linked_ticket_id=linked,
-            **await _checked_defaults(session, mailbox),
+            ticket=tickets.NewTicket(
+                actor=actor,
+                subject=subject,
+                body=body,
+                user_id=user.id,
+                mailbox_id=mailbox.id,
+                cc=cc,
+                conversation_id=inbound.conversation_id,
+                root_message_id=row.internet_message_id,
+                linked_ticket_id=linked,
+                **await _checked_defaults(session, mailbox),
+            ),
         )
         if files.ids:
             await AttachmentLinks().link(

@@ -415,12 +415,9 @@ class NewTicket:
     id: str | None = None
 
 
-async def create_ticket(
-    session: AsyncSession, *, workspace_id: str, actor: Actor, subject: str, **fields: Any
-) -> Ticket:
-    """A new ticket: `create_tickets` with one (see `NewTicket` for the fields)."""
-    item = NewTicket(actor=actor, subject=subject, **fields)
-    return (await create_tickets(session, workspace_id=workspace_id, items=[item]))[0]
+async def create_ticket(session: AsyncSession, *, workspace_id: str, ticket: NewTicket) -> Ticket:
+    """A new ticket: `create_tickets` with one."""
+    return (await create_tickets(session, workspace_id=workspace_id, items=[ticket]))[0]
 
 
 async def _check_all(session: AsyncSession, workspace_id: str, items: Sequence[NewTicket]) -> None:

@@ -26,9 +26,11 @@ async def deliver(
         return await add_customer_message(
             session,
             workspace_id=tenant.workspace_id,
-            ticket_id=ticket["id"],
-            user_id=ticket["customer"]["id"],
-            **{"content": "<p>Any update?</p>", **kwargs},
+            message=IncomingMessage(
+                ticket_id=ticket["id"],
+                user_id=ticket["customer"]["id"],
+                **{"content": "<p>Any update?</p>", **kwargs},
+            ),
         )
 
 
