@@ -44,7 +44,7 @@ from enque.core.migrate import upgrade_sync  # noqa: E402
 from enque.core.runtime import Runtime  # noqa: E402
 from enque.scheduled_replies.service import schedule_reply, send_due_replies  # noqa: E402
 from enque.signatures.service import set_workspace_signature  # noqa: E402
-from enque.tickets.service import create_ticket  # noqa: E402
+from enque.tickets.service import NewTicket, create_ticket  # noqa: E402
 
 TICKETS = 100
 
@@ -79,11 +79,13 @@ async def seed(runtime: Runtime) -> tuple[str, str, list[str]]:
             ticket = await create_ticket(
                 session,
                 workspace_id=workspace.id,
-                actor=actor,
-                subject=f"Ticket {i}",
-                body="<p>Help</p>",
-                customer_email=f"customer{i}@example.com",
-                customer_name=f"Customer {i}",
+                ticket=NewTicket(
+                    actor=actor,
+                    subject=f"Ticket {i}",
+                    body="<p>Help</p>",
+                    customer_email=f"customer{i}@example.com",
+                    customer_name=f"Customer {i}",
+                ),
             )
             tickets.append(ticket.id)
     return workspace.id, agent.id, tickets

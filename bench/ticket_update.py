@@ -30,15 +30,16 @@ from enque.auth.service import create_workspace_with_admin  # noqa: E402
 from enque.config import Settings  # noqa: E402
 from enque.core.migrate import upgrade  # noqa: E402
 from enque.core.runtime import Runtime  # noqa: E402
-from enque.tickets.service import create_ticket, update_ticket  # noqa: E402
+from enque.tickets.service import NewTicket, create_ticket, update_ticket  # noqa: E402
 
 
 async def updates(runtime: Runtime, workspace_id: str, actor: Actor, count: int) -> str:
     async with runtime.db.session() as session:
         ticket = await create_ticket(
-            session, workspace_id=workspace_id, actor=actor, subject="Bench",
-            customer_email="customer@example.com",
-        )  # fmt: skip
+            session,
+            workspace_id=workspace_id,
+            ticket=NewTicket(actor=actor, subject="Bench", customer_email="customer@example.com"),
+        )
     started, cpu = time.perf_counter(), time.process_time()
     for n in range(count):
         async with runtime.db.session() as session:

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import and_, delete, or_, select, update
+from sqlalchemy import and_, bindparam, delete, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm.attributes import set_committed_value
 
@@ -30,6 +30,7 @@ from enque.core.errors import ApiError, conflict, not_found, validation_error
 from enque.core.runtime import Runtime, runtime_of
 from enque.core.storage import Storage, storage_of
 from enque.tickets.models import Ticket
+from enque.tickets.seams import FileLink
 
 log = logging.getLogger(__name__)
 
@@ -364,6 +365,22 @@ async def sweep_orphans(runtime: Runtime, *, older_than: int = ORPHAN_AGE_SECOND
     return removed + await storage_of(runtime).remove_partial_writes(older_than)
 
 
+# built once: each linked file is one row of its executemany (a ticket and comment each)
+_LINK = (
+    update(Attachment.__table__)  # type: ignore[arg-type]
+    .where(
+        Attachment.__table__.c.workspace_id == bindparam("link_workspace"),
+        Attachment.__table__.c.id == bindparam("link_id"),
+    )
+    .values(
+        ticket_id=bindparam("link_ticket"),
+        comment_id=bindparam("link_comment"),
+        linked_at=bindparam("link_at"),
+        updated_at=bindparam("link_at"),
+    )
+)
+
+
 class AttachmentLinks:
     """`runtime.services["attachments"]` (the `TicketAttachments` seam of tickets/comments)."""
 
@@ -376,29 +393,36 @@ class AttachmentLinks:
         attachment_ids: list[str],
     ) -> list[Attachment]:
         """The uploads, locked, if each can go on a new comment of the ticket (422 if not)."""
+        return await self._checked(
+            session, workspace_id, [FileLink(ticket_id, None, attachment_ids)]
+        )
+
+    async def _checked(
+        self, session: AsyncSession, workspace_id: str, links: Sequence[FileLink]
+    ) -> list[Attachment]:
+        """The uploads of every link, locked, if each can go where its link says (422 if not)."""
+        wanted = [i for link in links for i in link.attachment_ids]
         rows = list(
             (
                 await session.scalars(
                     select(Attachment)
-                    .where(
-                        Attachment.workspace_id == workspace_id,
-                        Attachment.id.in_(attachment_ids),
-                    )
+                    .where(Attachment.workspace_id == workspace_id, Attachment.id.in_(wanted))
                     .with_for_update()
                 )
             ).all()
         )
         found = {a.id: a for a in rows}
-        for attachment_id in attachment_ids:
-            attachment = found.get(attachment_id)
-            if attachment is None:
-                raise validation_error("attachmentIds", f"no such attachment: {attachment_id}")
-            if attachment.comment_id is not None:
-                raise validation_error("attachmentIds", f"already attached: {attachment_id}")
-            if attachment.ticket_id not in (None, ticket_id):
-                raise validation_error(
-                    "attachmentIds", f"uploaded for another ticket: {attachment_id}"
-                )
+        for link in links:
+            for attachment_id in link.attachment_ids:
+                attachment = found.get(attachment_id)
+                if attachment is None:
+                    raise validation_error("attachmentIds", f"no such attachment: {attachment_id}")
+                if attachment.comment_id is not None:
+                    raise validation_error("attachmentIds", f"already attached: {attachment_id}")
+                if attachment.ticket_id not in (None, link.ticket_id):
+                    raise validation_error(
+                        "attachmentIds", f"uploaded for another ticket: {attachment_id}"
+                    )
         return rows
 
     async def link(
@@ -411,24 +435,42 @@ class AttachmentLinks:
         attachment_ids: list[str],
     ) -> None:
         """Attach uploads to a comment, or with `comment_id=None` to the ticket's first message."""
-        rows = await self.check(
-            session, workspace_id=workspace_id, ticket_id=ticket_id, attachment_ids=attachment_ids
-        )
+        link = FileLink(ticket_id, comment_id, attachment_ids)
+        await self.link_many(session, workspace_id=workspace_id, links=[link])
+
+    async def link_many(
+        self, session: AsyncSession, *, workspace_id: str, links: Sequence[FileLink]
+    ) -> None:
+        """`link` for several comments or first messages: one locked read, one UPDATE."""
+        links = [link for link in links if link.attachment_ids]
+        if not links:
+            return
+        rows = {a.id: a for a in await self._checked(session, workspace_id, links)}
         stamp = now()
-        await session.execute(
-            update(Attachment)
-            .where(Attachment.workspace_id == workspace_id, Attachment.id.in_(attachment_ids))
-            .values(ticket_id=ticket_id, comment_id=comment_id, linked_at=stamp, updated_at=stamp)
-            .execution_options(synchronize_session=False)
+        connection = await session.connection()
+        await connection.execute(
+            _LINK,
+            [
+                {
+                    "link_workspace": workspace_id,
+                    "link_id": attachment_id,
+                    "link_ticket": link.ticket_id,
+                    "link_comment": link.comment_id,
+                    "link_at": stamp,
+                }
+                for link in links
+                for attachment_id in link.attachment_ids
+            ],
         )
-        for attachment in rows:  # the loaded rows as written, without a second UPDATE each
-            for key, value in (
-                ("ticket_id", ticket_id),
-                ("comment_id", comment_id),
-                ("linked_at", stamp),
-                ("updated_at", stamp),
-            ):
-                set_committed_value(attachment, key, value)
+        for link in links:  # the loaded rows as written, without a second UPDATE each
+            for attachment_id in link.attachment_ids:
+                for key, value in (
+                    ("ticket_id", link.ticket_id),
+                    ("comment_id", link.comment_id),
+                    ("linked_at", stamp),
+                    ("updated_at", stamp),
+                ):
+                    set_committed_value(rows[attachment_id], key, value)
 
     async def for_comments(
         self, session: AsyncSession, *, workspace_id: str, comment_ids: list[str]

@@ -30,13 +30,15 @@ from enque.core.runtime import runtime_of
 from enque.customers.models import User
 from enque.tickets import service as tickets
 from enque.tickets.models import Ticket
-from enque.tickets.seams import attachments
+from enque.tickets.queries import summaries
+from enque.tickets.seams import FileLink, attachments
 from enque.tickets.service import (
     active_agent_ids,
     addresses,
     apply_changes,
     channels,
     create_ticket,
+    create_tickets,
     ensure_open_for_change,
     get_ticket,
     publish_changes,
@@ -102,14 +104,25 @@ async def comment_view(
 ) -> CommentOut:
     """One comment as the API shows it; `with_files=False` for one known to have no files (a
     new comment written without), whose files are not read."""
+    found = await comment_views(session, workspace_id, [comment_id], with_files=with_files)
+    if comment_id not in found:
+        raise not_found("Comment")
+    return found[comment_id]
+
+
+async def comment_views(
+    session: AsyncSession, workspace_id: str, comment_ids: Sequence[str], *, with_files: bool = True
+) -> dict[str, CommentOut]:
+    """Comments as the API shows them, by id, in one query (and one for their files)."""
     rows = (
         await session.execute(
-            _thread_query().where(Comment.workspace_id == workspace_id, Comment.id == comment_id)
+            _thread_query().where(
+                Comment.workspace_id == workspace_id, Comment.id.in_(list(comment_ids))
+            )
         )
     ).all()
-    if not rows:
-        raise not_found("Comment")
-    return (await _views(session, workspace_id, rows, with_files=with_files))[0]
+    views = await _views(session, workspace_id, rows, with_files=with_files)
+    return {view.id: view for view in views}
 
 
 async def list_comments(
@@ -160,6 +173,19 @@ async def _link_files(
         comment_id=comment_id,
         attachment_ids=list(dict.fromkeys(attachment_ids)),
     )
+
+
+async def _link_many(session: AsyncSession, workspace_id: str, links: Sequence[FileLink]) -> None:
+    """`_link_files` for several comments or first messages, in one update."""
+    links = [
+        link._replace(attachment_ids=list(dict.fromkeys(link.attachment_ids))) for link in links
+    ]
+    if not any(link.attachment_ids for link in links):
+        return
+    store = attachments(session)
+    if store is None:
+        raise validation_error("attachmentIds", "attachments are not available")
+    await store.link_many(session, workspace_id=workspace_id, links=links)
 
 
 async def _publish_comment(
@@ -339,37 +365,80 @@ class CustomerMessage:
     new_ticket: bool
 
 
-async def _live_target(session: AsyncSession, workspace_id: str, ticket_id: str) -> Ticket:
-    """The ticket, or the one it was merged into."""
-    ticket = await get_ticket(session, workspace_id=workspace_id, ticket_id=ticket_id, lock=True)
+@dataclass
+class IncomingMessage:
+    """One message of `add_customer_messages` (the arguments of `add_customer_message`)."""
+
+    ticket_id: str
+    user_id: str
+    content: str
+    subject: str | None = None
+    to: Sequence[str] = ()
+    cc: Sequence[str] = ()
+    message_id: str | None = None
+    in_reply_to: str | None = None
+    mailbox_id: str | None = None
+    auto_reply: bool = False
+    actor: Actor | None = None
+    attachment_ids: Sequence[str] = ()
+    original_html: str | None = None
+
+    @property
+    def author(self) -> Actor:
+        return self.actor or Actor("user", self.user_id)
+
+
+@dataclass
+class _Written:
+    """A comment of `add_customer_messages`, with the change it made to its ticket."""
+
+    item: IncomingMessage
+    ticket: Ticket
+    comment: Comment
+    diff: dict[str, list[Any]]
+
+
+async def _live_targets(
+    session: AsyncSession, workspace_id: str, ticket_ids: Sequence[str]
+) -> dict[str, Ticket]:
+    """Each ticket, or the one it was merged into, by the id asked for; every row locked (in
+    id order, one query per merge hop). An unknown ticket is 404."""
+    wanted = list(dict.fromkeys(ticket_ids))
+    held = await tickets.lock_tickets(session, workspace_id, wanted)
+    if len(held) < len(wanted):
+        raise not_found("Ticket")
     for _ in range(MAX_MERGE_HOPS):
-        if ticket.merged_into_ticket_id is None:
+        onward = {t.merged_into_ticket_id for t in held.values() if t.merged_into_ticket_id}
+        missing = onward - held.keys()
+        if not missing:
             break
-        ticket = await get_ticket(
-            session, workspace_id=workspace_id, ticket_id=ticket.merged_into_ticket_id, lock=True
-        )
-    return ticket
+        more = await tickets.lock_tickets(session, workspace_id, missing)
+        if len(more) < len(missing):
+            raise not_found("Ticket")
+        held.update(more)
+    targets = {}
+    for ticket_id in wanted:
+        ticket = held[ticket_id]
+        for _ in range(MAX_MERGE_HOPS):
+            if ticket.merged_into_ticket_id is None:
+                break
+            ticket = held[ticket.merged_into_ticket_id]
+        targets[ticket_id] = ticket
+    return targets
 
 
 async def add_customer_message(
-    session: AsyncSession,
-    *,
-    workspace_id: str,
-    ticket_id: str,
-    user_id: str,
-    content: str,
-    subject: str | None = None,
-    to: Sequence[str] = (),
-    cc: Sequence[str] = (),
-    message_id: str | None = None,
-    in_reply_to: str | None = None,
-    mailbox_id: str | None = None,
-    auto_reply: bool = False,
-    actor: Actor | None = None,
-    attachment_ids: Sequence[str] = (),
-    original_html: str | None = None,
+    session: AsyncSession, *, workspace_id: str, message: IncomingMessage
 ) -> CustomerMessage:
-    """A message from a customer threaded onto a ticket (called by email ingest).
+    """A message from a customer threaded onto a ticket: `add_customer_messages` with one."""
+    return (await add_customer_messages(session, workspace_id=workspace_id, items=[message]))[0]
+
+
+async def add_customer_messages(
+    session: AsyncSession, *, workspace_id: str, items: Sequence[IncomingMessage]
+) -> list[CustomerMessage]:
+    """Messages from customers threaded onto tickets (called by email ingest), in order, in
+    one transaction and a constant number of statements for all of them (besides files).
 
     A reply to a `With User` ticket, or to a `Closed` one within the reopen window
     (`REOPEN_WINDOW_DAYS`, from `closed_at`), reopens it to `Open`. After the window, or when the
@@ -377,68 +446,126 @@ async def add_customer_message(
     is opened instead. A merged ticket's messages go to the ticket it was merged into.
     Auto-replies (`auto_reply`) are kept as a system comment that changes nothing else.
     Files (`attachment_ids`) go on the comment, or on the first message of the new ticket;
-    `original_html` is what was received, when `content` was made from it.
+    `original_html` is what was received, when `content` was made from it. Each message has
+    its own audit rows, `ticket.updated` and `comment.created`, as when it comes alone (the
+    events' ticket summary is the ticket after all of them).
     """
-    actor = actor or Actor("user", user_id)
+    if not items:
+        return []
     async with unit(session):
-        ticket = await _live_target(session, workspace_id, ticket_id)
+        targets = await _live_targets(session, workspace_id, [i.ticket_id for i in items])
         moment = now()
         window = runtime_of(session).settings.reopen_window_days * 86400
-        expired = ticket.status == "Closed" and (ticket.closed_at or 0) + window < moment
-        if not auto_reply and (expired or ticket.deleted_at is not None):
-            new = await create_ticket(
-                session,
-                workspace_id=workspace_id,
-                actor=actor,
-                subject=subject or ticket.subject,
-                body=content,
-                user_id=user_id,
-                mailbox_id=mailbox_id,
-                cc=cc,
-                linked_ticket_id=ticket.id,
-            )
-            await _link_files(session, workspace_id, new.id, None, attachment_ids)
-            return CustomerMessage(new, None, True)
-        sanitized = sanitize_html(content)
-        comment = Comment(
-            workspace_id=workspace_id,
-            ticket_id=ticket.id,
-            kind="system" if auto_reply else "customer",
-            author_type="user",
-            author_id=user_id,
-            content=sanitized,
-            text=html_to_text(sanitized),
-            original_html=content if original_html is None else original_html,
-            to=addresses(to),
-            cc=addresses(cc),
-            message_id=message_id,
-            in_reply_to=in_reply_to,
+        opened: list[tuple[int, tickets.NewTicket]] = []
+        written: dict[int, _Written] = {}
+        for index, item in enumerate(items):
+            ticket = targets[item.ticket_id]
+            expired = ticket.status == "Closed" and (ticket.closed_at or 0) + window < moment
+            if not item.auto_reply and (expired or ticket.deleted_at is not None):
+                new = tickets.NewTicket(
+                    actor=item.author,
+                    subject=item.subject or ticket.subject,
+                    body=item.content,
+                    user_id=item.user_id,
+                    mailbox_id=item.mailbox_id,
+                    cc=item.cc,
+                    linked_ticket_id=ticket.id,
+                )
+                opened.append((index, new))
+                continue
+            written[index] = await _customer_comment(session, workspace_id, ticket, item, moment)
+        results: dict[int, CustomerMessage] = {}
+        made = await create_tickets(
+            session, workspace_id=workspace_id, items=[new for _, new in opened]
         )
-        session.add(comment)
-        await session.flush()
-        await _link_files(session, workspace_id, ticket.id, comment.id, attachment_ids)
-        before = ticket.updated_at
-        diff: dict[str, list[Any]] = {}
-        if not auto_reply:
-            changes: dict[str, Any] = {"is_read": False}
-            if ticket.status in ("With User", "Closed"):
-                changes["status"] = "Open"
-            diff = await apply_changes(session, ticket, changes)
-            carried = addresses([*(ticket.cc or []), *cc])
-            if carried != (ticket.cc or []):
-                diff["cc"] = [ticket.cc, carried]
-                ticket.cc = carried
-            diff["lastCustomerReplyAt"] = [ticket.last_customer_reply_at, moment]
-            ticket.last_customer_reply_at = moment
-        await _publish_comment(
+        links = []
+        for (index, _), ticket in zip(opened, made, strict=True):
+            links.append(FileLink(ticket.id, None, list(items[index].attachment_ids)))
+            results[index] = CustomerMessage(ticket, None, True)
+        session.add_all(w.comment for w in written.values())
+        await tickets.flush(session)
+        for index, w in written.items():
+            links.append(FileLink(w.ticket.id, w.comment.id, list(w.item.attachment_ids)))
+            results[index] = CustomerMessage(w.ticket, w.comment, False)
+        await _link_many(session, workspace_id, links)
+        await _publish_comments(session, workspace_id, list(written.values()))
+    return [results[index] for index in range(len(items))]
+
+
+async def _customer_comment(
+    session: AsyncSession, workspace_id: str, ticket: Ticket, item: IncomingMessage, moment: int
+) -> _Written:
+    """The comment of one message (not written yet) and its change of the ticket."""
+    sanitized = sanitize_html(item.content)
+    comment = Comment(
+        workspace_id=workspace_id,
+        ticket_id=ticket.id,
+        kind="system" if item.auto_reply else "customer",
+        author_type="user",
+        author_id=item.user_id,
+        content=sanitized,
+        text=html_to_text(sanitized),
+        original_html=item.content if item.original_html is None else item.original_html,
+        to=addresses(item.to),
+        cc=addresses(item.cc),
+        message_id=item.message_id,
+        in_reply_to=item.in_reply_to,
+    )
+    before = ticket.updated_at
+    diff: dict[str, list[Any]] = {}
+    if not item.auto_reply:
+        changes: dict[str, Any] = {"is_read": False}
+        if ticket.status in ("With User", "Closed"):
+            changes["status"] = "Open"
+        diff = await apply_changes(session, ticket, changes)
+        carried = addresses([*(ticket.cc or []), *item.cc])
+        if carried != (ticket.cc or []):
+            diff["cc"] = [ticket.cc, carried]
+            ticket.cc = carried
+        diff["lastCustomerReplyAt"] = [ticket.last_customer_reply_at, moment]
+        ticket.last_customer_reply_at = moment
+    return _Written(item, ticket, comment, _touched(ticket, diff, before))
+
+
+async def _publish_comments(
+    session: AsyncSession, workspace_id: str, written: Sequence[_Written]
+) -> None:
+    """What `_publish_comment` does for one comment, for several: audit rows, one search
+    rebuild, one summary read and one read of the new comments for the events."""
+    if not written:
+        return
+    ticket_ids = list(dict.fromkeys(w.ticket.id for w in written))
+    await tickets.search.reindex_tickets(session, workspace_id, ticket_ids)
+    found = await summaries(session, workspace_id, ticket_ids)
+    views = await comment_views(
+        session,
+        workspace_id,
+        [w.comment.id for w in written],
+        with_files=any(w.item.attachment_ids for w in written),
+    )
+    for w in written:
+        actor = w.item.author
+        tickets.record_changes(session, w.ticket, w.diff, actor)
+        tickets.emit_updated(session, w.ticket, w.diff, found[w.ticket.id], actor)
+        record(
             session,
-            ticket,
-            comment,
-            _touched(ticket, diff, before),
-            actor,
-            with_files=bool(attachment_ids),
+            workspace_id=workspace_id,
+            actor=actor,
+            verb="comment.created",
+            subject_type="ticket",
+            subject_id=w.ticket.id,
+            after={"commentId": w.comment.id, "kind": w.comment.kind},
         )
-    return CustomerMessage(ticket, comment, False)
+        emit(
+            session,
+            Event(
+                "comment.created",
+                workspace_id,
+                {"ticketId": w.ticket.id, "comment": dump(views[w.comment.id])},
+                channels=channels(w.ticket.id),
+                actor=actor.as_dict(),
+            ),
+        )
 
 
 async def _own_note(
@@ -580,25 +707,24 @@ async def open_ticket(
     session: AsyncSession,
     *,
     workspace_id: str,
-    actor: Actor,
+    ticket: tickets.NewTicket,
     notify_customer: bool = False,
-    **fields: Any,
 ) -> Ticket:
     """`create_ticket`; with `notify_customer` the body also goes to the customer as the first
     public reply (pending delivery, like any reply)."""
     async with unit(session):
-        ticket = await create_ticket(session, workspace_id=workspace_id, actor=actor, **fields)
+        created = await create_ticket(session, workspace_id=workspace_id, ticket=ticket)
         if notify_customer:
             try:
                 await add_reply(
                     session,
                     workspace_id=workspace_id,
-                    actor=actor,
-                    ticket_id=ticket.id,
-                    content=fields.get("body", ""),
+                    actor=ticket.actor,
+                    ticket_id=created.id,
+                    content=ticket.body,
                 )
             except ApiError as err:
                 if err.code == "VALIDATION_ERROR":
                     raise validation_error("body", "an empty body cannot be sent") from err
                 raise
-    return ticket
+    return created

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import Any
 
 from pydantic.alias_generators import to_camel
@@ -236,18 +237,23 @@ async def create_customer(
             entity_id=user.id,
             values=custom_fields,
         )
-        after = _snapshot(user, CUSTOMER_FIELDS)
-        record(
-            session,
-            workspace_id=workspace_id,
-            actor=actor,
-            verb="user.created",
-            subject_type="user",
-            subject_id=user.id,
-            after=after,
-        )
-        _event(session, "user.created", workspace_id, actor, {"id": user.id, **after})
+        _announce_created(session, user, actor)
     return user
+
+
+def _announce_created(session: AsyncSession, user: User, actor: Actor) -> None:
+    """The audit row and the event of a new customer."""
+    after = _snapshot(user, CUSTOMER_FIELDS)
+    record(
+        session,
+        workspace_id=user.workspace_id,
+        actor=actor,
+        verb="user.created",
+        subject_type="user",
+        subject_id=user.id,
+        after=after,
+    )
+    _event(session, "user.created", user.workspace_id, actor, {"id": user.id, **after})
 
 
 # built once: every received email looks its sender up
@@ -291,6 +297,62 @@ async def find_or_create_customer(
             if user is None:
                 raise
             return user
+
+
+async def find_or_create_customers(
+    session: AsyncSession,
+    workspace_id: str,
+    senders: Sequence[tuple[str, str | None]],
+    *,
+    actor: Actor = SYSTEM,
+) -> dict[str, User]:
+    """The live customer of each (address, name), by lower-cased address; those missing are
+    created together (each once, joining the company of its domain): one read, and for new
+    ones one read of the companies and one insert. A customer created meanwhile by someone
+    else fails the transaction on the unique index, where `find_or_create_customer` would
+    find it: callers that can meet that race retry with it."""
+    wanted: dict[str, tuple[str, str | None]] = {}
+    for email, name in senders:
+        wanted.setdefault(email.strip().lower(), (email.strip(), name))
+    if not wanted:
+        return {}
+    async with unit(session):
+        rows = await session.execute(
+            select(User).where(
+                User.workspace_id == workspace_id,
+                func.lower(User.email).in_(list(wanted)),
+                User.deleted_at.is_(None),
+            )
+        )
+        found = {user.email.lower(): user for user in rows.scalars()}
+        missing = [key for key in wanted if key not in found]
+        if not missing:
+            return found
+        domains = await session.execute(
+            select(CompanyDomain.domain, CompanyDomain.company_id).where(
+                CompanyDomain.workspace_id == workspace_id,
+                CompanyDomain.domain.in_({email_domain(key) for key in missing}),
+            )
+        )
+        companies = {domain: company_id for domain, company_id in domains.tuples()}
+        created = []
+        for key in missing:
+            email, name = wanted[key]
+            created.append(
+                User(
+                    workspace_id=workspace_id,
+                    email=email,
+                    name=name or email.partition("@")[0],
+                    company_id=companies.get(email_domain(key)),
+                    is_blocked=False,
+                )
+            )
+        session.add_all(created)
+        await session.flush()
+        for user in created:
+            _announce_created(session, user, actor)
+            found[user.email.lower()] = user
+    return found
 
 
 async def update_customer(

@@ -1,6 +1,8 @@
 """One received message → a ticket or a comment, exactly once.
 
-`ingest()` is what both channels (IMAP, Graph) call for every fetched message. In one
+`ingest()` is the path of one message: the syncs (IMAP, Graph) ingest a fetched batch
+together (`batch.ingest_batch`, the same steps set-based) and come here for each message of a
+batch that did not commit, and `enque email retry` for each dead letter. In one
 transaction it writes the ledger row (`email_messages`, unique on (workspace, Message-ID) and
 (mailbox, provider id)) and the ticket or comment, through the same service functions the API
 uses (audit, events and automations after commit). Two ingests of one message cannot both
@@ -18,6 +20,7 @@ from __future__ import annotations
 
 import hashlib
 import html as htmllib
+import itertools
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -37,7 +40,7 @@ from enque.attachments.service import (
     sniff_type,
     store_received,
 )
-from enque.comments.service import add_customer_message
+from enque.comments.service import IncomingMessage, add_customer_message
 from enque.core.db import now, unit
 from enque.core.errors import ApiError
 from enque.core.runtime import Runtime
@@ -346,27 +349,38 @@ async def _store_files(runtime: Runtime, workspace_id: str, parsed: ParsedMessag
     """Size limits (placeholders for what is over), then the kept parts to storage, unlinked.
 
     A storage failure raises `TemporaryError`: the sync stops there and fetches again later."""
-    kept, files = _file_parts(runtime, parsed)
-    if not kept:
-        return files
-    cited = cid_references(parsed.html or "")
-    received = [
-        ReceivedFile(
-            a.filename, a.data, a.content_id, bool(a.content_id) and a.content_id in cited, kind
-        )
-        for a, kind in kept
-    ]
+    return (await store_files_of(runtime, workspace_id, [parsed]))[0]
+
+
+async def store_files_of(
+    runtime: Runtime, workspace_id: str, messages: Sequence[ParsedMessage]
+) -> list[_Files]:
+    """`_store_files` for several messages: every kept part stored in one go (one transaction
+    for the rows), each message's files in order."""
+    found = [_file_parts(runtime, parsed) for parsed in messages]
+    received = []
+    for parsed, (kept, _) in zip(messages, found, strict=True):
+        cited = cid_references(parsed.html or "") if kept else set()
+        received += [
+            ReceivedFile(
+                a.filename, a.data, a.content_id, bool(a.content_id) and a.content_id in cited, kind
+            )
+            for a, kind in kept
+        ]
+    if not received:
+        return [files for _, files in found]
     try:
-        rows = await store_received(runtime, workspace_id=workspace_id, received=received)
+        rows = iter(await store_received(runtime, workspace_id=workspace_id, received=received))
     except Exception as exc:
         log.warning("storing the files of a message failed: %s", exc)
         raise TemporaryError(f"file storage failed: {exc.__class__.__name__}") from exc
-    files.stored = [StoredFile(r.id, r.content_id) for r in rows]
-    stored = iter(files.stored)
-    for meta in files.meta:
-        if "omitted" not in meta:
-            meta["attachmentId"] = next(stored).id
-    return files
+    for kept, files in found:
+        files.stored = [StoredFile(r.id, r.content_id) for r in itertools.islice(rows, len(kept))]
+        stored = iter(files.stored)
+        for meta in files.meta:
+            if "omitted" not in meta:
+                meta["attachmentId"] = next(stored).id
+    return [files for _, files in found]
 
 
 def _placeholders(files: _Files) -> str:
@@ -460,19 +474,21 @@ async def _process(
         result = await add_customer_message(
             session,
             workspace_id=ws,
-            ticket_id=ticket_id,
-            user_id=user.id,
-            content=content,
-            subject=subject,
-            to=[a.email for a in parsed.to],
-            cc=cc,
-            message_id=row.internet_message_id,
-            in_reply_to=parsed.in_reply_to,
-            mailbox_id=mailbox.id,
-            auto_reply=kind.kind == "auto_reply",
-            actor=actor,
-            attachment_ids=files.ids,
-            original_html=parsed.html,
+            message=IncomingMessage(
+                ticket_id=ticket_id,
+                user_id=user.id,
+                content=content,
+                subject=subject,
+                to=[a.email for a in parsed.to],
+                cc=cc,
+                message_id=row.internet_message_id,
+                in_reply_to=parsed.in_reply_to,
+                mailbox_id=mailbox.id,
+                auto_reply=kind.kind == "auto_reply",
+                actor=actor,
+                attachment_ids=files.ids,
+                original_html=parsed.html,
+            ),
         )
         target = result.ticket
         if result.comment is not None:
@@ -483,16 +499,18 @@ async def _process(
         target = await tickets.create_ticket(
             session,
             workspace_id=ws,
-            actor=actor,
-            subject=subject,
-            body=body,
-            user_id=user.id,
-            mailbox_id=mailbox.id,
-            cc=cc,
-            conversation_id=inbound.conversation_id,
-            root_message_id=row.internet_message_id,
-            linked_ticket_id=linked,
-            **await _checked_defaults(session, mailbox),
+            ticket=tickets.NewTicket(
+                actor=actor,
+                subject=subject,
+                body=body,
+                user_id=user.id,
+                mailbox_id=mailbox.id,
+                cc=cc,
+                conversation_id=inbound.conversation_id,
+                root_message_id=row.internet_message_id,
+                linked_ticket_id=linked,
+                **await _checked_defaults(session, mailbox),
+            ),
         )
         if files.ids:
             await AttachmentLinks().link(

@@ -2,10 +2,11 @@
 
 `sync_mailbox(runtime, mailbox_id)` runs one sync of one mailbox; `sync_all(runtime)` every
 active mailbox (the scheduler's job). One sync per mailbox at a time across workers: a lease in
-the cache (Redis when configured) that expires if its holder dies. Each message is committed
-(ledger + ticket/comment) before the cursor moves past it; the cursor moves only forward, so a
-crash at any point means the next sync fetches again what was not recorded, and the ledger's
-unique constraints turn what was recorded into duplicates that change nothing.
+the cache (Redis when configured) that expires if its holder dies. The new messages of each
+fetched batch (IMAP) or delta page (Graph) are committed together (`ingest_batch`: ledger +
+tickets/comments) before the cursor moves past them; the cursor moves only forward, so a crash
+at any point means the next sync fetches again what was not recorded, and the ledger's unique
+constraints turn what was recorded into duplicates that change nothing.
 """
 
 from __future__ import annotations
@@ -30,6 +31,7 @@ from enque.email.graph import GraphClient, ResyncRequired, to_parsed
 from enque.email.imap import ImapClient
 from enque.email.parse import parse_message
 from enque.mailboxes import microsoft
+from enque.mailboxes.batch import ingest_batch
 from enque.mailboxes.ingest import (
     MAX_MESSAGE_FILES_BYTES,
     Context,
@@ -37,7 +39,6 @@ from enque.mailboxes.ingest import (
     IngestResult,
     context_for,
     identity_of,
-    ingest,
     keep_dead_letter,
     known_messages,
 )
@@ -190,14 +191,10 @@ async def sync_imap(runtime: Runtime, mailbox: Mailbox, report: SyncReport, leas
                 for m, f in zip(inbound, batch, strict=True)
             ]
             held = await known_messages(runtime, mailbox, keys)  # one query for the batch
-            for fetched, message, seen in zip(batch, inbound, held, strict=True):
-                if seen:
-                    result = IngestResult("duplicate")
-                else:
-                    result = await ingest(
-                        runtime, mailbox, message, raw=fetched.raw, context=context, checked=True
-                    )
-                report.count(result)
+            new = [(m, f.raw) for m, f, seen in zip(inbound, batch, held, strict=True) if not seen]
+            done = iter(await ingest_batch(runtime, mailbox, new, context))
+            for fetched, seen in zip(batch, held, strict=True):
+                report.count(IngestResult("duplicate") if seen else next(done))
                 last_uid = max(last_uid, fetched.uid)
             cursor = {"uidvalidity": folder.uidvalidity, "last_uid": last_uid}
             await save_cursor(runtime, mailbox.id, cursor)
@@ -233,13 +230,13 @@ async def _graph_page(
     report: SyncReport,
 ) -> None:
     """A delta page: one ledger query for all of it; attachments fetched only for messages
-    the ledger does not know, then each one ingested."""
+    the ledger does not know, then those ingested together (`ingest_batch`)."""
     bare = [to_parsed(m) for m in messages]
     keys = [(identity_of(p), str(m["id"])) for p, m in zip(bare, messages, strict=True)]
     held = await known_messages(runtime, mailbox, keys)
+    new: list[tuple[Inbound, bytes | None]] = []
     for message, parsed, seen in zip(messages, bare, held, strict=True):
         if seen:
-            report.count(IngestResult("duplicate"))
             continue
         provider_id = str(message["id"])
         body = str((message.get("body") or {}).get("content") or "")
@@ -250,9 +247,13 @@ async def _graph_page(
                 max_total=MAX_MESSAGE_FILES_BYTES,
             )
             parsed = to_parsed(message, files) if files else parsed
-        inbound = Inbound(parsed, provider_id, message.get("conversationId"))
-        result = await ingest(runtime, mailbox, inbound, context=context, checked=True)
+        new.append((Inbound(parsed, provider_id, message.get("conversationId")), None))
+    for _ in range(sum(held)):
+        report.count(IngestResult("duplicate"))
+    results = await ingest_batch(runtime, mailbox, new, context)
+    for (inbound, _), result in zip(new, results, strict=True):
         if result.outcome == "failed" and result.ledger_id is not None:
+            provider_id = str(inbound.provider_id)
             try:  # the dead letter's raw copy: the message as MIME
                 raw = await graph.mime(provider_id)
             except ChannelError as exc:

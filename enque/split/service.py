@@ -22,6 +22,7 @@ from enque.core.events import Event, emit
 from enque.tickets import search
 from enque.tickets.queries import summaries
 from enque.tickets.service import (
+    NewTicket,
     channels,
     create_ticket,
     emit_updated,
@@ -82,15 +83,17 @@ async def split_ticket(
         target = await create_ticket(
             session,
             workspace_id=workspace_id,
-            actor=actor,
-            subject=source.subject,
-            user_id=source.user_id,
-            priority=source.priority,
-            assignee_id=source.assignee_id,
-            team_id=source.team_id,
-            category_id=source.category_id,
-            mailbox_id=source.mailbox_id,
-            linked_ticket_id=source.id,
+            ticket=NewTicket(
+                actor=actor,
+                subject=source.subject,
+                user_id=source.user_id,
+                priority=source.priority,
+                assignee_id=source.assignee_id,
+                team_id=source.team_id,
+                category_id=source.category_id,
+                mailbox_id=source.mailbox_id,
+                linked_ticket_id=source.id,
+            ),
         )
         await session.execute(
             update(Comment)

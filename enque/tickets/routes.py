@@ -118,9 +118,8 @@ async def create_ticket(
     ticket = await comments.open_ticket(
         session,
         workspace_id=principal.workspace_id,
-        actor=actor_of(principal),
         notify_customer=body.notify_customer,
-        **fields,
+        ticket=service.NewTicket(actor=actor_of(principal), **fields),
     )
     return await _detail(session, principal, ticket.id, 201)
 

@@ -20,8 +20,8 @@ What tickets offers to other domains:
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any, Protocol
+from collections.abc import Mapping, Sequence
+from typing import Any, NamedTuple, Protocol
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -36,6 +36,14 @@ CLOSE_CHECKS = "ticket_close_checks"
 class MailboxDirectory(Protocol):
     async def exists(self, session: AsyncSession, *, workspace_id: str, mailbox_id: str) -> bool:
         """Whether the mailbox is in the workspace (and may receive tickets)."""
+
+
+class FileLink(NamedTuple):
+    """Files going onto one new comment, or (`comment_id` None) onto a ticket's first message."""
+
+    ticket_id: str
+    comment_id: str | None
+    attachment_ids: list[str]
 
 
 class TicketAttachments(Protocol):
@@ -60,6 +68,11 @@ class TicketAttachments(Protocol):
     ) -> None:
         """Attach uploaded files to a new comment (or, `comment_id=None`, to the ticket's first
         message), in the caller's transaction (422 if unusable)."""
+
+    async def link_many(
+        self, session: AsyncSession, *, workspace_id: str, links: Sequence[FileLink]
+    ) -> None:
+        """`link` for several comments or first messages at once (one read, one update)."""
 
     async def for_comments(
         self, session: AsyncSession, *, workspace_id: str, comment_ids: list[str]

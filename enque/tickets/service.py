@@ -222,25 +222,26 @@ async def check_references(
 _BUMP = (
     update(TicketCounter)
     .where(TicketCounter.workspace_id == bindparam("counter_workspace"))
-    .values(last_number=TicketCounter.last_number + 1)
+    .values(last_number=TicketCounter.last_number + bindparam("counter_count"))
     .returning(TicketCounter.last_number)
 )
 
 
-async def allocate_number(session: AsyncSession, workspace_id: str) -> int:
-    """The next ticket number of the workspace. The counter row stays locked until commit, so
-    concurrent creators queue on it and no number is ever given twice."""
+async def allocate_numbers(session: AsyncSession, workspace_id: str, count: int = 1) -> range:
+    """The next `count` ticket numbers of the workspace, in one statement. The counter row
+    stays locked until commit, so concurrent creators queue on it and no number is ever given
+    twice."""
     connection = await session.connection()
-    key = {"counter_workspace": workspace_id}
-    number = (await connection.execute(_BUMP, key)).scalar_one_or_none()
-    if number is None:
+    key = {"counter_workspace": workspace_id, "counter_count": count}
+    last = (await connection.execute(_BUMP, key)).scalar_one_or_none()
+    if last is None:
         await session.execute(
             insert_on_conflict(session, TicketCounter)
             .values(workspace_id=workspace_id, last_number=0)
             .on_conflict_do_nothing(index_elements=["workspace_id"])
         )
-        number = (await connection.execute(_BUMP, key)).scalar_one()
-    return int(number)
+        last = (await connection.execute(_BUMP, key)).scalar_one()
+    return range(int(last) - count + 1, int(last) + 1)
 
 
 async def set_tags(session: AsyncSession, ticket: Ticket, tags: Sequence[str]) -> None:
@@ -386,135 +387,173 @@ async def publish_changes(
     emit_updated(session, ticket, diff, summary, actor)
 
 
-async def create_ticket(
-    session: AsyncSession,
-    *,
-    workspace_id: str,
-    actor: Actor,
-    subject: str,
-    body: str = "",
-    user_id: str | None = None,
-    customer_email: str | None = None,
-    customer_name: str | None = None,
-    priority: str = "Medium",
-    status: str | None = None,
-    assignee_id: str | None = None,
-    team_id: str | None = None,
-    category_id: str | None = None,
-    tags: Sequence[str] = (),
-    due_at: int | None = None,
-    mailbox_id: str | None = None,
-    is_read: bool | None = None,
-    cc: Sequence[str] = (),
-    conversation_id: str | None = None,
-    root_message_id: str | None = None,
-    linked_ticket_id: str | None = None,
-    custom_fields: dict[str, Any] | None = None,
-) -> Ticket:
-    """A new ticket with its body (`body` is HTML, kept as given and sanitized for display).
+@dataclass
+class NewTicket:
+    """One ticket of `create_tickets` (the arguments of `create_ticket`). `id` may be given
+    beforehand, so that a caller creating several can refer to one before it is written."""
+
+    actor: Actor
+    subject: str
+    body: str = ""
+    user_id: str | None = None
+    customer_email: str | None = None
+    customer_name: str | None = None
+    priority: str = "Medium"
+    status: str | None = None
+    assignee_id: str | None = None
+    team_id: str | None = None
+    category_id: str | None = None
+    tags: Sequence[str] = ()
+    due_at: int | None = None
+    mailbox_id: str | None = None
+    is_read: bool | None = None
+    cc: Sequence[str] = ()
+    conversation_id: str | None = None
+    root_message_id: str | None = None
+    linked_ticket_id: str | None = None
+    custom_fields: dict[str, Any] | None = None
+    id: str | None = None
+
+
+async def create_ticket(session: AsyncSession, *, workspace_id: str, ticket: NewTicket) -> Ticket:
+    """A new ticket: `create_tickets` with one."""
+    return (await create_tickets(session, workspace_id=workspace_id, items=[ticket]))[0]
+
+
+async def _check_all(session: AsyncSession, workspace_id: str, items: Sequence[NewTicket]) -> None:
+    """`check_references` of every item, each distinct (field, id) looked up once."""
+    checked: set[tuple[str, str]] = set()
+    for item in items:
+        refs = {
+            "assignee_id": item.assignee_id,
+            "team_id": item.team_id,
+            "category_id": item.category_id,
+            "mailbox_id": item.mailbox_id,
+            "user_id": item.user_id,
+        }
+        wanted = {k: v for k, v in refs.items() if v and (k, v) not in checked}
+        await check_references(session, workspace_id, wanted)
+        checked.update(wanted.items())
+
+
+async def _customer_of(session: AsyncSession, workspace_id: str, item: NewTicket) -> User:
+    if item.user_id:
+        return await session.get_one(User, item.user_id)
+    if item.customer_email:
+        return await find_or_create_customer(
+            session, workspace_id, item.customer_email, item.customer_name, actor=item.actor
+        )
+    raise validation_error("userId", "give userId or customer")
+
+
+async def create_tickets(
+    session: AsyncSession, *, workspace_id: str, items: Sequence[NewTicket]
+) -> list[Ticket]:
+    """New tickets with their bodies (`body` is HTML, kept as given and sanitized for display),
+    in one transaction and a constant number of statements for all of them (numbers as one
+    range, one insert per table, one search rebuild, one summary read for the events).
 
     The customer is `user_id`, or found or created by `customer_email`. An agent's ticket
     starts `Open` and read; anyone else's (a customer by email) starts `Unread`.
     `custom_fields` are checked against their definitions (422 writes nothing); a ticket
     created `Closed` passes the close checks (fields required on close) like a closing one.
     """
-    by_agent = actor.type == "agent"
+    if not items:
+        return []
     async with unit(session):
-        refs = {
-            "assignee_id": assignee_id,
-            "team_id": team_id,
-            "category_id": category_id,
-            "mailbox_id": mailbox_id,
-            "user_id": user_id,
-        }
-        await check_references(session, workspace_id, refs)
-        if user_id:
-            user = await session.get_one(User, user_id)
-        elif customer_email:
-            user = await find_or_create_customer(
-                session, workspace_id, customer_email, customer_name, actor=actor
-            )
-        else:
-            raise validation_error("userId", "give userId or customer")
+        await _check_all(session, workspace_id, items)
+        users = [await _customer_of(session, workspace_id, item) for item in items]
+        numbers = await allocate_numbers(session, workspace_id, len(items))
         moment = now()
-        ticket = Ticket(
-            workspace_id=workspace_id,
-            number=await allocate_number(session, workspace_id),
-            subject=subject,
-            status="Unread",
-            priority=priority,
-            user_id=user.id,
-            company_id=user.company_id,
-            assignee_id=assignee_id,
-            team_id=team_id,
-            category_id=category_id,
-            mailbox_id=mailbox_id,
-            tags=list(dict.fromkeys(tags)),
-            cc=addresses(cc),
-            due_at=due_at,
-            is_read=by_agent if is_read is None else is_read,
-            last_customer_reply_at=None if by_agent else moment,
-            conversation_id=conversation_id,
-            root_message_id=root_message_id,
-            linked_ticket_id=linked_ticket_id,
-            created_at=moment,
-            updated_at=moment,
-        )
-        _set_status(ticket, status or ("Open" if by_agent else "Unread"), moment)
-        session.add(ticket)
-        await session.flush()
-        sanitized = sanitize_html(body)
-        session.add(
-            TicketBody(
+        created: list[Ticket] = []
+        for item, user, number in zip(items, users, numbers, strict=True):
+            by_agent = item.actor.type == "agent"
+            ticket = Ticket(
                 workspace_id=workspace_id,
-                ticket_id=ticket.id,
-                original_html=body,
-                sanitized_html=sanitized,
-                plain_text=html_to_text(sanitized),
+                number=number,
+                subject=item.subject,
+                status="Unread",
+                priority=item.priority,
+                user_id=user.id,
+                company_id=user.company_id,
+                assignee_id=item.assignee_id,
+                team_id=item.team_id,
+                category_id=item.category_id,
+                mailbox_id=item.mailbox_id,
+                tags=list(dict.fromkeys(item.tags)),
+                cc=addresses(item.cc),
+                due_at=item.due_at,
+                is_read=by_agent if item.is_read is None else item.is_read,
+                last_customer_reply_at=None if by_agent else moment,
+                conversation_id=item.conversation_id,
+                root_message_id=item.root_message_id,
+                linked_ticket_id=item.linked_ticket_id,
+                created_at=moment,
+                updated_at=moment,
             )
-        )
-        session.add_all(
-            TicketTag(workspace_id=workspace_id, ticket_id=ticket.id, tag=t) for t in ticket.tags
-        )
+            if item.id is not None:
+                ticket.id = item.id
+            _set_status(ticket, item.status or ("Open" if by_agent else "Unread"), moment)
+            created.append(ticket)
+        session.add_all(created)
         await session.flush()
-        await write_custom_fields(
-            session,
-            workspace_id=workspace_id,
-            actor=actor,
-            entity="ticket",
-            entity_id=ticket.id,
-            values=custom_fields,
-        )
-        if ticket.status == "Closed":
-            await seams.run_close_checks(session, ticket)
-        await search.reindex_tickets(session, workspace_id, [ticket.id])
-        summary = (await summaries(session, workspace_id, [ticket.id]))[ticket.id]
-        record(
-            session,
-            workspace_id=workspace_id,
-            actor=actor,
-            verb="ticket.created",
-            subject_type="ticket",
-            subject_id=ticket.id,
-            after={
-                "number": ticket.number,
-                "subject": subject,
-                "status": ticket.status,
-                "priority": priority,
-                "userId": user.id,
-            },
-        )
-        emit(
-            session,
-            Event(
-                "ticket.created",
-                workspace_id,
-                summary,
-                channels=channels(ticket.id),
-                actor=actor.as_dict(),
-            ),
-        )
-    return ticket
+        for item, ticket in zip(items, created, strict=True):
+            sanitized = sanitize_html(item.body)
+            session.add(
+                TicketBody(
+                    workspace_id=workspace_id,
+                    ticket_id=ticket.id,
+                    original_html=item.body,
+                    sanitized_html=sanitized,
+                    plain_text=html_to_text(sanitized),
+                )
+            )
+            session.add_all(
+                TicketTag(workspace_id=workspace_id, ticket_id=ticket.id, tag=t)
+                for t in ticket.tags
+            )
+        await session.flush()
+        for item, ticket in zip(items, created, strict=True):
+            await write_custom_fields(
+                session,
+                workspace_id=workspace_id,
+                actor=item.actor,
+                entity="ticket",
+                entity_id=ticket.id,
+                values=item.custom_fields,
+            )
+            if ticket.status == "Closed":
+                await seams.run_close_checks(session, ticket)
+        ids = [ticket.id for ticket in created]
+        await search.reindex_tickets(session, workspace_id, ids)
+        found = await summaries(session, workspace_id, ids)
+        for item, ticket in zip(items, created, strict=True):
+            record(
+                session,
+                workspace_id=workspace_id,
+                actor=item.actor,
+                verb="ticket.created",
+                subject_type="ticket",
+                subject_id=ticket.id,
+                after={
+                    "number": ticket.number,
+                    "subject": item.subject,
+                    "status": ticket.status,
+                    "priority": item.priority,
+                    "userId": ticket.user_id,
+                },
+            )
+            emit(
+                session,
+                Event(
+                    "ticket.created",
+                    workspace_id,
+                    found[ticket.id],
+                    channels=channels(ticket.id),
+                    actor=item.actor.as_dict(),
+                ),
+            )
+    return created
 
 
 async def update_ticket(

@@ -4,7 +4,12 @@ from typing import Any
 
 from sqlalchemy import update
 
-from enque.comments.service import CustomerMessage, add_customer_message
+from enque.comments.service import (
+    CustomerMessage,
+    IncomingMessage,
+    add_customer_message,
+    add_customer_messages,
+)
 from enque.core.db import now
 from enque.core.runtime import Runtime
 from enque.tickets.models import Ticket
@@ -21,9 +26,11 @@ async def deliver(
         return await add_customer_message(
             session,
             workspace_id=tenant.workspace_id,
-            ticket_id=ticket["id"],
-            user_id=ticket["customer"]["id"],
-            **{"content": "<p>Any update?</p>", **kwargs},
+            message=IncomingMessage(
+                ticket_id=ticket["id"],
+                user_id=ticket["customer"]["id"],
+                **{"content": "<p>Any update?</p>", **kwargs},
+            ),
         )
 
 
@@ -112,3 +119,54 @@ async def test_auto_reply_changes_nothing(tenant: Tenant, app_runtime: Runtime):
     assert result.comment is not None and result.comment.kind == "system"
     after = data(await tenant.get(f"/v1/tickets/{ticket['id']}"))
     assert after["status"] == "Closed" and after["lastCustomerReplyAt"] is None
+
+
+async def test_messages_together_end_as_one_at_a_time(tenant: Tenant, app_runtime: Runtime, events):
+    """`add_customer_messages`: a message past the reopen window, a reopening one, an
+    auto-reply and another message to the same ticket, in one transaction, end as the same
+    calls one by one (tickets, comments, statuses, events in order)."""
+
+    async def messages() -> tuple[list[IncomingMessage], list[str]]:
+        expired = await closed_days_ago(app_runtime, tenant, 31)
+        recent = await closed_days_ago(app_runtime, tenant, 1)
+        user = recent["customer"]["id"]
+        items = [
+            IncomingMessage(expired["id"], expired["customer"]["id"], "<p>Still broken</p>"),
+            IncomingMessage(recent["id"], user, "<p>Not fixed</p>", cc=["Boss@Example.com"]),
+            IncomingMessage(recent["id"], user, "<p>Away</p>", auto_reply=True),
+            IncomingMessage(recent["id"], user, "<p>Hello?</p>"),
+        ]
+        return items, [expired["id"], recent["id"]]
+
+    def outcome(results: list[CustomerMessage], ids: list[str]) -> list[Any]:
+        return [
+            (r.new_ticket, r.ticket.linked_ticket_id == ids[0], r.ticket.status, r.ticket.cc)
+            for r in results
+        ]
+
+    def kinds(ids: list[str], results: list[CustomerMessage]) -> list[str]:
+        mine = {*ids, *(r.ticket.id for r in results)}
+        return [e.type for e in events if e.payload.get("ticketId", e.payload.get("id")) in mine]
+
+    single_items, single_ids = await messages()
+    single = []
+    for item in single_items:
+        async with app_runtime.db.transaction() as session:
+            single.append(
+                await add_customer_messages(session, workspace_id=tenant.workspace_id, items=[item])
+            )
+    one_by_one = [result for [result] in single]
+    items, ids = await messages()
+    async with app_runtime.db.transaction() as session:
+        together = await add_customer_messages(
+            session, workspace_id=tenant.workspace_id, items=items
+        )
+    assert outcome(together, ids) == outcome(one_by_one, single_ids)
+    assert outcome(together, ids)[0][:2] == (True, True)
+    assert [r.comment.kind for r in together[1:] if r.comment] == ["customer", "system", "customer"]
+    assert data(await tenant.get(f"/v1/tickets/{ids[1]}"))["status"] == "Open"
+    assert kinds(ids, together) == kinds(single_ids, one_by_one)
+    assert kinds(ids, together)[-7:] == ["ticket.created"] + 3 * [
+        "ticket.updated",
+        "comment.created",
+    ]

@@ -14,6 +14,7 @@ import pytest
 from enque.core.runtime import Runtime
 from enque.core.storage import StorageNotFound, storage_of
 from enque.email.parse import parse_message
+from enque.mailboxes import batch as batch_module
 from enque.mailboxes import ingest as ingest_module
 from enque.mailboxes import sync
 from enque.mailboxes.ingest import dead_letter_key
@@ -25,8 +26,9 @@ from tests.support.api import Tenant, data
 
 @pytest.fixture
 def poison(monkeypatch: pytest.MonkeyPatch) -> Any:
-    """Processing raises for messages whose subject says "poison", until `cure()`."""
-    real = ingest_module._process
+    """Processing raises for messages whose subject says "poison", until `cure()`: a batch
+    holding one fails as a whole, then the message alone."""
+    real, real_run = ingest_module._process, batch_module._Batch.run
 
     async def failing(*args: Any, **kwargs: Any) -> Any:
         inbound = args[3]
@@ -34,8 +36,18 @@ def poison(monkeypatch: pytest.MonkeyPatch) -> Any:
             raise RuntimeError("the category rules are broken")
         return await real(*args, **kwargs)
 
+    async def failing_batch(self: Any, batch: Any) -> None:
+        if any("poison" in m.inbound.parsed.subject for m in batch):
+            raise RuntimeError("the category rules are broken")
+        await real_run(self, batch)
+
+    def cure() -> None:
+        monkeypatch.setattr(ingest_module, "_process", real)
+        monkeypatch.setattr(batch_module._Batch, "run", real_run)
+
     monkeypatch.setattr(ingest_module, "_process", failing)
-    return lambda: monkeypatch.setattr(ingest_module, "_process", real)
+    monkeypatch.setattr(batch_module._Batch, "run", failing_batch)
+    return cure
 
 
 async def raw_copy(runtime: Runtime, workspace_id: str, ledger_id: str) -> bytes | None:

@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from enque.core.runtime import Runtime
-from enque.mailboxes import ingest as ingest_module
+from enque.mailboxes import batch as batch_module
 from enque.mailboxes import sync
 from enque.mailboxes.outbound import Outbox
 from tests.email.mailflow import (
@@ -106,24 +106,25 @@ async def test_crash_mid_delta_round_resumes_without_doubles(
     mailbox_id, user = await connect_graph(app_runtime, tenant, microsoft)
     for n in range(11):
         microsoft.deliver(user, mail(to=user.mail, subject=f"resume {n}")[0])
-    real_process = ingest_module._process
+    real_done = batch_module._Batch._done
     seen = 0
 
-    async def dying(*args: Any, **kwargs: Any) -> Any:
+    def dying(self: Any, *args: Any) -> None:
         nonlocal seen
         seen += 1
         if seen == 8:
             raise KeyboardInterrupt
-        return await real_process(*args, **kwargs)
+        real_done(self, *args)
 
-    monkeypatch.setattr(ingest_module, "_process", dying)
+    monkeypatch.setattr(batch_module._Batch, "_done", dying)
     with pytest.raises(KeyboardInterrupt):
         await sync.sync_mailbox(app_runtime, mailbox_id)
     cursor = (await mailbox_row(app_runtime, mailbox_id)).sync_cursor or {}
     assert "next_link" in cursor  # the first page is committed, the second is not
-    monkeypatch.setattr(ingest_module, "_process", real_process)
+    assert len(await ledger(app_runtime, mailbox_id)) == 5
+    monkeypatch.setattr(batch_module._Batch, "_done", real_done)
     report = (await sync.sync_mailbox(app_runtime, mailbox_id)).as_dict()
-    assert report["created"] == 4 and report["duplicates"] == 2
+    assert report["created"] == 6 and report["duplicates"] == 0
     subjects = sorted(t.subject for t in await tickets_of(app_runtime, tenant.workspace_id))
     assert subjects == sorted(f"resume {n}" for n in range(11))
     assert len(await ledger(app_runtime, mailbox_id)) == 11

@@ -9,7 +9,7 @@ import pytest
 
 from enque.core.runtime import Runtime
 from enque.email.parse import parse_message
-from enque.mailboxes import ingest as ingest_module
+from enque.mailboxes import batch as batch_module
 from enque.mailboxes import sync
 from enque.mailboxes.ingest import Inbound, ingest
 from tests.email import corpus
@@ -135,25 +135,25 @@ async def test_crash_before_the_cursor_moves_duplicates_nothing(
     for n in range(7):
         box.deliver(mail(to=box.email, subject=f"crash {n}")[0])
 
-    real_process = ingest_module._process
+    real_done = batch_module._Batch._done
     processed = 0
 
-    async def dying(*args: Any, **kwargs: Any) -> Any:
+    def dying(self: Any, *args: Any) -> None:
         nonlocal processed
         processed += 1
-        if processed == 5:  # the process dies inside the fifth message's transaction
+        if processed == 5:  # the process dies inside the batch's transaction, at its fifth
             raise KeyboardInterrupt
-        return await real_process(*args, **kwargs)
+        real_done(self, *args)
 
-    monkeypatch.setattr(ingest_module, "_process", dying)
+    monkeypatch.setattr(batch_module._Batch, "_done", dying)
     with pytest.raises(KeyboardInterrupt):
         await sync.sync_mailbox(app_runtime, box.id)
-    assert len(await tickets_of(app_runtime, tenant.workspace_id)) == 4
+    assert await tickets_of(app_runtime, tenant.workspace_id) == []  # the batch is one unit
     assert (await mailbox_row(app_runtime, box.id)).sync_cursor in (None, {})  # never moved
 
-    monkeypatch.setattr(ingest_module, "_process", real_process)
+    monkeypatch.setattr(batch_module._Batch, "_done", real_done)
     report = (await sync.sync_mailbox(app_runtime, box.id)).as_dict()
-    assert report["duplicates"] == 4 and report["created"] == 3
+    assert report["duplicates"] == 0 and report["created"] == 7
     tickets = await tickets_of(app_runtime, tenant.workspace_id)
     assert sorted(t.subject for t in tickets) == [f"crash {n}" for n in range(7)]
     cursor = (await mailbox_row(app_runtime, box.id)).sync_cursor or {}

@@ -19,6 +19,7 @@ from enque.core.events import Event
 from enque.core.runtime import Runtime
 from enque.core.storage import Storage, storage_of
 from enque.email.parse import parse_message
+from enque.mailboxes import batch as batch_module
 from enque.mailboxes import ingest as ingest_module
 from enque.mailboxes import sync
 from enque.mailboxes.ingest import Inbound, ingest
@@ -193,26 +194,26 @@ async def test_crash_after_storing_links_each_file_once(
     box = await connect_imap(tenant)
     for n in range(3):
         box.deliver(with_files(to=box.email, subject=f"files {n}", files=[(f"f{n}.pdf", PDF)])[0])
-    real_process = ingest_module._process
+    real_done = batch_module._Batch._done
     seen = 0
 
-    async def dying(*args: Any, **kwargs: Any) -> Any:
+    def dying(self: Any, *args: Any) -> None:
         nonlocal seen
         seen += 1
-        if seen == 2:  # the process dies inside the second message's transaction
+        if seen == 2:  # the process dies inside the batch's transaction, at its second message
             raise KeyboardInterrupt
-        return await real_process(*args, **kwargs)
+        real_done(self, *args)
 
-    monkeypatch.setattr(ingest_module, "_process", dying)
+    monkeypatch.setattr(batch_module._Batch, "_done", dying)
     with pytest.raises(KeyboardInterrupt):
         await sync.sync_mailbox(app_runtime, box.id)
-    monkeypatch.setattr(ingest_module, "_process", real_process)
-    # the dead ingest's files are stored but linked to nothing
+    monkeypatch.setattr(batch_module._Batch, "_done", real_done)
+    # the dead batch's files are stored but linked to nothing
     unlinked = [f for f in await files_of(app_runtime, tenant.workspace_id) if not f.linked_at]
-    assert len(unlinked) == 2
+    assert len(unlinked) == 6
 
     report = (await sync.sync_mailbox(app_runtime, box.id)).as_dict()
-    assert report["created"] == 2 and report["duplicates"] == 1
+    assert report["created"] == 3 and report["duplicates"] == 0
     linked = [f for f in await files_of(app_runtime, tenant.workspace_id) if f.linked_at]
     assert len(linked) == 6  # logo + pdf on each of the three tickets, once
     by_ticket: dict[str | None, list[str]] = {}
@@ -222,7 +223,7 @@ async def test_crash_after_storing_links_each_file_once(
 
     # the leftovers are orphans: swept with their objects after a day
     await age(app_runtime, tenant.workspace_id, 86400 + 5)
-    assert await attachments.sweep_orphans(app_runtime) == 2
+    assert await attachments.sweep_orphans(app_runtime) == 6
     left = await files_of(app_runtime, tenant.workspace_id)
     assert {f.id for f in left} == {f.id for f in linked}
     assert stored_objects(app_runtime, tenant.workspace_id) == {f.id for f in linked}

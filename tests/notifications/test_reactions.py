@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from enque.comments.service import add_customer_message
+from enque.comments.service import IncomingMessage, add_customer_message
 from enque.core.events import Event
 from enque.core.runtime import Runtime
 from enque.notifications.hooks import notify_agents
@@ -70,9 +70,11 @@ async def test_customer_reply_tells_the_assignee(tenant: Tenant, app_runtime: Ru
         await add_customer_message(
             session,
             workspace_id=tenant.workspace_id,
-            ticket_id=ticket["id"],
-            user_id=ticket["customer"]["id"],
-            content="<p>Still   broken,\n please help</p>",
+            message=IncomingMessage(
+                ticket_id=ticket["id"],
+                user_id=ticket["customer"]["id"],
+                content="<p>Still   broken,\n please help</p>",
+            ),
         )
     items, meta = await jane.feed(unread="true")
     assert meta["unreadCount"] == 1
@@ -94,9 +96,9 @@ async def test_unassigned_customer_reply_tells_nobody(tenant: Tenant, app_runtim
         await add_customer_message(
             session,
             workspace_id=tenant.workspace_id,
-            ticket_id=ticket["id"],
-            user_id=ticket["customer"]["id"],
-            content="<p>hello?</p>",
+            message=IncomingMessage(
+                ticket_id=ticket["id"], user_id=ticket["customer"]["id"], content="<p>hello?</p>"
+            ),
         )
     assert (await admin(tenant).feed())[0] == []
 

@@ -1,4 +1,4 @@
-from enque.comments.service import add_customer_message
+from enque.comments.service import IncomingMessage, add_customer_message
 from enque.core.runtime import Runtime
 from tests.support.api import Tenant, data, error
 from tests.support.helpdesk import new_ticket
@@ -71,8 +71,8 @@ async def test_merging_a_ticket_brings_its_merged_tickets(tenant: Tenant, app_ru
         result = await add_customer_message(
             session,
             workspace_id=tenant.workspace_id,
-            ticket_id=first["id"],
-            user_id=first["customer"]["id"],
-            content="any news?",
+            message=IncomingMessage(
+                ticket_id=first["id"], user_id=first["customer"]["id"], content="any news?"
+            ),
         )
     assert result.ticket.id == last["id"] and not result.new_ticket

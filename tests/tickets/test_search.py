@@ -1,6 +1,6 @@
 from typing import Any
 
-from enque.comments.service import add_customer_message
+from enque.comments.service import IncomingMessage, add_customer_message
 from enque.core.runtime import Runtime
 from enque.tickets import search
 from enque.tickets.search import fold, query_terms
@@ -60,9 +60,11 @@ async def test_search_covers_subject_body_comments_and_customer(
         await add_customer_message(
             session,
             workspace_id=tenant.workspace_id,
-            ticket_id=printer["id"],
-            user_id=printer["customer"]["id"],
-            content="<p>Now it smells of toner</p>",
+            message=IncomingMessage(
+                ticket_id=printer["id"],
+                user_id=printer["customer"]["id"],
+                content="<p>Now it smells of toner</p>",
+            ),
         )
     assert await found(tenant, "tunnel") == [vpn["id"]]
     assert await found(tenant, "networking") == [vpn["id"]]
