@@ -86,7 +86,8 @@ def main() -> None:
     parser.add_argument("--compare", type=Path, help="another source tree of Enque to time")
     options = parser.parse_args()
     count = options.runs
-    env = bench_env(scratch_dir())
+    # as deployed: the scheduler starts with the server (the other benches turn it off)
+    env = {**bench_env(scratch_dir()), "SCHEDULER_ENABLED": "true"}
     enque = [sys.executable, "-m", "enque.cli", "serve", "--no-demo"]
     bare = [sys.executable, "-m", "uvicorn", "bench.bare_app:app", "--log-level", "warning"]
     other = options.compare.resolve() if options.compare else None
