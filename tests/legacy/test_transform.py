@@ -169,6 +169,24 @@ def test_other_spaces_match_the_character_class() -> None:
         assert t._other_spaces(text) == bool(pattern.search(text)), repr(text)
 
 
+def test_skipped_elements_are_searched_only_where_one_starts() -> None:
+    """Every element the text leaves out starts where the quick search finds one: text
+    without such a start has nothing to remove."""
+    rng = random.Random(11)
+    parts = [
+        "<p>", "</p>", "<SCRIPT>", "</script >", "<style a='1'>", "</Style>", "<title>",
+        "</TITLE>", "<head>", "</head>", "<scripts>", "<headx>", "<p title='<head>'>", "x",
+        " ", "\n", "é", "<",
+    ]  # fmt: skip
+    found = 0
+    for _ in range(50_000):
+        text = "".join(rng.choice(parts) for _ in range(rng.randrange(8)))
+        if t._SKIPPED_ELEMENTS.search(text):
+            found += 1
+            assert t._SKIPPED_START.search(text), repr(text)
+    assert found > 1000
+
+
 def test_original_sender_marker() -> None:
     c = ctx()
     sender, html = t.split_original_sender(
