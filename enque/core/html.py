@@ -95,7 +95,7 @@ def sanitize_html(content: str) -> str:
     or style expressions. Text without markup becomes paragraphs with line breaks."""
     if not _LOOKS_HTML.search(content):
         content = html.escape(content).replace("\r\n", "\n").replace("\n", "<br>")
-    return _CLEANER.clean(content.replace("\x00", ""))
+    return _CLEANER.clean(content.replace("\x00", "") if "\x00" in content else content)
 
 
 _BLOCK = {

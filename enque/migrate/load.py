@@ -171,12 +171,32 @@ async def insert_rows(
     encoded = [i for i, c in enumerate(order) if isinstance(table.c[c].type, JSON)]
     params: list[Any] = [values(row) for row in rows]
     if encoded:
+        # one encoding per value object: rows share theirs (a recipient list parsed once is
+        # on every row that names it), and every row is alive until the insert is done
+        texts: dict[int, str] = {}
         for n, found in enumerate(params):
             found = list(found)
             for i in encoded:
-                found[i] = orjson.dumps(found[i]).decode()
+                value = found[i]
+                text = texts.get(id(value))
+                if text is None:
+                    text = texts[id(value)] = orjson.dumps(value).decode()
+                found[i] = text
             params[n] = tuple(found)
     await conn.exec_driver_sql(sql, params)
+
+
+async def insert_tuples(
+    conn: AsyncConnection, table: Table, columns: tuple[str, ...], params: list[tuple[Any, ...]]
+) -> None:
+    """Insert rows given as tuples of `columns` (no JSON column), existing keys left alone."""
+    sql, order = _statement(conn, table, columns, False)
+    if order != columns:
+        params = list(map(itemgetter(*(columns.index(c) for c in order)), params))
+    await conn.exec_driver_sql(sql, params)
+
+
+_ID_MAP_COLUMNS = ("migration_id", "source_table", "old_id", "new_id")
 
 
 async def write_batch(
@@ -196,13 +216,11 @@ async def write_batch(
             rows = seal_rows(cipher, table, rows)
         await insert_rows(conn, table, rows, update=update)
     if batch.idmap:
-        await insert_rows(
+        await insert_tuples(
             conn,
             table_of(LegacyIdMap),
-            [
-                {"migration_id": migration_id, "source_table": t, "old_id": o, "new_id": n}
-                for t, o, n in batch.idmap
-            ],
+            _ID_MAP_COLUMNS,
+            [(migration_id, t, o, n) for t, o, n in batch.idmap],
         )
 
 

@@ -234,9 +234,10 @@ class Env:
         return dict(zip(ordered, values, strict=True))
 
 
-@dataclass
+@dataclass(slots=True)
 class Item:
-    """One legacy row being transformed, and what its transform may use."""
+    """One legacy row being transformed, and what its transform may use (slotted: one is
+    made for every legacy row)."""
 
     row: Row
     ctx: RowContext

@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
+import gc
 from pathlib import Path
 
 import orjson
 from click.testing import CliRunner
 
 from enque.cli import main
-from enque.migrate.command import parse_since
+from enque.migrate.command import GC_YOUNG_THRESHOLD, fewer_collections, parse_since
 from tests.legacy.generator import LEGACY_KEY, Manifest
 from tests.legacy.s3server import MotoS3Server
 
@@ -84,3 +85,18 @@ def test_unreachable_source_and_storage(legacy: Manifest, s3_server: MotoS3Serve
         s3_server.storage_url("no-such-bucket"),
     )
     assert code == 1 and "storage_unreachable" in output
+
+
+def test_the_collector_is_restored_after_the_rows_are_moved() -> None:
+    """Started less often and without the objects made before while rows move; as it was
+    after, even when the migration fails."""
+    threshold, frozen = gc.get_threshold(), gc.get_freeze_count()
+    try:
+        with fewer_collections():
+            assert gc.get_threshold() == (GC_YOUNG_THRESHOLD, *threshold[1:])
+            assert gc.get_freeze_count() > frozen
+            raise RuntimeError("the load failed")
+    except RuntimeError:
+        pass
+    assert gc.get_threshold() == threshold
+    assert gc.get_freeze_count() == frozen

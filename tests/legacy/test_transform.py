@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import base64
+import random
+import re
 import uuid
 from datetime import UTC, date, datetime, timedelta, timezone
 from typing import Any, cast
@@ -135,6 +137,54 @@ def test_comment_sources() -> None:
     assert t.comment_source(None, None, c).kind == "empty"
     assert t.comment_source("<p>x</p>", "ftp://nope", c).kind == "inline"
     assert codes(c) == ["bad_s3_url"]
+
+
+# every character `str.split()` and `str.strip()` treat as white space, and a few that are not
+_BLANKS = "".join(chr(i) for i in range(0x3100) if chr(i).isspace()) + "x\u200b\xad"
+
+
+def test_comment_source_tests_match_stripping_the_content() -> None:
+    """The placeholder and empty tests, which no longer strip every content, decide as
+    `content.strip()` would, whatever the white space around it."""
+    rng = random.Random(3)
+    c = ctx()
+    for _ in range(20_000):
+        pad = "".join(rng.choice(_BLANKS) for _ in range(rng.randrange(4)))
+        end = "".join(rng.choice(_BLANKS) for _ in range(rng.randrange(4)))
+        content = pad + rng.choice(["", t.PLACEHOLDER, t.PLACEHOLDER + "x", "<p>x</p>"]) + end
+        kind = t.comment_source(content, None, c).kind
+        stripped = content.strip()
+        assert kind == (
+            "placeholder" if stripped == t.PLACEHOLDER else "empty" if not stripped else "inline"
+        ), repr(content)
+
+
+def test_other_spaces_match_the_character_class() -> None:
+    """The substring tests find what `[\\t\\r\\x0b\\x0c\\x1c-\\x1f]` found, in any text."""
+    pattern = re.compile(r"[\t\r\x0b\x0c\x1c-\x1f]")
+    rng = random.Random(5)
+    alphabet = [chr(i) for i in range(0x21)] + ["a", "é", "\u2003", "\n"]
+    for _ in range(50_000):
+        text = "".join(rng.choice(alphabet) for _ in range(rng.randrange(6)))
+        assert t._other_spaces(text) == bool(pattern.search(text)), repr(text)
+
+
+def test_skipped_elements_are_searched_only_where_one_starts() -> None:
+    """Every element the text leaves out starts where the quick search finds one: text
+    without such a start has nothing to remove."""
+    rng = random.Random(11)
+    parts = [
+        "<p>", "</p>", "<SCRIPT>", "</script >", "<style a='1'>", "</Style>", "<title>",
+        "</TITLE>", "<head>", "</head>", "<scripts>", "<headx>", "<p title='<head>'>", "x",
+        " ", "\n", "é", "<",
+    ]  # fmt: skip
+    found = 0
+    for _ in range(50_000):
+        text = "".join(rng.choice(parts) for _ in range(rng.randrange(8)))
+        if t._SKIPPED_ELEMENTS.search(text):
+            found += 1
+            assert t._SKIPPED_START.search(text), repr(text)
+    assert found > 1000
 
 
 def test_original_sender_marker() -> None:
