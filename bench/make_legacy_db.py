@@ -23,7 +23,7 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from tests.legacy.generator import BENCHMARK, Server, build, drop_database
-from tests.legacy.s3server import MotoS3Server
+from tests.support.s3 import S3Server
 
 CEILING_ROWS = 200_000
 
@@ -80,7 +80,7 @@ async def main() -> None:
     server = Server()
     name = f"enque_legacy_bench_{os.getpid()}"
     ceiling_rate = await ceiling(server, name + "_ceiling")
-    with MotoS3Server() as s3:
+    with S3Server() as s3:
         s3.create_bucket("legacy-bench")
         started = time.perf_counter()
         manifest = await build(server, name, scale, s3=(s3, "legacy-bench"))

@@ -39,7 +39,7 @@ from sqlalchemy import BigInteger, Column, Integer, MetaData, Table, Text
 from enque.migrate.command import target_engine
 from enque.migrate.source import LegacySource, SourceUrl
 from tests.legacy.generator import BENCHMARK, LEGACY_KEY, Server, build, drop_database
-from tests.legacy.s3server import MotoS3Server
+from tests.support.s3 import S3Server
 from tests.support.services import create_pg_database, drop_pg_database
 
 
@@ -157,7 +157,7 @@ async def main() -> None:
     )
     server = Server()
     name = f"enque_legacy_mbench_{os.getpid()}"
-    with MotoS3Server() as s3, tempfile.TemporaryDirectory() as tmp:
+    with S3Server() as s3, tempfile.TemporaryDirectory() as tmp:
         s3.create_bucket("legacy-mbench")
         started = time.perf_counter()
         manifest = await build(server, name, scale, s3=(s3, "legacy-mbench"))

@@ -40,7 +40,7 @@ from enque.migrate.command import target_engine
 from enque.migrate.models import LegacyMigration
 from enque.migrate.source import SourceUrl
 from tests.legacy.generator import BENCHMARK, LEGACY_KEY, Server, build, drop_database
-from tests.legacy.s3server import MotoS3Server
+from tests.support.s3 import S3Server
 from tests.support.services import create_pg_database, drop_pg_database
 
 HERE = Path(__file__).resolve().parent.parent  # this checkout
@@ -168,7 +168,7 @@ async def main() -> None:
     )
     server, name = Server(), f"enque_legacy_mdigest_{os.getpid()}"
     same = True
-    with MotoS3Server() as s3, tempfile.TemporaryDirectory() as tmp:
+    with S3Server() as s3, tempfile.TemporaryDirectory() as tmp:
         s3.create_bucket("legacy-mdigest")
         manifest = await build(server, name, scale, s3=(s3, "legacy-mdigest"))
         try:

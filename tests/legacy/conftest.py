@@ -8,7 +8,7 @@ from collections.abc import AsyncIterator, Iterator
 import pytest
 
 from tests.legacy.generator import Manifest, Scale, Server, build, drop_database
-from tests.legacy.s3server import MotoS3Server
+from tests.support.s3 import S3Server
 from tests.support.services import port_open, require
 
 
@@ -28,15 +28,13 @@ def legacy_name(worker_id_suffix: str) -> str:
 
 
 @pytest.fixture(scope="session")
-def s3_server() -> Iterator[MotoS3Server]:
-    with MotoS3Server() as server:
+def s3_server() -> Iterator[S3Server]:
+    with S3Server() as server:
         yield server
 
 
 @pytest.fixture(scope="session")
-async def legacy(
-    mariadb: Server, s3_server: MotoS3Server, legacy_name: str
-) -> AsyncIterator[Manifest]:
+async def legacy(mariadb: Server, s3_server: S3Server, legacy_name: str) -> AsyncIterator[Manifest]:
     """A small legacy database holding every edge case, and its bucket (read-only for tests)."""
     bucket = f"legacy-{os.getpid()}"
     s3_server.create_bucket(bucket)

@@ -1379,7 +1379,7 @@ async def build(
     *,
     s3: tuple[Any, str] | None = None,
 ) -> Manifest:
-    """Create `database` and fill it; `s3` = (MotoS3Server, bucket) for the files."""
+    """Create `database` and fill it; `s3` = (S3Server, bucket) for the files."""
     bucket = s3[1] if s3 else None
     manifest = Manifest(database=database, url=server.url(database), bucket=bucket)
     await create_database(server, database)

@@ -11,7 +11,7 @@ from click.testing import CliRunner
 from enque.cli import main
 from enque.migrate.command import GC_YOUNG_THRESHOLD, fewer_collections, parse_since
 from tests.legacy.generator import LEGACY_KEY, Manifest
-from tests.legacy.s3server import MotoS3Server
+from tests.support.s3 import S3Server
 
 
 def run(*args: str) -> tuple[int, str]:
@@ -38,9 +38,7 @@ def test_since_forms() -> None:
     assert parse_since("2023-11-15T00:13:20+02:00") == 1700000000
 
 
-def test_plan_with_key_and_storage(
-    legacy: Manifest, s3_server: MotoS3Server, tmp_path: Path
-) -> None:
+def test_plan_with_key_and_storage(legacy: Manifest, s3_server: S3Server, tmp_path: Path) -> None:
     path = tmp_path / "report.json"
     code, output = run(
         "--from",
@@ -71,7 +69,7 @@ def test_encrypted_secrets_without_key_fail(legacy: Manifest) -> None:
     assert "encrypted_secret" in output and "pass --legacy-encryption-key" in output
 
 
-def test_unreachable_source_and_storage(legacy: Manifest, s3_server: MotoS3Server) -> None:
+def test_unreachable_source_and_storage(legacy: Manifest, s3_server: S3Server) -> None:
     code, output = run("--from", "mysql://root@127.0.0.1:1/nothing")
     assert code == 1 and "cannot read the source" in output
     code, output = run("--from", "postgresql://x@h/db")

@@ -19,7 +19,7 @@ from tests.legacy.generator import (
     Manifest,
     Server,
 )
-from tests.legacy.s3server import MotoS3Server
+from tests.support.s3 import S3Server
 
 
 async def query(server: Server, m: Manifest, sql: str, *args: Any) -> list[tuple[Any, ...]]:
@@ -176,7 +176,7 @@ async def test_comment_shapes(mariadb: Server, legacy: Manifest) -> None:
 
 
 async def test_attachments_inline_and_in_s3(
-    mariadb: Server, legacy: Manifest, s3_server: MotoS3Server
+    mariadb: Server, legacy: Manifest, s3_server: S3Server
 ) -> None:
     blobs = await one(
         mariadb, legacy, "SELECT COUNT(*) FROM ticket_attachments WHERE content_bytes IS NOT NULL"

@@ -25,10 +25,10 @@ from enque.migrate.report import Report
 from enque.tickets.models import Ticket, TicketBody, TicketCounter
 from tests.conftest import BACKEND, make_database_url, settings_from
 from tests.legacy.generator import EMOJI_TITLE, LEGACY_KEY, RTL_TEXT, Manifest
-from tests.legacy.s3server import MotoS3Server
+from tests.support.s3 import S3Server
 
 
-def options(legacy: Manifest, s3: MotoS3Server, target: str, files: Path, **kw: Any) -> Any:
+def options(legacy: Manifest, s3: S3Server, target: str, files: Path, **kw: Any) -> Any:
     return LegacyOptions(
         source_url=legacy.url,
         storage_from=s3.storage_url(legacy.bucket or ""),
@@ -57,7 +57,7 @@ def files_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 async def migrated(
-    legacy: Manifest, s3_server: MotoS3Server, target_url: str, files_dir: Path
+    legacy: Manifest, s3_server: S3Server, target_url: str, files_dir: Path
 ) -> Report:
     report = await run_legacy(options(legacy, s3_server, target_url, files_dir))
     assert report.exit_code == 0, report.summary()
@@ -197,7 +197,7 @@ async def test_comments_customers_and_s3_html(engine: AsyncEngine, legacy: Manif
 
 
 async def test_files_copied_with_their_hash(
-    engine: AsyncEngine, legacy: Manifest, files_dir: Path, s3_server: MotoS3Server
+    engine: AsyncEngine, legacy: Manifest, files_dir: Path, s3_server: S3Server
 ) -> None:
     async with engine.connect() as conn:
         rows = (await conn.execute(select(LegacyFile))).mappings().all()
@@ -251,7 +251,7 @@ async def test_ingested_mail_is_in_the_ledger(engine: AsyncEngine, legacy: Manif
 async def test_second_run_changes_nothing(
     engine: AsyncEngine,
     legacy: Manifest,
-    s3_server: MotoS3Server,
+    s3_server: S3Server,
     target_url: str,
     files_dir: Path,
 ) -> None:
@@ -271,7 +271,7 @@ async def test_second_run_changes_nothing(
 async def test_verify_finds_changed_rows_and_files(
     engine: AsyncEngine,
     legacy: Manifest,
-    s3_server: MotoS3Server,
+    s3_server: S3Server,
     target_url: str,
     files_dir: Path,
 ) -> None:

@@ -34,7 +34,7 @@ from enque.teams.models import Team
 from enque.tickets.models import Ticket
 from tests.conftest import BACKEND, make_database_url, settings_from
 from tests.legacy.generator import EMOJI_TITLE, LEGACY_KEY, Manifest
-from tests.legacy.s3server import MotoS3Server
+from tests.support.s3 import S3Server
 
 NEW_TABLES = (
     "microsoft_integration",
@@ -67,7 +67,7 @@ def target_url(tmp_path_factory: pytest.TempPathFactory, worker_id_suffix: str) 
 @pytest.fixture(scope="module")
 async def migrated(
     legacy: Manifest,
-    s3_server: MotoS3Server,
+    s3_server: S3Server,
     target_url: str,
     tmp_path_factory: pytest.TempPathFactory,
     base_env: dict[str, str],

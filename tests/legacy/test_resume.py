@@ -29,14 +29,14 @@ from enque.scheduled_replies.models import ScheduledReply
 from enque.tickets.models import Ticket
 from tests.conftest import BACKEND, make_database_url
 from tests.legacy.generator import LEGACY_KEY, Manifest, Server
-from tests.legacy.s3server import MotoS3Server
+from tests.support.s3 import S3Server
 
 # the target's key, given to every run (the server would read the secrets with it)
 ENCRYPTION_KEY = "resume-test-encryption-key"
 ENV = {**os.environ, "ENCRYPTION_KEY": ENCRYPTION_KEY}
 
 
-def command(legacy: Manifest, s3: MotoS3Server, target: str, files: Path, *extra: str) -> list[str]:
+def command(legacy: Manifest, s3: S3Server, target: str, files: Path, *extra: str) -> list[str]:
     return [
         sys.executable,
         "-c",
@@ -113,7 +113,7 @@ async def count(target: str, model: object) -> int:
 
 async def test_killed_in_each_new_table_resumes_to_a_verified_copy(
     legacy: Manifest,
-    s3_server: MotoS3Server,
+    s3_server: S3Server,
     tmp_path: Path,
     worker_id_suffix: str,
 ) -> None:
@@ -183,7 +183,7 @@ async def test_killed_in_each_new_table_resumes_to_a_verified_copy(
 
 async def test_killed_runs_resume_to_a_verified_copy(
     legacy: Manifest,
-    s3_server: MotoS3Server,
+    s3_server: S3Server,
     tmp_path: Path,
     worker_id_suffix: str,
 ) -> None:
@@ -244,7 +244,7 @@ async def test_killed_runs_resume_to_a_verified_copy(
 
 async def test_since_copies_changed_rows(
     legacy: Manifest,
-    s3_server: MotoS3Server,
+    s3_server: S3Server,
     tmp_path: Path,
     worker_id_suffix: str,
     mariadb: Server,
@@ -337,7 +337,7 @@ async def test_since_copies_changed_rows(
 
 async def test_since_copies_changed_scheduled_replies_and_audit_entries(
     legacy: Manifest,
-    s3_server: MotoS3Server,
+    s3_server: S3Server,
     tmp_path: Path,
     worker_id_suffix: str,
     mariadb: Server,

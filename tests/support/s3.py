@@ -1,4 +1,5 @@
-"""A real S3-protocol server (moto's) on 127.0.0.1, started as a child process."""
+"""A real S3-protocol server (moto's) on 127.0.0.1, started as a child process: its own
+process, so a test uploading thousands of objects does not share the interpreter with it."""
 
 from __future__ import annotations
 
@@ -9,9 +10,10 @@ import sys
 import tempfile
 import time
 from pathlib import Path
-from typing import IO
+from typing import IO, Any
 
 import httpx
+from obstore.store import S3Store
 
 from tests.support.services import free_port
 
@@ -55,13 +57,28 @@ class S3Server:
                 return self
             except httpx.HTTPError:
                 time.sleep(0.1)
-        raise RuntimeError("moto_server did not start")
+        self.stop()
+        raise RuntimeError(f"moto_server not answering within {timeout}s")
 
     def create_bucket(self, name: str) -> None:
         response = httpx.put(f"{self.endpoint}/{name}", timeout=10)
         response.raise_for_status()
 
+    def store(self, bucket: str) -> Any:
+        """An obstore client of `bucket` on this server."""
+        return S3Store(
+            bucket,
+            config={
+                "endpoint": self.endpoint,
+                "region": REGION,
+                "access_key_id": ACCESS_KEY,
+                "secret_access_key": SECRET_KEY,
+            },
+            client_options={"allow_http": True},
+        )
+
     def storage_url(self, bucket: str) -> str:
+        """The `STORAGE_URL` (or `--storage-from`) form of `bucket` on this server."""
         return (
             f"s3://{bucket}?endpoint={self.endpoint}&region={REGION}"
             f"&access_key_id={ACCESS_KEY}&secret_access_key={SECRET_KEY}"
@@ -79,3 +96,9 @@ class S3Server:
             self.log.close()
             self.log_path.unlink(missing_ok=True)
             self.log = None
+
+    def __enter__(self) -> S3Server:
+        return self.start()
+
+    def __exit__(self, *exc: object) -> None:
+        self.stop()
