@@ -8,7 +8,8 @@ for subject tokens when there are some), the lock of every existing ticket they 
 the ticket counter, the order of every other writer), the customers (one read, one insert),
 the tickets (`tickets.create_tickets`: numbers as one range, one insert per table), the
 comments (`comments.add_customer_messages`), the files' links (one update), the ledger rows
-and the `email.received` audit rows (one insert each). The ticket and comment
+and the `email.received` audit rows (one insert each), and at the end one rebuild of the
+search documents of every ticket the batch touched (`search.deferred`). The ticket and comment
 services publish the same audit rows and events, one per message, and run the same
 reactions after commit as for a message ingested alone.
 
