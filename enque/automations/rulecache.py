@@ -48,15 +48,29 @@ class RuleCache:
         self.size = size
         self._entries: OrderedDict[tuple[str, str], Entry] = OrderedDict()
 
+    async def kept(
+        self, runtime: Runtime, *, workspace_id: str, trigger: str
+    ) -> tuple[engine.Rule, ...] | None:
+        """The rules kept for (workspace, trigger) while still current; None when they must
+        be read (`rules`)."""
+        token = await runtime.cache.get(token_key(workspace_id))
+        return self._current((workspace_id, trigger), token)
+
+    def _current(self, key: tuple[str, str], token: str | None) -> tuple[engine.Rule, ...] | None:
+        entry = self._entries.get(key)
+        if entry is not None and entry[0] == token and time.monotonic() - entry[1] < ENTRY_TTL:
+            self._entries.move_to_end(key)
+            return entry[2]
+        return None
+
     async def rules(
         self, runtime: Runtime, session: AsyncSession, *, workspace_id: str, trigger: str
     ) -> tuple[engine.Rule, ...]:
         token = await runtime.cache.get(token_key(workspace_id))
         key = (workspace_id, trigger)
-        entry = self._entries.get(key)
-        if entry is not None and entry[0] == token and time.monotonic() - entry[1] < ENTRY_TTL:
-            self._entries.move_to_end(key)
-            return entry[2]
+        current = self._current(key, token)
+        if current is not None:
+            return current
         rows = await active_rules(session, workspace_id=workspace_id, trigger=trigger)
         rules = tuple(engine.Rule.of(row) for row in rows)
         self._entries[key] = (token, time.monotonic(), rules)

@@ -22,7 +22,7 @@ from sqlalchemy.ext.asyncio import (
     async_sessionmaker,
     create_async_engine,
 )
-from sqlalchemy.orm import DeclarativeBase, Mapped, declared_attr, mapped_column
+from sqlalchemy.orm import DeclarativeBase, Mapped, Session, declared_attr, mapped_column
 
 from enque.config import Settings
 from enque.core.pool import FairAsyncQueuePool
@@ -279,6 +279,32 @@ class Database:
 AfterCommit = Callable[[], Awaitable[None]]
 
 
+class _Commits:
+    """How many transactions sessions of this process have committed."""
+
+    count = 0
+
+
+@event.listens_for(Session, "after_commit")
+def _counted(_session: Session) -> None:
+    _Commits.count += 1
+
+
+def commits() -> int:
+    """Transactions committed by this process so far: a fact read from the database and kept
+    is as fresh as a read while this has not moved (other processes aside)."""
+    return _Commits.count
+
+
+def per_commit(session: AsyncSession, key: str, factory: Callable[[], Any]) -> Any:
+    """The value under `key` for the outermost unit of work on this session, made by
+    `factory` on first use and forgotten when that unit commits or rolls back."""
+    values: dict[str, Any] = session.info.setdefault("per_commit", {})
+    if key not in values:
+        values[key] = factory()
+    return values[key]
+
+
 def on_commit(session: AsyncSession, hook: AfterCommit, *, first: bool = False) -> None:
     """Run `hook` once the outermost unit of work on this session has committed (`first`:
     before the hooks already queued)."""
@@ -305,11 +331,13 @@ async def unit(session: AsyncSession) -> AsyncIterator[AsyncSession]:
     except BaseException:
         if depth == 0:
             session.info.pop("after_commit", None)
+            session.info.pop("per_commit", None)
             await session.rollback()
         raise
     finally:
         session.info["unit_depth"] = depth
     if depth == 0:
+        session.info.pop("per_commit", None)
         hooks: list[AfterCommit] = session.info.pop("after_commit", [])
         for hook in hooks:
             try:

@@ -18,7 +18,7 @@ from typing import Any, Protocol
 import orjson
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from enque.core.db import new_id, now, on_commit
+from enque.core.db import new_id, now, on_commit, per_commit
 
 log = logging.getLogger(__name__)
 
@@ -185,6 +185,23 @@ def caused_by(depth: int, chain: Iterable[str]) -> Iterator[None]:
         _CAUSE.reset(token)
 
 
+@dataclass
+class Delivery:
+    """The events of one commit, delivered one after another: a reaction may look at the
+    others (`delivering()`) and keep what it read for them in `memo`."""
+
+    events: list[Event] = field(default_factory=list)
+    memo: dict[str, Any] = field(default_factory=dict)
+
+
+_DELIVERING: ContextVar[Delivery | None] = ContextVar("enque_delivering", default=None)
+
+
+def delivering() -> Delivery | None:
+    """The commit whose event the running reaction handles (None outside a delivery)."""
+    return _DELIVERING.get()
+
+
 def emit(session: AsyncSession, event: Event) -> None:
     """Publish `event` and run reactions once the session's unit of work commits."""
     from enque.core.runtime import runtime_of
@@ -195,16 +212,22 @@ def emit(session: AsyncSession, event: Event) -> None:
         event.depth = depth
     if chain:
         event.chain = list(dict.fromkeys([*event.chain, *chain]))
+    delivery: Delivery = per_commit(session, "events", Delivery)
+    delivery.events.append(event)
 
     async def deliver() -> None:
         try:
             await runtime.broker.publish(event)
         except Exception:
             log.exception("publishing %s failed", event.type)
-        for reaction in list(runtime.reactions):
-            try:
-                await reaction(event)
-            except Exception:
-                log.exception("reaction to %s failed", event.type)
+        token = _DELIVERING.set(delivery)
+        try:
+            for reaction in list(runtime.reactions):
+                try:
+                    await reaction(event)
+                except Exception:
+                    log.exception("reaction to %s failed", event.type)
+        finally:
+            _DELIVERING.reset(token)
 
     on_commit(session, deliver)

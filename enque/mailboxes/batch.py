@@ -8,7 +8,8 @@ for subject tokens when there are some), the lock of every existing ticket they 
 the ticket counter, the order of every other writer), the customers (one read, one insert),
 the tickets (`tickets.create_tickets`: numbers as one range, one insert per table), the
 comments (`comments.add_customer_messages`), the files' links (one update), the ledger rows
-and the `email.received` audit rows (one insert each). The ticket and comment
+and the `email.received` audit rows (one insert each), and at the end one rebuild of the
+search documents of every ticket the batch touched (`search.deferred`). The ticket and comment
 services publish the same audit rows and events, one per message, and run the same
 reactions after commit as for a message ingested alone.
 
@@ -31,7 +32,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from enque.activity.service import SYSTEM, Actor, record
@@ -55,13 +56,14 @@ from enque.mailboxes.ingest import (
     _checked_defaults,
     _Files,
     _is_participant,
-    _ledger_row,
     _placeholders,
     folded_html,
     identity_of,
     ingest,
+    ledger_values,
     store_files_of,
 )
+from enque.tickets import search
 from enque.tickets import service as tickets
 from enque.tickets.models import Ticket
 from enque.tickets.seams import FileLink
@@ -188,7 +190,7 @@ class _Batch:
         self.threads: dict[str, str] = {}  # Message-ID of the batch → its ticket (or PENDING)
         self.conversations: dict[str, str] = {}  # conversation id → newest ticket of the batch
         self.defaults: dict[str, Any] | None = None
-        self.rows: list[tuple[int, EmailMessage]] = []  # ledger rows, by message
+        self.rows: list[tuple[int, dict[str, Any]]] = []  # ledger rows' columns, by message
 
     def _thread(self, message: _Message) -> tuple[str | None, str | None] | None:
         """(ticket id, how) from references and conversation; None while it waits for a
@@ -255,7 +257,10 @@ class _Batch:
                 current.opened.append((message, new_id(), None))
             self._claim(message, current)
         await self._write(current)
-        self.session.add_all(row for _, row in sorted(self.rows, key=lambda r: r[0]))
+        if self.rows:  # one insert, no ORM objects: nothing reads them back
+            rows = [row for _, row in sorted(self.rows, key=lambda r: r[0])]
+            statement = insert(EmailMessage).execution_options(render_nulls=True)
+            await self.session.execute(statement, rows)  # every row the same columns
 
     def _claim(self, message: _Message, current: _Round) -> None:
         """Where the batch's later messages find this one before it is written."""
@@ -268,9 +273,9 @@ class _Batch:
             self.conversations[message.inbound.conversation_id] = ticket_id
 
     def _ignored(self, message: _Message, reason: str) -> None:
-        row = _ledger_row(self.mailbox, message.inbound, message.identity, message.kind)
-        row.state = "ignored"
-        row.error = "; ".join(message.kind.reasons)[:2000]
+        row = ledger_values(self.mailbox, message.inbound, message.identity, message.kind)
+        row.update(state="ignored", error="; ".join(message.kind.reasons)[:2000])
+        row.update(ticket_id=None, comment_id=None)
         self.rows.append((message.index, row))
         message.result = IngestResult("ignored", reason=reason)
 
@@ -350,8 +355,9 @@ class _Batch:
         self.threads[message.identity] = result.ticket_id
         if message.inbound.conversation_id:
             self.conversations[message.inbound.conversation_id] = result.ticket_id
-        row = _ledger_row(self.mailbox, message.inbound, message.identity, message.kind)
-        row.state, row.ticket_id, row.comment_id = "processed", result.ticket_id, result.comment_id
+        row = ledger_values(self.mailbox, message.inbound, message.identity, message.kind)
+        row.update(state="processed", error=None)
+        row.update(ticket_id=result.ticket_id, comment_id=result.comment_id)
         self.rows.append((message.index, row))
         record(
             self.session,
@@ -450,4 +456,5 @@ async def _commit(
         return
     async with runtime.db.session() as session, unit(session):
         known = await _known(session, mailbox, batch)
-        await _Batch(session, runtime, mailbox, context, known).run(batch)
+        async with search.deferred(session):  # one rebuild for the whole batch
+            await _Batch(session, runtime, mailbox, context, known).run(batch)

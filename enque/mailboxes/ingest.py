@@ -541,24 +541,32 @@ async def _process(
     return IngestResult(outcome, target.id, comment_id)
 
 
+def ledger_values(
+    mailbox: Mailbox, inbound: Inbound, identity: str, kind: Classification | None = None
+) -> dict[str, Any]:
+    """The columns of a received message's ledger row (`state` pending)."""
+    parsed = inbound.parsed
+    return {
+        "workspace_id": mailbox.workspace_id,
+        "mailbox_id": mailbox.id,
+        "direction": "in",
+        "provider_id": inbound.provider_id,
+        "internet_message_id": identity,
+        "in_reply_to": (parsed.in_reply_to or None) and parsed.in_reply_to[:MAX_ID],
+        "references": [r[:MAX_ID] for r in parsed.references[-40:]],
+        "conversation_id": (inbound.conversation_id or None)
+        and (inbound.conversation_id or "")[:255],
+        "raw_size": parsed.raw_size,
+        "received_at": parsed.date or now(),
+        "state": "pending",
+        "classification": kind.kind if kind is not None else None,
+    }
+
+
 def _ledger_row(
     mailbox: Mailbox, inbound: Inbound, identity: str, kind: Classification | None = None
 ) -> EmailMessage:
-    parsed = inbound.parsed
-    return EmailMessage(
-        workspace_id=mailbox.workspace_id,
-        mailbox_id=mailbox.id,
-        direction="in",
-        provider_id=inbound.provider_id,
-        internet_message_id=identity,
-        in_reply_to=(parsed.in_reply_to or None) and parsed.in_reply_to[:MAX_ID],
-        references=[r[:MAX_ID] for r in parsed.references[-40:]],
-        conversation_id=(inbound.conversation_id or None) and (inbound.conversation_id or "")[:255],
-        raw_size=parsed.raw_size,
-        received_at=parsed.date or now(),
-        state="pending",
-        classification=kind.kind if kind is not None else None,
-    )
+    return EmailMessage(**ledger_values(mailbox, inbound, identity, kind))
 
 
 async def _take_over(session: AsyncSession, failed: EmailMessage) -> bool:

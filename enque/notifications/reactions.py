@@ -21,7 +21,8 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from enque.agents.models import Agent, AgentWorkspace
-from enque.core.events import Event
+from enque.core.db import commits
+from enque.core.events import Event, delivering
 from enque.core.runtime import Runtime
 from enque.customers.models import User
 from enque.notifications.models import Notification
@@ -156,14 +157,58 @@ def relevant(event: Event) -> bool:
     return False
 
 
-async def _unassigned(runtime: Runtime, event: Event) -> bool:
-    """A customer's message on a ticket nobody is assigned to: no one to tell (one read)."""
+def _customer_message(event: Event) -> bool:
     comment = event.payload.get("comment") or {}
-    if event.type != "comment.created" or comment.get("kind") != "customer":
+    return event.type == "comment.created" and comment.get("kind") == "customer"
+
+
+@dataclass
+class _Assignees:
+    """The assignees of the tickets of one commit's customer messages, read together, and
+    the process's commit count when they were read."""
+
+    commits: int
+    workspace_id: str
+    of: dict[str, str | None]  # ticket → its assignee; a deleted or missing ticket is absent
+
+
+async def _unassigned(runtime: Runtime, event: Event) -> bool:
+    """A customer's message on a ticket nobody is assigned to: no one to tell. One read for
+    the customer messages of the commit being delivered (an email batch has many), read
+    again once anything has committed since."""
+    if not _customer_message(event):
         return False
-    async with runtime.db.session(write=False) as session:
-        ticket = await load_ticket(session, event.workspace_id, event.payload["ticketId"])
-    return ticket is None or ticket.assignee_id is None
+    ticket_id = event.payload["ticketId"]
+    delivery = delivering()
+    known = delivery.memo.get(__name__) if delivery is not None else None
+    if not (
+        isinstance(known, _Assignees)
+        and known.commits == commits()
+        and known.workspace_id == event.workspace_id
+        and ticket_id in known.of
+    ):
+        wanted = {ticket_id}
+        if delivery is not None:
+            wanted |= {
+                e.payload["ticketId"]
+                for e in delivery.events
+                if e.workspace_id == event.workspace_id and _customer_message(e)
+            }
+        known = _Assignees(commits(), event.workspace_id, {})
+        async with runtime.db.session(write=False) as session:
+            rows = await session.execute(
+                select(Ticket.id, Ticket.assignee_id).where(
+                    Ticket.workspace_id == event.workspace_id,
+                    Ticket.id.in_(wanted),
+                    Ticket.deleted_at.is_(None),
+                )
+            )
+            known.of = {str(tid): aid for tid, aid in rows.tuples()}
+        for missing in wanted - set(known.of):
+            known.of[missing] = None
+        if delivery is not None:
+            delivery.memo[__name__] = known
+    return known.of[ticket_id] is None
 
 
 async def react(runtime: Runtime, event: Event) -> None:

@@ -16,7 +16,8 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Iterable, Sequence
+from collections.abc import AsyncIterator, Iterable, Sequence
+from contextlib import asynccontextmanager
 from typing import Any
 
 from sqlalchemy import (
@@ -126,10 +127,36 @@ def _chunks(ids: Sequence[str]) -> Iterable[Sequence[str]]:
 async def reindex_tickets(
     session: AsyncSession, workspace_id: str, ticket_ids: Iterable[str]
 ) -> None:
-    """Rebuild the search documents of these tickets (a constant number of queries per batch)."""
+    """Rebuild the search documents of these tickets (a constant number of queries per batch);
+    inside `deferred`, once at its end."""
+    waiting: dict[str, dict[str, None]] | None = session.info.get(_DEFERRED)
+    if waiting is not None:
+        waiting.setdefault(workspace_id, {}).update(dict.fromkeys(ticket_ids))
+        return
     ids = list(dict.fromkeys(ticket_ids))
     for chunk in _chunks(ids):
         await _reindex_chunk(session, workspace_id, chunk)
+
+
+_DEFERRED = "search_deferred"
+
+
+@asynccontextmanager
+async def deferred(session: AsyncSession) -> AsyncIterator[None]:
+    """The rebuilds asked for inside the block made once, at its end, for every ticket they
+    named (email ingest writes a batch's tickets and comments in several steps; a ticket that
+    several of them change is rebuilt once). Nothing is rebuilt if the block raises."""
+    if _DEFERRED in session.info:  # an outer block makes them
+        yield
+        return
+    waiting: dict[str, dict[str, None]] = {}
+    session.info[_DEFERRED] = waiting
+    try:
+        yield
+    finally:
+        session.info.pop(_DEFERRED, None)
+    for workspace_id, ids in waiting.items():
+        await reindex_tickets(session, workspace_id, ids)
 
 
 # Built once: a rebuild runs in every change of a ticket (each received email, each reply);

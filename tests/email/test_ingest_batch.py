@@ -8,7 +8,7 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import Text, cast, func, select
 
 from enque.activity.models import Activity
 from enque.attachments.models import Attachment
@@ -20,6 +20,7 @@ from enque.mailboxes import batch as batch_module
 from enque.mailboxes import ingest as ingest_module
 from enque.mailboxes.batch import ingest_batch
 from enque.mailboxes.ingest import Inbound, IngestResult, context_for, ingest
+from enque.tickets import search
 from tests.email.mailflow import (
     PDF,
     comments_of,
@@ -83,8 +84,8 @@ def _inbound(raws: list[bytes]) -> list[tuple[Inbound, bytes | None]]:
 
 
 async def _shape(runtime: Runtime, workspace_id: str, mailbox_id: str) -> dict[str, Any]:
-    """What the workspace holds, without ids: tickets by number with their comments, the
-    customers, the ledger, the audit verbs and the linked files."""
+    """What the workspace holds, without ids: tickets by number with their comments and
+    search documents, the customers, the ledger, the audit verbs and the linked files."""
     tickets = await tickets_of(runtime, workspace_id)
     numbers = {t.id: t.number for t in tickets}
     threads = {}
@@ -111,8 +112,24 @@ async def _shape(runtime: Runtime, workspace_id: str, mailbox_id: str) -> dict[s
                 Attachment.workspace_id == workspace_id, Attachment.linked_at.is_not(None)
             )
         )
+        if search.is_sqlite(session):
+            fts, docs = search.sqlite_fts, search.sqlite_docs
+            found = await session.execute(
+                select(docs.c.ticket_id, fts.c.document)
+                .join(fts, fts.c.rowid == docs.c.id)
+                .where(docs.c.workspace_id == workspace_id)
+            )
+        else:
+            pg = search.pg_search
+            found = await session.execute(
+                select(pg.c.ticket_id, cast(pg.c.document, Text)).where(
+                    pg.c.workspace_id == workspace_id
+                )
+            )
+        documents = {numbers[tid]: document for tid, document in found.tuples()}
         return {
             "threads": threads,
+            "search": documents,
             "customers": list(users),
             "ledger": sorted(
                 (r.state, r.classification or "", numbers.get(r.ticket_id or "", 0)) for r in rows
@@ -161,6 +178,8 @@ async def test_a_batch_ends_as_one_message_at_a_time(
         ("customer", "again"),
     ]  # the reply to a reply of this batch went on the first ticket
     assert [kind for kind, _ in got["threads"][2][3]] == ["customer", "system"]
+    assert len(got["search"]) == len(got["threads"])  # rebuilt once, at the end of the batch
+    assert "again" in got["search"][1].split() or "'again'" in got["search"][1]
     assert got["verbs"]["email.received"] == 1 + 8  # each message written has its own
     assert got["verbs"]["comment.created"] == 4 and got["verbs"]["ticket.created"] == 1 + 4
     assert _events(events, together.workspace_id) == _events(events, alone.workspace_id)

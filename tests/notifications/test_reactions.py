@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
-from enque.comments.service import IncomingMessage, add_customer_message
+from typing import Any
+
+from enque.activity.service import Actor
+from enque.comments.service import IncomingMessage, add_customer_message, add_customer_messages
 from enque.core.events import Event
 from enque.core.runtime import Runtime
 from enque.notifications.hooks import notify_agents
+from enque.tickets.service import update_ticket
 from tests.notifications.support import admin, join_team, person
 from tests.support.api import Tenant, data
 from tests.support.helpdesk import add_team, new_ticket
+from tests.support.statements import statements
 
 
 async def test_assignment_tells_the_assignee_not_the_actor(tenant: Tenant, app_runtime: Runtime):
@@ -188,3 +193,56 @@ async def test_an_edited_note_tells_only_the_newly_mentioned(tenant: Tenant, app
     assert [n["event"] for n in await person_feed(jane)] == ["mention"]
     bob_items = await person_feed(bob)
     assert [(n["event"], n["payload"]["commentId"]) for n in bob_items] == [("mention", note["id"])]
+
+
+async def test_customer_messages_of_one_commit_read_their_tickets_together(
+    tenant: Tenant, app_runtime: Runtime
+):
+    """The assignees of a commit's customer messages are read once for all of them, and read
+    again once something has committed in between (here another reaction assigns a ticket)."""
+    quiet = [await new_ticket(tenant) for _ in range(6)]
+    jane = await person(app_runtime, tenant)
+    bob = await person(app_runtime, tenant)
+    mine = await new_ticket(tenant, assigneeId=jane.agent_id)
+    later = await new_ticket(tenant)
+    await jane.request("POST", "/v1/notifications/read", json={"all": True})
+    await bob.request("POST", "/v1/notifications/read", json={"all": True})
+
+    async def messages(tickets: list[dict[str, Any]]) -> None:
+        async with app_runtime.db.transaction() as session:
+            await add_customer_messages(
+                session,
+                workspace_id=tenant.workspace_id,
+                items=[
+                    IncomingMessage(
+                        ticket_id=t["id"], user_id=t["customer"]["id"], content="<p>hello?</p>"
+                    )
+                    for t in tickets
+                ],
+            )
+
+    with statements(app_runtime) as seen:
+        await messages(quiet)
+    reads = [s for s in seen if s.startswith("SELECT tickets.id, tickets.assignee_id \nFROM")]
+    assert 1 <= len(reads) <= 2, reads  # one per message before (6); a background job may commit
+    assert (await admin(tenant).feed())[0] == []
+
+    async def assign_later(event: Event) -> None:  # on the first message, after notifications
+        if event.type == "comment.created" and event.payload["ticketId"] == mine["id"]:
+            async with app_runtime.db.transaction() as session:
+                await update_ticket(
+                    session,
+                    workspace_id=tenant.workspace_id,
+                    actor=Actor("agent", tenant.agent_id),
+                    ticket_id=later["id"],
+                    changes={"assignee_id": bob.agent_id},
+                )
+
+    app_runtime.reactions.append(assign_later)
+    try:
+        await messages([mine, later])
+    finally:
+        app_runtime.reactions.remove(assign_later)
+    assert [n["event"] for n in (await jane.feed(unread="true"))[0]] == ["customer.replied"]
+    told = [(n["event"], n["ticketId"]) for n in (await bob.feed(unread="true"))[0]]
+    assert sorted(told) == [("customer.replied", later["id"]), ("ticket.assigned", later["id"])]
