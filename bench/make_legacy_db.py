@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import dataclasses
 import os
 import sys
 import time
@@ -22,7 +21,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from tests.legacy.generator import BENCHMARK, Server, build, drop_database
+from tests.legacy.generator import BENCHMARK, Server, benchmark_scale, build, drop_database
 from tests.support.s3 import S3Server
 
 CEILING_ROWS = 200_000
@@ -70,13 +69,7 @@ async def main() -> None:
     parser.add_argument("--tickets", type=int, default=BENCHMARK.tickets)
     parser.add_argument("--keep", action="store_true", help="keep the database afterwards")
     args = parser.parse_args()
-    ratio = args.tickets / BENCHMARK.tickets
-    scale = dataclasses.replace(
-        BENCHMARK,
-        tickets=args.tickets,
-        attachments=max(16, int(BENCHMARK.attachments * ratio)),
-        s3_html_comments=max(4, int(BENCHMARK.s3_html_comments * ratio)),
-    )
+    scale = benchmark_scale(args.tickets)
     server = Server()
     name = f"enque_legacy_bench_{os.getpid()}"
     ceiling_rate = await ceiling(server, name + "_ceiling")

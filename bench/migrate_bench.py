@@ -22,7 +22,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import dataclasses
 import os
 import sys
 import tempfile
@@ -38,7 +37,7 @@ from sqlalchemy import BigInteger, Column, Integer, MetaData, Table, Text
 
 from enque.migrate.command import target_engine
 from enque.migrate.source import LegacySource, SourceUrl
-from tests.legacy.generator import BENCHMARK, LEGACY_KEY, Server, build, drop_database
+from tests.legacy.generator import LEGACY_KEY, Server, benchmark_scale, build, drop_database
 from tests.support.s3 import S3Server
 from tests.support.services import create_pg_database, drop_pg_database
 
@@ -147,14 +146,7 @@ async def main() -> None:
     parser.add_argument("--tickets", type=int, default=10_000)
     parser.add_argument("--targets", default="sqlite,postgres")
     args = parser.parse_args()
-    ratio = args.tickets / BENCHMARK.tickets
-    scale = dataclasses.replace(
-        BENCHMARK,
-        tickets=args.tickets,
-        attachments=max(16, int(BENCHMARK.attachments * ratio)),
-        s3_html_comments=max(4, int(BENCHMARK.s3_html_comments * ratio)),
-        users=max(50, int(BENCHMARK.users * ratio)),
-    )
+    scale = benchmark_scale(args.tickets)
     server = Server()
     name = f"enque_legacy_mbench_{os.getpid()}"
     with S3Server() as s3, tempfile.TemporaryDirectory() as tmp:

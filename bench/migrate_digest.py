@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import dataclasses
 import hashlib
 import os
 import subprocess
@@ -39,7 +38,7 @@ from enque.core.migrate import upgrade
 from enque.migrate.command import target_engine
 from enque.migrate.models import LegacyMigration
 from enque.migrate.source import SourceUrl
-from tests.legacy.generator import BENCHMARK, LEGACY_KEY, Server, build, drop_database
+from tests.legacy.generator import LEGACY_KEY, Server, benchmark_scale, build, drop_database
 from tests.support.s3 import S3Server
 from tests.support.services import create_pg_database, drop_pg_database
 
@@ -158,14 +157,7 @@ async def main() -> None:
     parser.add_argument("--other", type=Path, required=True, help="the other checkout")
     args = parser.parse_args()
     domains.load_models()
-    ratio = args.tickets / BENCHMARK.tickets
-    scale = dataclasses.replace(
-        BENCHMARK,
-        tickets=args.tickets,
-        attachments=max(16, int(BENCHMARK.attachments * ratio)),
-        s3_html_comments=max(4, int(BENCHMARK.s3_html_comments * ratio)),
-        users=max(50, int(BENCHMARK.users * ratio)),
-    )
+    scale = benchmark_scale(args.tickets)
     server, name = Server(), f"enque_legacy_mdigest_{os.getpid()}"
     same = True
     with S3Server() as s3, tempfile.TemporaryDirectory() as tmp:

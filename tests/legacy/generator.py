@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import dataclasses
 import hashlib
 import itertools
 import random
@@ -151,6 +152,18 @@ BENCHMARK = Scale(
     s3_html_comments=1000,
     automations=5,
 )
+
+
+def benchmark_scale(tickets: int) -> Scale:
+    """`BENCHMARK` in proportion to `tickets` (the benches' `--tickets`)."""
+    ratio = tickets / BENCHMARK.tickets
+    return dataclasses.replace(
+        BENCHMARK,
+        tickets=tickets,
+        attachments=max(16, int(BENCHMARK.attachments * ratio)),
+        s3_html_comments=max(4, int(BENCHMARK.s3_html_comments * ratio)),
+        users=max(50, int(BENCHMARK.users * ratio)),
+    )
 
 
 @dataclass
