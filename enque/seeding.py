@@ -213,8 +213,10 @@ async def seed_workspace(
 
 
 async def _bulk_session(session: AsyncSession) -> None:
-    """PostgreSQL: the transaction of a batch commits without waiting for its WAL flush (demo
-    data: a crash loses the last batches, never consistency)."""
+    """PostgreSQL: begin the batch's transaction (COPY runs on the driver's connection, inside
+    the transaction SQLAlchemy has begun), which commits without waiting for its WAL flush (demo
+    data: a crash loses the last batches, never consistency), and let the GIN index keep the
+    batch's documents in its pending list, merged in bulk (and once more at the end)."""
     if not is_sqlite(session):
         await session.execute(text("SET LOCAL synchronous_commit TO OFF"))
         await session.execute(text("SET LOCAL gin_pending_list_limit = '64MB'"))
@@ -243,8 +245,9 @@ def _default(column: Column[Any]) -> Any:
 
 
 async def _bulk_insert(session: AsyncSession, table: Table, rows: list[dict[str, Any]]) -> None:
-    """Insert `rows` in the session's transaction: PostgreSQL copies them (COPY through
-    asyncpg); SQLite runs the Core insert, one prepared statement for all rows."""
+    """Insert `rows` in the session's transaction (begun by an earlier statement): PostgreSQL
+    copies them (COPY through asyncpg); SQLite runs the Core insert, one prepared statement for
+    all rows."""
     if not rows:
         return
     if is_sqlite(session):
