@@ -5,14 +5,17 @@ and search documents. Deterministic for a given seed, so benchmarks are repeatab
 
 from __future__ import annotations
 
+import asyncio
 import itertools
+import json
 import random
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, cast
 
-from sqlalchemy import Table, func, insert, select, text
+from sqlalchemy import JSON, Column, Table, func, insert, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlalchemy.sql.schema import ColumnDefault
 
 from enque.agents.models import Agent, AgentWorkspace
 from enque.categories.models import Category
@@ -28,9 +31,10 @@ from enque.tickets.models import (
     TicketCounter,
     TicketTag,
 )
-from enque.tickets.search import reindex_tickets
+from enque.tickets.search import MAX_DOCUMENT, fold, is_sqlite, write_documents
 
 BATCH = 5000
+SEARCH_INDEX = "ix_tickets_search_document"  # PostgreSQL's GIN index of the documents
 YEAR = 365 * 86400
 STATUSES = (
     ["Closed"] * 70 + ["Open"] * 10 + ["In Progress"] * 7 + ["With User"] * 8 + ["Unread"] * 5
@@ -136,6 +140,7 @@ class _Cast:
     teams: list[str]
     categories: list[str]
     users: list[tuple[str, str | None]]  # customer id, company id
+    contacts: dict[str, tuple[str, str]]  # customer id: name, email
 
 
 class _Words:
@@ -166,27 +171,123 @@ async def seed_workspace(
     companies = len({c for _, c in cast.users if c})
     comment_count = 0
     started = now() - YEAR
-    for start in range(0, tickets, BATCH):
-        rows = _TicketBatch(workspace_id, cast, rng, words, comments_per_ticket)
+
+    def build(start: int) -> _TicketBatch:
+        rows = _TicketBatch(workspace_id, cast, rng, words, comments_per_ticket, search=search)
         for offset in range(start, min(tickets, start + BATCH)):
             created = started + offset * (YEAR // max(tickets, 1)) + rng.randint(0, 60)
             rows.add(first_number + offset, created)
-        async with runtime.db.transaction() as session:
-            await session.execute(insert(_table(Ticket)), rows.tickets)
-            await session.execute(insert(_table(TicketBody)), rows.bodies)
-            if rows.tags:
-                await session.execute(insert(_table(TicketTag)), rows.tags)
-            for chunk in range(0, len(rows.comments), BATCH):
-                await session.execute(insert(_table(Comment)), rows.comments[chunk : chunk + BATCH])
-            if search:
-                await reindex_tickets(session, workspace_id, [t["id"] for t in rows.tickets])
-        comment_count += len(rows.comments)
-        if progress:
-            progress(min(tickets, start + BATCH))
+        return rows
+
+    # The next batch is made on a thread while the database stores this one (the random
+    # generator is used by one batch at a time, in order, so the data stays the same).
+    starts = range(0, tickets, BATCH)
+    upcoming = asyncio.ensure_future(asyncio.to_thread(build, 0)) if starts else None
+    try:
+        for start in starts:
+            assert upcoming is not None
+            rows = await upcoming
+            upcoming = None
+            if start + BATCH < tickets:
+                upcoming = asyncio.ensure_future(asyncio.to_thread(build, start + BATCH))
+            async with runtime.db.transaction() as session:
+                await _bulk_session(session)
+                await _bulk_insert(session, _table(Ticket), rows.tickets)
+                await _bulk_insert(session, _table(TicketBody), rows.bodies)
+                await _bulk_insert(session, _table(TicketTag), rows.tags)
+                await _bulk_insert(session, _table(Comment), rows.comments)
+                if search:
+                    await _write_documents(session, workspace_id, rows.documents)
+            comment_count += len(rows.comments)
+            if progress:
+                progress(min(tickets, start + BATCH))
+    finally:
+        if upcoming is not None:  # a failed batch: let the thread finish before returning
+            await asyncio.wait([upcoming])
     async with runtime.db.session() as session:
+        if search and not runtime.db.is_sqlite:  # merge what the batches left pending
+            await session.execute(text(f"SELECT gin_clean_pending_list('{SEARCH_INDEX}')"))
         await session.execute(text("ANALYZE"))
         await session.commit()
     return SeedReport(workspace_id, tickets, comment_count, len(cast.users), companies)
+
+
+async def _bulk_session(session: AsyncSession) -> None:
+    """PostgreSQL: begin the batch's transaction (COPY runs on the driver's connection, inside
+    the transaction SQLAlchemy has begun), which commits without waiting for its WAL flush (demo
+    data: a crash loses the last batches, never consistency), and let the GIN index keep the
+    batch's documents in its pending list, merged in bulk (and once more at the end)."""
+    if not is_sqlite(session):
+        await session.execute(text("SET LOCAL synchronous_commit TO OFF"))
+        await session.execute(text("SET LOCAL gin_pending_list_limit = '64MB'"))
+
+
+def _records(table: Table, rows: list[dict[str, Any]]) -> tuple[list[str], list[tuple[Any, ...]]]:
+    """The columns and value tuples of `rows` (dicts with the same keys in the same order),
+    with the Python-side defaults the Core insert would add and JSON values as text (as the
+    driver's JSONB codec takes them)."""
+    given = list(rows[0])
+    missing = [c for c in table.columns if c.name not in rows[0] and c.default is not None]
+    as_json = [i for i, name in enumerate(given) if isinstance(table.c[name].type, JSON)]
+    records = []
+    for row in rows:
+        values = list(row.values())
+        for i in as_json:
+            values[i] = json.dumps(values[i])
+        records.append((*values, *(_default(c) for c in missing)))
+    return given + [c.name for c in missing], records
+
+
+def _default(column: Column[Any]) -> Any:
+    default = cast(ColumnDefault, column.default)
+    # a callable default is wrapped by SQLAlchemy to take the execution context
+    return default.arg if default.is_scalar else default.arg(None)
+
+
+async def _bulk_insert(session: AsyncSession, table: Table, rows: list[dict[str, Any]]) -> None:
+    """Insert `rows` in the session's transaction (begun by an earlier statement): PostgreSQL
+    copies them (COPY through asyncpg); SQLite runs the Core insert, one prepared statement for
+    all rows."""
+    if not rows:
+        return
+    if is_sqlite(session):
+        for start in range(0, len(rows), BATCH):
+            await session.execute(insert(table), rows[start : start + BATCH])
+        return
+    columns, records = _records(table, rows)
+    connection = await session.connection()
+    raw = await connection.get_raw_connection()
+    await raw.driver_connection.copy_records_to_table(  # type: ignore[union-attr]
+        table.name, records=records, columns=columns
+    )
+
+
+async def _write_documents(
+    session: AsyncSession, workspace_id: str, documents: list[tuple[str, str]]
+) -> None:
+    """The search documents of new tickets. PostgreSQL copies the folded texts into a
+    temporary table and turns them all into tsvectors in one statement."""
+    if is_sqlite(session):
+        await write_documents(session, workspace_id, documents)
+        return
+    await session.execute(
+        text(
+            "CREATE TEMPORARY TABLE seed_documents (ticket_id VARCHAR(36), document TEXT) "
+            "ON COMMIT DROP"
+        )
+    )
+    connection = await session.connection()
+    raw = await connection.get_raw_connection()
+    await raw.driver_connection.copy_records_to_table(  # type: ignore[union-attr]
+        "seed_documents", records=documents
+    )
+    await session.execute(
+        text(
+            "INSERT INTO ticket_search (ticket_id, workspace_id, document) "
+            "SELECT ticket_id, :workspace_id, to_tsvector('simple', document) FROM seed_documents"
+        ),
+        {"workspace_id": workspace_id},
+    )
 
 
 async def _reserve_numbers(session: AsyncSession, workspace_id: str, count: int) -> int:
@@ -253,58 +354,67 @@ async def _cast(
     )
     company_ids = [new_id() for _ in range(max(1, customers // 25))]
     domains = [f"company{i}-{tag}.example" for i in range(len(company_ids))]
-    for start in range(0, len(company_ids), BATCH):
-        chunk = range(start, min(len(company_ids), start + BATCH))
-        await session.execute(
-            insert(_table(Company)),
-            [
-                {"id": company_ids[i], "workspace_id": ws, "name": f"Company {i}",
-                 "email_domains": [domains[i]]}
-                for i in chunk
-            ],
-        )  # fmt: skip
-        await session.execute(
-            insert(_table(CompanyDomain)),
-            [
-                {"workspace_id": ws, "company_id": company_ids[i], "domain": domains[i]}
-                for i in chunk
-            ],
-        )
+    await _bulk_insert(
+        session,
+        _table(Company),
+        [
+            {"id": c, "workspace_id": ws, "name": f"Company {i}", "email_domains": [domains[i]]}
+            for i, c in enumerate(company_ids)
+        ],
+    )
+    await _bulk_insert(
+        session,
+        _table(CompanyDomain),
+        [
+            {"workspace_id": ws, "company_id": c, "domain": domains[i]}
+            for i, c in enumerate(company_ids)
+        ],
+    )
     users: list[tuple[str, str | None]] = []
-    for start in range(0, customers, BATCH):
-        rows = []
-        for i in range(start, min(customers, start + BATCH)):
-            company = rng.randrange(len(company_ids)) if rng.random() < 0.6 else None
-            first, last = rng.choice(FIRST), rng.choice(LAST)
-            domain = domains[company] if company is not None else "mail.example"
-            user_id = new_id()
-            company_id = company_ids[company] if company is not None else None
-            users.append((user_id, company_id))
-            rows.append(
-                {
-                    "id": user_id,
-                    "workspace_id": ws,
-                    "name": f"{first} {last}",
-                    "email": f"{first}.{last}.{i}.{tag}@{domain}".lower(),
-                    "company_id": company_id,
-                }
-            )
-        await session.execute(insert(_table(User)), rows)
-    return _Cast(agents, teams, categories, users)
+    contacts: dict[str, tuple[str, str]] = {}
+    rows = []
+    for i in range(customers):
+        company = rng.randrange(len(company_ids)) if rng.random() < 0.6 else None
+        first, last = rng.choice(FIRST), rng.choice(LAST)
+        domain = domains[company] if company is not None else "mail.example"
+        user_id = new_id()
+        company_id = company_ids[company] if company is not None else None
+        users.append((user_id, company_id))
+        name, email = f"{first} {last}", f"{first}.{last}.{i}.{tag}@{domain}".lower()
+        contacts[user_id] = (name, email)
+        rows.append(
+            {
+                "id": user_id,
+                "workspace_id": ws,
+                "name": name,
+                "email": email,
+                "company_id": company_id,
+            }
+        )
+    await _bulk_insert(session, _table(User), rows)
+    return _Cast(agents, teams, categories, users, contacts)
 
 
 class _TicketBatch:
     """Rows of one batch of tickets with their bodies, tags and threads."""
 
     def __init__(
-        self, ws: str, cast: _Cast, rng: random.Random, words: _Words, per_ticket: float
+        self,
+        ws: str,
+        cast: _Cast,
+        rng: random.Random,
+        words: _Words,
+        per_ticket: float,
+        *,
+        search: bool,
     ) -> None:
         self.ws, self.cast, self.rng, self.words = ws, cast, rng, words
-        self.per_ticket = per_ticket
+        self.per_ticket, self.search = per_ticket, search
         self.tickets: list[dict[str, Any]] = []
         self.bodies: list[dict[str, Any]] = []
         self.tags: list[dict[str, Any]] = []
         self.comments: list[dict[str, Any]] = []
+        self.documents: list[tuple[str, str]] = []  # ticket id, folded search document
 
     def add(self, number: int, created: int) -> None:
         rng = self.rng
@@ -367,6 +477,11 @@ class _TicketBatch:
             for t in ticket_tags
         ]
         self.comments += thread
+        if self.search:  # the document `reindex_tickets` builds, from the rows at hand
+            name, email = self.cast.contacts[user_id]
+            parts = [str(number), self.tickets[-1]["subject"], name, email, body]
+            parts += [c["text"] for c in thread]  # in time order, as the index reads them
+            self.documents.append((ticket_id, fold(" ".join(parts))[:MAX_DOCUMENT]))
 
     def _thread(
         self, ticket_id: str, created: int, status: str, assignee: str | None, user_id: str

@@ -18,7 +18,7 @@ import re
 import unicodedata
 from collections.abc import AsyncIterator, Iterable, Sequence
 from contextlib import asynccontextmanager
-from typing import Any
+from typing import Any, TypeVar
 
 from sqlalchemy import (
     Column,
@@ -46,6 +46,7 @@ MAX_TERMS = 16
 MAX_DOCUMENT = 200_000  # characters of folded text per ticket
 BATCH = 200
 COMMON_MATCH = 2000  # matches above which SQLite walks the list index instead
+_T = TypeVar("_T")
 _WORD = re.compile(r"[^\W_]+")
 
 # The search objects are created by a hand-written revision, not by the models.
@@ -119,9 +120,9 @@ async def search_condition(
     return literal_column("+tickets.id", String()).in_(matched)
 
 
-def _chunks(ids: Sequence[str]) -> Iterable[Sequence[str]]:
-    for start in range(0, len(ids), BATCH):
-        yield ids[start : start + BATCH]
+def _chunks(items: Sequence[_T]) -> Iterable[Sequence[_T]]:
+    for start in range(0, len(items), BATCH):
+        yield items[start : start + BATCH]
 
 
 async def reindex_tickets(
@@ -222,27 +223,31 @@ async def _reindex_chunk(session: AsyncSession, workspace_id: str, ids: Sequence
     )
     for ticket_id, body in comments:
         parts[ticket_id].append(body)
-    rows = [
-        {
-            "ticket_id": tid,
-            "workspace_id": workspace_id,
-            "document": fold(" ".join(p))[:MAX_DOCUMENT],
-        }
-        for tid, p in parts.items()
-    ]
-    if not rows:
-        return
-    if is_sqlite(session):
-        await _write_sqlite(session, rows)
-        return
-    await session.execute(
-        text(
-            "INSERT INTO ticket_search (ticket_id, workspace_id, document) "
-            "VALUES (:ticket_id, :workspace_id, to_tsvector('simple', :document)) "
-            "ON CONFLICT (ticket_id) DO UPDATE SET document = excluded.document"
-        ).bindparams(bindparam("document", type_=Text)),
-        rows,
+    await write_documents(
+        session, workspace_id, [(tid, fold(" ".join(p))[:MAX_DOCUMENT]) for tid, p in parts.items()]
     )
+
+
+async def write_documents(
+    session: AsyncSession, workspace_id: str, documents: Sequence[tuple[str, str]]
+) -> None:
+    """Store the search documents (ticket id, folded text) of tickets, replacing their old ones."""
+    for chunk in _chunks(documents):
+        rows = [
+            {"ticket_id": ticket_id, "workspace_id": workspace_id, "document": document}
+            for ticket_id, document in chunk
+        ]
+        if is_sqlite(session):
+            await _write_sqlite(session, rows)
+            continue
+        await session.execute(_PG_WRITE, rows)
+
+
+_PG_WRITE = text(
+    "INSERT INTO ticket_search (ticket_id, workspace_id, document) "
+    "VALUES (:ticket_id, :workspace_id, to_tsvector('simple', :document)) "
+    "ON CONFLICT (ticket_id) DO UPDATE SET document = excluded.document"
+).bindparams(bindparam("document", type_=Text))
 
 
 async def _write_sqlite(session: AsyncSession, rows: list[dict[str, Any]]) -> None:
