@@ -304,11 +304,13 @@ async def react(runtime: Runtime, event: Event) -> None:
     if kept is not None and all(rule.id in event.chain for rule in kept):
         return  # no rule to run, known without a session (most events of most workspaces)
     async with runtime.db.session(write=False) as session:
-        rules = kept
-        if rules is None:
-            rules = await cache.rules(
+        rules = (
+            kept
+            if kept is not None
+            else await cache.rules(
                 runtime, session, workspace_id=event.workspace_id, trigger=trigger
             )
+        )
         if all(rule.id in event.chain for rule in rules):
             return
         # SQLite has one writer: decide on a read session, take the lock only when a rule fires

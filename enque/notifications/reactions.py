@@ -169,7 +169,7 @@ class _Assignees:
 
     commits: int
     workspace_id: str
-    of: dict[str, str | None]  # ticket → its assignee; a deleted or missing ticket is absent
+    of: dict[str, str | None]  # ticket → its assignee (None: unassigned, deleted or missing)
 
 
 async def _unassigned(runtime: Runtime, event: Event) -> bool:
