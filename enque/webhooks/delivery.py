@@ -178,9 +178,18 @@ class Sender:
                     .where(WebhookDelivery.id.in_(claimed))
                 )
             ).all()
-        outcomes = await asyncio.gather(*(self._post(d, w) for d, w in rows))
-        await self._record(list(outcomes), {d.id: d.attempts for d, _ in rows}, moment)
+        # one endpoint's deliveries in the order their events happened (ids are UUIDv7),
+        # one after another; the endpoints side by side
+        per_endpoint: dict[str, list[tuple[WebhookDelivery, Webhook]]] = {}
+        for delivery, webhook in sorted(rows, key=lambda row: row[0].id):
+            per_endpoint.setdefault(webhook.id, []).append((delivery, webhook))
+        sent = await asyncio.gather(*(self._post_in_turn(p) for p in per_endpoint.values()))
+        outcomes = [outcome for endpoint in sent for outcome in endpoint]
+        await self._record(outcomes, {d.id: d.attempts for d, _ in rows}, moment)
         return len(outcomes)
+
+    async def _post_in_turn(self, pairs: list[tuple[WebhookDelivery, Webhook]]) -> list[Outcome]:
+        return [await self._post(delivery, webhook) for delivery, webhook in pairs]
 
     async def _post(self, delivery: WebhookDelivery, webhook: Webhook) -> Outcome:
         import httpx  # on first use: importing it slows every start

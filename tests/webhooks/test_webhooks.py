@@ -247,3 +247,16 @@ async def test_management_is_for_admins_and_validated(
     assert patched["events"] == ["comment.created"]
     assert (await tenant.delete(f"/v1/webhooks/{hook['id']}")).status_code == 204
     error(await tenant.get(f"/v1/webhooks/{hook['id']}"), 404, "NOT_FOUND")
+
+
+async def test_one_endpoints_deliveries_of_a_batch_arrive_in_the_order_of_their_events(
+    tenant: Tenant, receiver: Receiver, app_runtime: Runtime
+) -> None:
+    receiver.answer = lambda n: 503 if n < 8 else 200  # every first attempt fails
+    await subscribe(tenant, receiver.url(), ["ticket.created"])
+    made = [(await new_ticket(tenant))["id"] for _ in range(8)]
+    await sender_of(app_runtime).idle()
+    receiver.received.clear()
+    assert await sender_of(app_runtime).run_due(at=2**40) == 8  # the retries: one batch
+    got = [orjson.loads(r.body)["payload"]["id"] for r in receiver.received]
+    assert got == made
